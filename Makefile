@@ -1,0 +1,44 @@
+# scim-service: every target creates/refreshes the virtual environment it needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint migrate bench image venv clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## run: start the service (embedded PostgreSQL when DATABASE_URL is unset)
+run: $(STAMP)
+	$(BIN)/scim-service serve
+
+## test: the whole test suite against a real PostgreSQL
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff + mypy (strict over the package)
+lint: $(STAMP)
+	$(BIN)/ruff check scim_service tests
+	$(BIN)/ruff format --check scim_service tests
+	$(BIN)/mypy
+
+## migrate: apply pending migrations to DATABASE_URL (or the embedded database)
+migrate: $(STAMP)
+	$(BIN)/scim-service migrate
+
+## bench: benchmarks (see README "Benchmarks")
+bench: $(STAMP)
+	@echo "benchmarks are not written yet" && exit 1
+
+## image: build the container image (needs a Docker engine)
+image:
+	docker build -f deploy/Dockerfile -t scim-service:latest .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

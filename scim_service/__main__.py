@@ -1,0 +1,5 @@
+import sys
+
+from scim_service.cli import main
+
+sys.exit(main())

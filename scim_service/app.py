@@ -1,0 +1,75 @@
+"""The application factory: `create_app(settings)` builds and owns everything a server needs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from scim_service.config import ConfigError, Settings
+from scim_service.http.middleware import auth_middleware, request_middleware
+from scim_service.keys import ADMIN_DIGEST, LIFECYCLE, POOL, SETTINGS
+from scim_service.lifecycle import Lifecycle
+from scim_service.logs import get_logger
+from scim_service.routes import setup_routes
+from scim_service.store import migrate
+from scim_service.store.db import create_pool
+from scim_service.tokens import token_digest
+
+log = get_logger("scim_service.app")
+
+
+async def open_pool(settings: Settings) -> asyncpg.Pool:
+    """Connect, retrying with backoff for at most `db_connect_timeout` seconds (databases
+    often start after their sidecars); then fail with the driver's error."""
+    assert settings.database_url is not None
+    deadline = time.monotonic() + settings.db_connect_timeout
+    delay = 0.2
+    while True:
+        try:
+            return await create_pool(
+                settings.database_url,
+                min_size=settings.db_pool_min,
+                max_size=settings.db_pool_max,
+                timeout=max(1.0, min(10.0, settings.db_connect_timeout)),
+            )
+        except (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError) as exc:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise
+            log.warning("database_unreachable_retrying", error=type(exc).__name__, retry_in=delay)
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 5.0)
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pool = await open_pool(settings)
+    try:
+        if settings.migrate_on_start:
+            async with pool.acquire() as conn:
+                await migrate.migrate(conn)
+            app[LIFECYCLE].migrations_current = True
+        app[POOL] = pool
+        yield
+    finally:
+        await pool.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    if settings.database_url is None:
+        raise ConfigError(["create_app needs a database_url (the CLI starts the embedded one)"])
+    app = web.Application(
+        middlewares=[request_middleware, auth_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[LIFECYCLE] = Lifecycle()
+    if settings.admin_token:
+        app[ADMIN_DIGEST] = token_digest(settings.admin_token)
+    app.cleanup_ctx.append(_database)
+    setup_routes(app)
+    return app

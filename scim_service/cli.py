@@ -1,0 +1,294 @@
+"""The `scim-service` console script.
+
+    scim-service serve                     HTTP server (and the event publisher)
+    scim-service migrate                   apply pending migrations and exit
+    scim-service org create NAME | list | show ORG_ID | scim enable|disable ORG_ID
+    scim-service token create ORG_ID [--description TEXT] [--ttl-days N] | list ORG_ID
+                 | revoke TOKEN_ID
+
+Every command that prints data accepts --json. Exit codes: 0 success, 1 the operation failed
+(e.g. unknown organization), 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from scim_service import errors, tenancy
+from scim_service.config import ConfigError, Settings, load_settings
+from scim_service.logs import configure_logging
+from scim_service.store import migrate as migrations
+from scim_service.store.db import connect
+from scim_service.store.tenants import Org, TokenInfo
+
+Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%SZ") if value.utcoffset() is not None else str(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    cells = [[_fmt(c) for c in row] for row in rows]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+    line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))
+    print(line.rstrip())
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
+
+
+def print_org(org: Org) -> None:
+    print_table(
+        [[org.id, org.name, org.scim_enabled, org.active_tokens, org.created_at]],
+        ["id", "name", "scim", "active tokens", "created"],
+    )
+
+
+def print_tokens(tokens: Sequence[TokenInfo]) -> None:
+    print_table(
+        [
+            [
+                t.id,
+                t.display_prefix + "…",
+                t.state,
+                t.description,
+                t.created_at,
+                t.expires_at,
+                t.last_used_at,
+            ]
+            for t in tokens
+        ],
+        ["id", "prefix", "state", "description", "created", "expires", "last used"],
+    )
+
+
+# --- database access for one-shot commands ----------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def database(
+    settings: Settings, *, migrate: bool = True
+) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to DATABASE_URL, or to the embedded server (started if needed); migrated
+    first unless `migrate` is false."""
+    async with contextlib.AsyncExitStack() as stack:
+        dsn = settings.database_url
+        if dsn is None:
+            from scim_service.embedded import EmbeddedPostgres
+
+            pg = EmbeddedPostgres(settings.data_dir)
+            dsn = await asyncio.to_thread(pg.start)
+            stack.callback(pg.stop)
+        conn = await connect(dsn, timeout=settings.db_connect_timeout)
+        stack.push_async_callback(conn.close)
+        if migrate and await migrations.pending(conn):
+            await migrations.migrate(conn)
+        yield conn
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from scim_service.server import serve
+
+    return await serve(settings)
+
+
+async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    async with database(settings, migrate=False) as conn:
+        applied = await migrations.migrate(conn)
+    if args.json:
+        print_json({"applied": applied})
+    elif applied:
+        print("applied migrations: " + ", ".join(f"{v:04d}" for v in applied))
+    else:
+        print("database is up to date")
+    return 0
+
+
+async def cmd_org_create(args: argparse.Namespace, settings: Settings) -> int:
+    async with database(settings) as conn:
+        org = await tenancy.create_org(
+            conn, args.name, org_id=args.id, scim_enabled=not args.scim_disabled
+        )
+    print_json(org) if args.json else print_org(org)
+    return 0
+
+
+async def cmd_org_list(args: argparse.Namespace, settings: Settings) -> int:
+    async with database(settings) as conn:
+        orgs = await tenancy.list_orgs(conn)
+    if args.json:
+        print_json(orgs)
+    else:
+        print_table(
+            [[o.id, o.name, o.scim_enabled, o.active_tokens, o.created_at] for o in orgs],
+            ["id", "name", "scim", "active tokens", "created"],
+        )
+    return 0
+
+
+async def cmd_org_show(args: argparse.Namespace, settings: Settings) -> int:
+    async with database(settings) as conn:
+        org = await tenancy.get_org(conn, args.org_id)
+    print_json(org) if args.json else print_org(org)
+    return 0
+
+
+async def cmd_org_scim(args: argparse.Namespace, settings: Settings) -> int:
+    async with database(settings) as conn:
+        org = await tenancy.set_scim_enabled(conn, args.org_id, args.action == "enable")
+    print_json(org) if args.json else print_org(org)
+    return 0
+
+
+async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    async with database(settings) as conn:
+        new = await tenancy.create_token(
+            conn, args.org_id, description=args.description, ttl_days=args.ttl_days
+        )
+    if args.json:
+        print_json({"token": new.token, "scim_base_url": settings.scim_base_url, "info": new.info})
+    else:
+        print(f"SCIM Base URL: {settings.scim_base_url}")
+        print(f"Token:         {new.token}")
+        print(f"Token id:      {new.info.id}")
+        if new.info.expires_at:
+            print(f"Expires:       {_fmt(new.info.expires_at)}")
+        print("The token is shown only this once; store it in your identity provider now.")
+    return 0
+
+
+async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
+    async with database(settings) as conn:
+        tokens = await tenancy.list_tokens(conn, args.org_id)
+    print_json(tokens) if args.json else print_tokens(tokens)
+    return 0
+
+
+async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async with database(settings) as conn:
+        info = await tenancy.revoke_token(conn, args.token_id)
+    print_json(info) if args.json else print_tokens([info])
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+
+def _uuid_arg(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a UUID") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    json_flag = argparse.ArgumentParser(add_help=False)
+    json_flag.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    parser = argparse.ArgumentParser(
+        prog="scim-service",
+        description="SCIM 2.0 provisioning service (configuration: environment)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("serve", help="run the HTTP server").set_defaults(func=cmd_serve)
+    sub.add_parser(
+        "migrate", parents=[json_flag], help="apply pending migrations and exit"
+    ).set_defaults(func=cmd_migrate)
+
+    org = sub.add_parser("org", help="organizations").add_subparsers(dest="org_cmd", required=True)
+    p = org.add_parser("create", parents=[json_flag], help="create an organization")
+    p.add_argument("name")
+    p.add_argument("--id", type=_uuid_arg, help="use this id (e.g. the platform's own org id)")
+    p.add_argument("--scim-disabled", action="store_true", help="create with SCIM switched off")
+    p.set_defaults(func=cmd_org_create)
+    org.add_parser("list", parents=[json_flag], help="list organizations").set_defaults(
+        func=cmd_org_list
+    )
+    p = org.add_parser("show", parents=[json_flag], help="show one organization")
+    p.add_argument("org_id", type=_uuid_arg)
+    p.set_defaults(func=cmd_org_show)
+    scim = org.add_parser("scim", help="switch SCIM provisioning on or off").add_subparsers(
+        dest="action", required=True
+    )
+    for action in ("enable", "disable"):
+        p = scim.add_parser(action, parents=[json_flag], help=f"{action} SCIM for an organization")
+        p.add_argument("org_id", type=_uuid_arg)
+        p.set_defaults(func=cmd_org_scim)
+
+    tok = sub.add_parser("token", help="SCIM bearer tokens").add_subparsers(
+        dest="token_cmd", required=True
+    )
+    p = tok.add_parser("create", parents=[json_flag], help="create a token (printed once)")
+    p.add_argument("org_id", type=_uuid_arg)
+    p.add_argument("--description", default="", help="what the token is for (e.g. 'JumpCloud')")
+    p.add_argument("--ttl-days", type=int, default=None, help="expire after N days")
+    p.set_defaults(func=cmd_token_create)
+    p = tok.add_parser("list", parents=[json_flag], help="list an organization's tokens")
+    p.add_argument("org_id", type=_uuid_arg)
+    p.set_defaults(func=cmd_token_list)
+    p = tok.add_parser("revoke", parents=[json_flag], help="revoke a token")
+    p.add_argument("token_id", type=_uuid_arg)
+    p.set_defaults(func=cmd_token_revoke)
+    return parser
+
+
+def _run(coro: Awaitable[int]) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)  # type: ignore[arg-type]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"scim-service: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        return _run(args.func(args, settings))
+    except errors.ScimError as exc:
+        print(f"scim-service: error: {exc.detail}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"scim-service: database error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Settings, read once from the environment and validated with one message per bad value."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+LogFormat = Literal["json", "console"]
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class ConfigError(Exception):
+    """The environment holds one or more bad values; `problems` names each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """The effective configuration of one process.
+
+    Frozen: built once by `load_settings` (or by tests with `msgspec.structs.replace`) and
+    shared read-only by everything the app creates.
+    """
+
+    database_url: str | None = None
+    data_dir: Path = Path(".scim-data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url_override: str | None = None
+    admin_token: str | None = None
+    log_format: LogFormat = "json"
+    log_level: str = "info"
+    migrate_on_start: bool = True
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    db_connect_timeout: float = 10.0
+    max_body_bytes: int = 1024 * 1024
+    shutdown_grace: float = 20.0
+
+    @property
+    def public_url(self) -> str:
+        """Base of every URL we print or return (meta.location), without a trailing slash."""
+        if self.public_url_override:
+            return self.public_url_override.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - the wildcard means "this machine"
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def scim_base_url(self) -> str:
+        return f"{self.public_url}/scim/v2"
+
+
+_DEFAULTS = Settings()
+
+# --- parsing helpers: each returns the value or appends a message and returns None ----------------
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse_bool(name: str, raw: str, problems: list[str]) -> bool | None:
+    low = raw.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    problems.append(f"{name}={raw!r} is not a boolean (use true/false, 1/0, yes/no, on/off)")
+    return None
+
+
+def _parse_int(name: str, raw: str, problems: list[str], lo: int, hi: int) -> int | None:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        problems.append(f"{name}={raw!r} is not an integer")
+        return None
+    if not lo <= value <= hi:
+        problems.append(f"{name}={value} is out of range ({lo}..{hi})")
+        return None
+    return value
+
+
+def _parse_float(name: str, raw: str, problems: list[str], lo: float, hi: float) -> float | None:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        problems.append(f"{name}={raw!r} is not a number")
+        return None
+    if not lo <= value <= hi:
+        problems.append(f"{name}={value} is out of range ({lo}..{hi})")
+        return None
+    return value
+
+
+def _parse_http_url(name: str, raw: str, problems: list[str]) -> str | None:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        problems.append(f"{name}={raw!r} must be an absolute http(s) URL")
+        return None
+    if parts.query or parts.fragment:
+        problems.append(f"{name}={raw!r} must not carry a query or fragment")
+        return None
+    return raw.strip().rstrip("/")
+
+
+def _parse_dsn(name: str, raw: str, problems: list[str]) -> str | None:
+    # Never echo the DSN back: it may carry a password.
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("postgres", "postgresql"):
+        problems.append(
+            f"{name} must be a postgresql:// URL (the value is not shown: it may hold a password)"
+        )
+        return None
+    return raw.strip()
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, isatty: bool | None = None
+) -> Settings:
+    """Build Settings from the environment; raise ConfigError listing every bad value."""
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+    values: dict[str, object] = {}
+
+    def take(name: str, key: str, parse: Callable[[str, str, list[str]], object | None]) -> None:
+        raw = env.get(name)
+        if raw is None or raw.strip() == "":
+            return
+        value = parse(name, raw, problems)
+        if value is not None:
+            values[key] = value
+
+    take("DATABASE_URL", "database_url", _parse_dsn)
+    take("SCIM_DATA_DIR", "data_dir", lambda n, r, p: Path(r.strip()))
+    take("SCIM_HOST", "host", lambda n, r, p: r.strip())
+    take("SCIM_PORT", "port", lambda n, r, p: _parse_int(n, r, p, 0, 65535))
+    take("SCIM_PUBLIC_URL", "public_url_override", _parse_http_url)
+    take("SCIM_MIGRATE_ON_START", "migrate_on_start", _parse_bool)
+    take("SCIM_DB_POOL_MIN", "db_pool_min", lambda n, r, p: _parse_int(n, r, p, 0, 1000))
+    take("SCIM_DB_POOL_MAX", "db_pool_max", lambda n, r, p: _parse_int(n, r, p, 1, 1000))
+    take(
+        "SCIM_DB_CONNECT_TIMEOUT",
+        "db_connect_timeout",
+        lambda n, r, p: _parse_float(n, r, p, 0.1, 3600),
+    )
+
+    take(
+        "SCIM_SHUTDOWN_GRACE",
+        "shutdown_grace",
+        lambda n, r, p: _parse_float(n, r, p, 0, 3600),
+    )
+
+    admin = env.get("SCIM_ADMIN_TOKEN")
+    if admin is not None and admin != "":
+        if len(admin) < 16:
+            problems.append(
+                "SCIM_ADMIN_TOKEN is too short (at least 16 characters; value not shown)"
+            )
+        else:
+            values["admin_token"] = admin
+
+    fmt = env.get("SCIM_LOG_FORMAT", "").strip().lower()
+    if fmt:
+        if fmt not in ("json", "console"):
+            problems.append(f"SCIM_LOG_FORMAT={fmt!r} must be 'json' or 'console'")
+        else:
+            values["log_format"] = fmt
+    else:
+        tty = sys.stdout.isatty() if isatty is None else isatty
+        values["log_format"] = "console" if tty else "json"
+
+    level = env.get("SCIM_LOG_LEVEL", "").strip().lower()
+    if level:
+        if level == "warn":
+            level = "warning"
+        if level not in LOG_LEVELS:
+            problems.append(f"SCIM_LOG_LEVEL={level!r} must be one of {', '.join(LOG_LEVELS)}")
+        else:
+            values["log_level"] = level
+
+    pool_min = values.get("db_pool_min", _DEFAULTS.db_pool_min)
+    pool_max = values.get("db_pool_max", _DEFAULTS.db_pool_max)
+    if isinstance(pool_min, int) and isinstance(pool_max, int) and pool_min > pool_max:
+        problems.append(f"SCIM_DB_POOL_MIN={pool_min} is larger than SCIM_DB_POOL_MAX={pool_max}")
+
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values)  # type: ignore[arg-type]

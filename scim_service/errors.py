@@ -1,0 +1,153 @@
+"""The one error hierarchy of the service.
+
+Every failure a client can cause is one of these classes: one per RFC 7644 §3.12 scimType
+(400/409) plus one per HTTP status the protocol uses without a scimType. The storage layer
+raises them (after translating driver errors), the SCIM engines raise them, the CLI prints
+them, and one HTTP middleware renders them as `application/scim+json` bodies (RFC 7644 §3.12:
+`status` is a string). Nothing here knows HTTP or the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
+class ScimError(Exception):
+    """Base class: an HTTP status, an optional scimType and a human detail."""
+
+    status: ClassVar[int] = 400
+    scim_type: ClassVar[str | None] = None
+    default_detail: ClassVar[str] = "The request could not be processed"
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.default_detail
+        super().__init__(self.detail)
+
+    def to_body(self) -> dict[str, Any]:
+        """The RFC 7644 §3.12 error response body."""
+        body: dict[str, Any] = {"schemas": [ERROR_SCHEMA], "status": str(self.status)}
+        if self.scim_type:
+            body["scimType"] = self.scim_type
+        body["detail"] = self.detail
+        return body
+
+
+# --- 400 with a scimType (RFC 7644 §3.12, table 9) ---------------------------------------------
+
+
+class InvalidFilter(ScimError):
+    scim_type = "invalidFilter"
+    default_detail = "The specified filter syntax was invalid or the comparison is not supported"
+
+
+class TooMany(ScimError):
+    scim_type = "tooMany"
+    default_detail = (
+        "The specified filter yields more results than the server is willing to process"
+    )
+
+
+class Mutability(ScimError):
+    scim_type = "mutability"
+    default_detail = "The attempted modification is not compatible with the attribute's mutability"
+
+
+class InvalidSyntax(ScimError):
+    scim_type = "invalidSyntax"
+    default_detail = "The request body message structure was invalid"
+
+
+class InvalidPath(ScimError):
+    scim_type = "invalidPath"
+    default_detail = "The path attribute was invalid or malformed"
+
+
+class NoTarget(ScimError):
+    scim_type = "noTarget"
+    default_detail = "The specified path did not yield an attribute that could be operated on"
+
+
+class InvalidValue(ScimError):
+    scim_type = "invalidValue"
+    default_detail = "A required value was missing or the value was not compatible"
+
+
+class InvalidVersion(ScimError):
+    scim_type = "invalidVers"
+    default_detail = "The specified SCIM protocol version is not supported"
+
+
+class Sensitive(ScimError):
+    scim_type = "sensitive"
+    default_detail = "The request cannot be completed: sensitive information in the request URI"
+
+
+class BadRequest(ScimError):
+    """400 without a scimType (for instance an unsupported media type in an admin request)."""
+
+
+# --- statuses without a scimType ------------------------------------------------------------
+
+
+class Unauthorized(ScimError):
+    status = 401
+    default_detail = "Authentication required: send 'Authorization: Bearer <token>'"
+
+
+class Forbidden(ScimError):
+    status = 403
+    default_detail = "The operation is not permitted"
+
+
+class NotFound(ScimError):
+    status = 404
+    default_detail = "Resource not found"
+
+
+class MethodNotAllowed(ScimError):
+    status = 405
+    default_detail = "The HTTP method is not supported on this endpoint"
+
+    def __init__(self, detail: str | None = None, *, allowed: tuple[str, ...] = ()) -> None:
+        super().__init__(detail)
+        self.allowed = allowed
+
+
+class Uniqueness(ScimError):
+    status = 409
+    scim_type = "uniqueness"
+    default_detail = "One or more attribute values are already in use"
+
+
+class Conflict(ScimError):
+    status = 409
+    default_detail = "The request conflicts with the current state of the resource"
+
+
+class PreconditionFailed(ScimError):
+    status = 412
+    default_detail = "The resource has changed (ETag mismatch)"
+
+
+class PayloadTooLarge(ScimError):
+    status = 413
+    default_detail = "The request body is too large"
+
+
+class UnsupportedMediaType(ScimError):
+    status = 415
+    default_detail = "Send 'Content-Type: application/scim+json' (or application/json)"
+
+
+class Unavailable(ScimError):
+    status = 503
+    default_detail = "The service is temporarily unavailable; retry later"
+
+
+class InternalError(ScimError):
+    """A fixed, uninformative 500; the traceback goes to the log, never into the body."""
+
+    status = 500
+    default_detail = "Internal server error"

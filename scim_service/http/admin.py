@@ -1,0 +1,104 @@
+"""Admin API (`/admin/v1`, bearer SCIM_ADMIN_TOKEN): thin handlers over `scim_service.tenancy`."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+from aiohttp import web
+
+from scim_service import errors, tenancy
+from scim_service.http.responses import admin_json, read_json
+from scim_service.keys import POOL, SETTINGS
+from scim_service.store.tenants import TokenInfo
+
+
+class CreateOrg(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    id: uuid.UUID | None = None
+    scim_enabled: bool = True
+
+
+class CreateToken(msgspec.Struct, forbid_unknown_fields=True):
+    description: str = ""
+    ttl_days: int | None = None
+
+
+class CreatedToken(msgspec.Struct, kw_only=True):
+    """The creation answer: the token appears here once and is never shown again."""
+
+    token: str
+    scim_base_url: str
+    info: TokenInfo
+
+
+def path_uuid(request: web.Request, name: str, what: str) -> uuid.UUID:
+    raw = request.match_info[name]
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise errors.NotFound(f"{what} {raw} not found") from None
+
+
+async def create_org(request: web.Request) -> web.Response:
+    body = await read_json(request, CreateOrg)
+    async with request.app[POOL].acquire() as conn:
+        org = await tenancy.create_org(
+            conn, body.name, org_id=body.id, scim_enabled=body.scim_enabled
+        )
+    return admin_json(org, status=201)
+
+
+async def list_orgs(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        orgs = await tenancy.list_orgs(conn)
+    return admin_json({"orgs": orgs})
+
+
+async def get_org(request: web.Request) -> web.Response:
+    org_id = path_uuid(request, "org_id", "Organization")
+    async with request.app[POOL].acquire() as conn:
+        org = await tenancy.get_org(conn, org_id)
+    return admin_json(org)
+
+
+async def enable_scim(request: web.Request) -> web.Response:
+    return await _set_scim(request, True)
+
+
+async def disable_scim(request: web.Request) -> web.Response:
+    return await _set_scim(request, False)
+
+
+async def _set_scim(request: web.Request, enabled: bool) -> web.Response:
+    org_id = path_uuid(request, "org_id", "Organization")
+    async with request.app[POOL].acquire() as conn:
+        org = await tenancy.set_scim_enabled(conn, org_id, enabled)
+    return admin_json(org)
+
+
+async def create_token(request: web.Request) -> web.Response:
+    org_id = path_uuid(request, "org_id", "Organization")
+    body = await read_json(request, CreateToken) if request.body_exists else CreateToken()
+    async with request.app[POOL].acquire() as conn:
+        new = await tenancy.create_token(
+            conn, org_id, description=body.description, ttl_days=body.ttl_days
+        )
+    created = CreatedToken(
+        token=new.token, scim_base_url=request.app[SETTINGS].scim_base_url, info=new.info
+    )
+    return admin_json(created, status=201)
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    org_id = path_uuid(request, "org_id", "Organization")
+    async with request.app[POOL].acquire() as conn:
+        tokens = await tenancy.list_tokens(conn, org_id)
+    return admin_json({"tokens": tokens})
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    token_id = path_uuid(request, "token_id", "Token")
+    async with request.app[POOL].acquire() as conn:
+        info = await tenancy.revoke_token(conn, token_id)
+    return admin_json(info)

@@ -1,0 +1,42 @@
+"""Liveness and readiness: unauthenticated, outside /scim, cheap."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from scim_service.keys import LIFECYCLE, POOL
+from scim_service.logs import get_logger
+from scim_service.store import migrate
+
+READY_TIMEOUT = 2.0
+
+log = get_logger("scim_service.health")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive and its event loop answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready to take traffic: not draining, database reachable, migrations current."""
+    lifecycle = request.app[LIFECYCLE]
+    if lifecycle.draining:
+        return web.json_response({"status": "draining"}, status=503)
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            async with request.app[POOL].acquire() as conn:
+                await conn.fetchval("SELECT 1")
+                if not lifecycle.migrations_current:
+                    missing = await migrate.pending(conn)
+                    if missing:
+                        return web.json_response(
+                            {"status": "migrations_pending", "pending": missing}, status=503
+                        )
+                    lifecycle.migrations_current = True
+    except Exception as exc:  # any failure of the probe means "not ready", never a 500
+        log.warning("readiness_check_failed", error=type(exc).__name__)
+        return web.json_response({"status": "database_unavailable"}, status=503)
+    return web.json_response({"status": "ready"})

@@ -1,0 +1,138 @@
+"""Middlewares: request id + one log line + error rendering (outermost), then authentication."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from scim_service import errors, tenancy
+from scim_service.keys import ADMIN_DIGEST, POOL, PRINCIPAL, REQUEST_ID, SETTINGS
+from scim_service.logs import get_logger
+from scim_service.tokens import matches_digest
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SCIM_CONTENT_TYPE = "application/scim+json"
+SCIM_PREFIX = "/scim/v2"
+ADMIN_PREFIX = "/admin/v1"
+
+log = get_logger("scim_service.http")
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
+
+
+def _request_id(request: web.Request) -> str:
+    incoming = request.headers.get("X-Request-ID")
+    if incoming and _REQUEST_ID_RE.match(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+def _route_template(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "<unmatched>"
+
+
+def error_response(request: web.Request, err: errors.ScimError) -> web.Response:
+    is_scim = request.path.startswith("/scim")
+    resp = web.Response(
+        status=err.status,
+        body=msgspec.json.encode(err.to_body()),
+        content_type=SCIM_CONTENT_TYPE if is_scim else "application/json",
+    )
+    if isinstance(err, errors.Unauthorized):
+        resp.headers["WWW-Authenticate"] = (
+            'Bearer realm="scim"' if is_scim else 'Bearer realm="admin"'
+        )
+    if isinstance(err, errors.MethodNotAllowed) and err.allowed:
+        resp.headers["Allow"] = ", ".join(sorted(err.allowed))
+    return resp
+
+
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> errors.ScimError:
+    if isinstance(exc, web.HTTPNotFound):
+        return errors.NotFound(f"No endpoint at {request.path}")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return errors.MethodNotAllowed(
+            f"{request.method} is not supported on {request.path}",
+            allowed=tuple(exc.allowed_methods),
+        )
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        limit = request.app[SETTINGS].max_body_bytes
+        return errors.PayloadTooLarge(f"The request body is larger than {limit} bytes")
+    generic = errors.ScimError(exc.reason)
+    generic.status = exc.status  # type: ignore[misc]
+    return generic
+
+
+@web.middleware
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, error rendering and the one canonical log line per request."""
+    rid = _request_id(request)
+    request[REQUEST_ID] = rid
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=rid)
+    started = time.perf_counter()
+    resp: web.StreamResponse
+    try:
+        length = request.content_length
+        if length is not None and length > request.app[SETTINGS].max_body_bytes:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=request.app[SETTINGS].max_body_bytes, actual_size=length
+            )
+        resp = await handler(request)
+    except errors.ScimError as exc:
+        resp = error_response(request, exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        resp = error_response(request, _from_http_exception(request, exc))
+    except Exception:
+        log.exception("unhandled_error", method=request.method, route=_route_template(request))
+        resp = error_response(
+            request, errors.InternalError(f"Internal server error (request id {rid})")
+        )
+    resp.headers["X-Request-ID"] = rid
+    principal = request.get(PRINCIPAL)
+    log.info(
+        "http_request",
+        method=request.method,
+        route=_route_template(request),
+        status=resp.status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        org_id=str(principal.org_id) if principal is not None else None,
+    )
+    return resp
+
+
+def bearer_token(request: web.Request) -> str:
+    header = request.headers.get("Authorization")
+    if not header:
+        raise errors.Unauthorized()
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise errors.Unauthorized("Use 'Authorization: Bearer <token>'")
+    return value.strip()
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """SCIM paths: a SCIM token resolves to its organization. Admin paths: the admin token."""
+    path = request.path
+    if path.startswith("/scim/") or path == "/scim":
+        token = bearer_token(request)
+        async with request.app[POOL].acquire() as conn:
+            request[PRINCIPAL] = await tenancy.authenticate(conn, token)
+    elif path.startswith("/admin/") or path == "/admin":
+        digest = request.app.get(ADMIN_DIGEST)
+        if digest is None:
+            raise errors.NotFound("The admin API is disabled (SCIM_ADMIN_TOKEN is not set)")
+        if not matches_digest(bearer_token(request), digest):
+            raise errors.Unauthorized("The admin token is not valid")
+    return await handler(request)

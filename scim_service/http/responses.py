@@ -1,0 +1,53 @@
+"""Response and request-body helpers shared by the handlers."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from scim_service import errors
+from scim_service.http.middleware import SCIM_CONTENT_TYPE
+
+T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder()
+_ACCEPTED_TYPES = ("application/scim+json", "application/json")
+
+
+def scim_json(
+    body: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=_encoder.encode(body),
+        content_type=SCIM_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+def admin_json(body: Any, *, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=_encoder.encode(body), content_type="application/json")
+
+
+async def read_json(request: web.Request, type_: type[T]) -> T:
+    """Read and decode a JSON request body, with SCIM errors for every way it can be wrong."""
+    if (
+        request.body_exists
+        and request.content_type not in _ACCEPTED_TYPES
+        and request.headers.get("Content-Type")
+    ):
+        raise errors.UnsupportedMediaType(
+            f"Content-Type {request.content_type!r} is not supported; "
+            "send application/scim+json or application/json"
+        )
+    raw = await request.read()
+    if not raw.strip():
+        raise errors.InvalidSyntax("The request body is empty; a JSON object is required")
+    try:
+        return msgspec.json.decode(raw, type=type_)
+    except msgspec.ValidationError as exc:
+        raise errors.InvalidValue(f"Invalid request body: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise errors.InvalidSyntax(f"The request body is not valid JSON: {exc}") from exc

@@ -1,0 +1,19 @@
+"""Typed keys for everything the application and its requests share (no string keys)."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from scim_service.config import Settings
+from scim_service.lifecycle import Lifecycle
+from scim_service.tenancy import Principal
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+ADMIN_DIGEST = web.AppKey("admin_digest", bytes)
+
+# Set by the auth middleware on every authenticated SCIM request.
+PRINCIPAL = web.RequestKey("principal", Principal)
+REQUEST_ID = web.RequestKey("request_id", str)

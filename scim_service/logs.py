@@ -1,0 +1,55 @@
+"""structlog, configured once per process.
+
+JSON lines on stdout in production, a console renderer on a terminal. `merge_contextvars`
+comes first so the request middleware can bind `request_id` (and the org id) once. Event
+names are stable snake_case strings; values are key/value fields, never formatted into the
+event name. Nothing here ever sees a token: callers log token ids and prefixes only.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+def configure_logging(log_format: str = "json", level: str = "info") -> None:
+    """Configure structlog (and the stdlib root logger it may receive records from)."""
+    numeric = _LEVELS.get(level, logging.INFO)
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if log_format == "console":
+        renderer: Any = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+        processors = [*shared, renderer]
+    else:
+        processors = [
+            *shared,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries log through the stdlib; keep their noise at warning and route it to stderr.
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

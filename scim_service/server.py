@@ -1,0 +1,85 @@
+"""`scim-service serve`: run the app until SIGINT/SIGTERM, then stop in order.
+
+Order on a signal: /readyz answers 503 at once (the lifecycle is draining), the listener
+closes, in-flight requests get `shutdown_grace` seconds to finish, the app's cleanup contexts
+run (background tasks, then the pool), and last the embedded PostgreSQL stops, if we started
+one. Exit status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import msgspec
+from aiohttp import web
+
+from scim_service import tenancy
+from scim_service.app import create_app
+from scim_service.config import Settings
+from scim_service.keys import LIFECYCLE, POOL
+from scim_service.logs import get_logger
+
+log = get_logger("scim_service.server")
+
+
+def _announce_first_run(settings: Settings, org_name: str, org_id: str, token: str) -> None:
+    # Printed plainly (not logged) on purpose: this is the one moment a person needs the token,
+    # and it must never reach a log pipeline.
+    print(
+        "\n"
+        "  scim-service is ready. Paste these into your identity provider (JumpCloud:\n"
+        "  API Type 'SCIM API', SCIM Version 'SCIM 2.0'):\n\n"
+        f"    SCIM Base URL:  {settings.scim_base_url}\n"
+        f"    Token:          {token}\n"
+        "    Header:         Authorization: Bearer <token>\n\n"
+        f"  Organization '{org_name}' ({org_id}). The token is shown only this once;\n"
+        "  create more with: scim-service token create <ORG_ID>\n",
+        flush=True,
+    )
+
+
+async def serve(settings: Settings) -> int:
+    async with contextlib.AsyncExitStack() as stack:
+        embedded = settings.database_url is None
+        if embedded:
+            from scim_service.embedded import EmbeddedPostgres
+
+            pg = EmbeddedPostgres(settings.data_dir)
+            dsn = await asyncio.to_thread(pg.start)
+            stack.callback(pg.stop)
+            settings = msgspec.structs.replace(settings, database_url=dsn)
+
+        app = create_app(settings)
+        runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_grace
+        )
+        await runner.setup()  # opens the pool, migrates, starts background tasks
+        stack.push_async_callback(runner.cleanup)
+
+        if embedded:
+            async with app[POOL].acquire() as conn:
+                first = await tenancy.bootstrap_default(conn)
+            if first is not None:
+                org, new = first
+                _announce_first_run(settings, org.name, str(org.id), new.token)
+            else:
+                print(f"\n  SCIM Base URL: {settings.scim_base_url}\n", flush=True)
+
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        log.info("server_started", url=settings.public_url, scim_base_url=settings.scim_base_url)
+
+        lifecycle = app[LIFECYCLE]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lifecycle.begin_drain)
+        try:
+            await lifecycle.stop_event.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        log.info("server_stopping", grace_seconds=settings.shutdown_grace)
+    log.info("server_stopped")
+    return 0

@@ -1,0 +1,139 @@
+"""Connections, named queries and the translation of driver errors.
+
+SQL lives in `sql/`: versioned migrations and named query blocks (`-- name: x`) loaded once
+into `QUERIES`. Values always travel as `$n` parameters. Driver errors are translated here,
+once, by SQLSTATE class and constraint name, into the service's error hierarchy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from scim_service import errors
+
+Connection = asyncpg.Connection
+Pool = asyncpg.Pool
+
+
+def sql_dir() -> Path:
+    """`sql/` of the source tree, or the copy a wheel carries as `scim_service/_sql`."""
+    packaged = Path(str(resources.files("scim_service"))) / "_sql"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "sql"
+
+
+_NAME_RE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+
+
+def parse_query_file(text: str, source: str = "<sql>") -> dict[str, str]:
+    """Split a file of `-- name: x` blocks into {name: sql}."""
+    out: dict[str, str] = {}
+    matches = list(_NAME_RE.finditer(text))
+    for i, m in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        body = text[m.end() : end].strip()
+        if not body:
+            raise ValueError(f"{source}: query {m.group(1)!r} is empty")
+        if m.group(1) in out:
+            raise ValueError(f"{source}: query {m.group(1)!r} is defined twice")
+        out[m.group(1)] = body
+    return out
+
+
+def load_queries(directory: Path | None = None) -> Mapping[str, str]:
+    directory = directory or sql_dir() / "queries"
+    queries: dict[str, str] = {}
+    for path in sorted(directory.glob("*.sql")):
+        for name, body in parse_query_file(path.read_text("utf-8"), path.name).items():
+            if name in queries:
+                raise ValueError(f"{path.name}: query {name!r} is already defined in another file")
+            queries[name] = body
+    return queries
+
+
+QUERIES: Mapping[str, str] = load_queries()
+
+
+# --- pool ---------------------------------------------------------------------------------------
+
+
+def _encode_json(value: Any) -> str:
+    return msgspec.json.encode(value).decode("utf-8")
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Per-connection setup: json/jsonb travel as text and are decoded by msgspec."""
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename,
+            encoder=_encode_json,
+            decoder=msgspec.json.decode,
+            schema="pg_catalog",
+            format="text",
+        )
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, timeout: float = 10.0
+) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout,
+        init=init_connection,
+        server_settings={"application_name": "scim-service"},
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(dsn: str, *, timeout: float = 10.0) -> asyncpg.Connection:
+    conn = await asyncpg.connect(
+        dsn, timeout=timeout, server_settings={"application_name": "scim-service"}
+    )
+    await init_connection(conn)
+    return conn
+
+
+# --- driver errors → the service's hierarchy -----------------------------------------------------
+
+# Unique constraints (by name) and what the client is told when one is violated.
+UNIQUE_CONSTRAINTS: dict[str, str] = {
+    "organizations_name_key": "An organization with this name already exists",
+    "organizations_pkey": "An organization with this id already exists",
+}
+
+
+def register_unique_constraint(name: str, detail: str) -> None:
+    """Store modules declare their own unique constraints next to their queries."""
+    UNIQUE_CONSTRAINTS[name] = detail
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn asyncpg errors into ScimError subclasses, by SQLSTATE and constraint name."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        detail = UNIQUE_CONSTRAINTS.get(exc.constraint_name or "")
+        if detail is None:
+            raise
+        raise errors.Uniqueness(detail) from exc
+    except asyncpg.DataError as exc:
+        # SQLSTATE class 22 (bad value that slipped past validation, e.g. an out-of-range int).
+        raise errors.InvalidValue("A value is not valid for its attribute") from exc
+    except (asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
+        raise errors.Unavailable("The database is not accepting connections; retry later") from exc
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.ConnectionDoesNotExistError) as exc:
+        # SQLSTATE class 08 and socket errors: the database went away mid-request.
+        raise errors.Unavailable("The database is unreachable; retry later") from exc

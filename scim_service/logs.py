@@ -43,7 +43,8 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        # No fixed file: each logger writes to whatever sys.stdout is when it is created.
+        logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=False,
     )
     # Libraries log through the stdlib; keep their noise at warning and route it to stderr.

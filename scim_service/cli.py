@@ -199,6 +199,25 @@ async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_user_setup_complete(args: argparse.Namespace, settings: Settings) -> int:
+    from scim_service.provisioning import users
+
+    async with database(settings) as conn:
+        await tenancy.get_org(conn, args.org_id)
+        user = await users.complete_setup(conn, args.org_id, args.user_id)
+    result = {
+        "id": user.id,
+        "userName": user.attrs.get("userName"),
+        "setupState": user.setup_state,
+        "setupCompletedAt": user.setup_completed_at,
+    }
+    if args.json:
+        print_json(result)
+    else:
+        print_table([list(result.values())], ["id", "user name", "setup", "completed"])
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 
@@ -258,6 +277,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = tok.add_parser("revoke", parents=[json_flag], help="revoke a token")
     p.add_argument("token_id", type=_uuid_arg)
     p.set_defaults(func=cmd_token_revoke)
+
+    usr = sub.add_parser("user", help="provisioned users").add_subparsers(
+        dest="user_cmd", required=True
+    )
+    p = usr.add_parser(
+        "setup-complete",
+        parents=[json_flag],
+        help="mark that a user finished account setup (created their master key)",
+    )
+    p.add_argument("org_id", type=_uuid_arg)
+    p.add_argument("user_id", type=_uuid_arg)
+    p.set_defaults(func=cmd_user_setup_complete)
     return parser
 
 

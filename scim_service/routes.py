@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scim_service.http import admin, discovery, health
+from scim_service.http import admin, discovery, health, scim_users
 
 SCIM = "/scim/v2"
 ADMIN = "/admin/v1"
@@ -16,6 +16,19 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/readyz", health.readyz, allow_head=True)
 
     r.add_get(f"{SCIM}/ServiceProviderConfig", discovery.service_provider_config)
+    r.add_get(f"{SCIM}/ResourceTypes", discovery.resource_types)
+    r.add_get(f"{SCIM}/ResourceTypes/{{id}}", discovery.resource_type)
+    r.add_get(f"{SCIM}/Schemas", discovery.schemas)
+    r.add_get(f"{SCIM}/Schemas/{{id}}", discovery.schema)
+
+    r.add_get(f"{SCIM}/Users", scim_users.list_users)
+    r.add_post(f"{SCIM}/Users", scim_users.create_user)
+    r.add_post(f"{SCIM}/Users/.search", scim_users.search_users)
+    r.add_post(f"{SCIM}/.search", scim_users.search_users)  # Groups join it with the Groups issue
+    r.add_get(f"{SCIM}/Users/{{id}}", scim_users.get_user)
+    r.add_put(f"{SCIM}/Users/{{id}}", scim_users.replace_user)
+    r.add_patch(f"{SCIM}/Users/{{id}}", scim_users.patch_user)
+    r.add_delete(f"{SCIM}/Users/{{id}}", scim_users.delete_user)
 
     r.add_post(f"{ADMIN}/orgs", admin.create_org)
     r.add_get(f"{ADMIN}/orgs", admin.list_orgs)
@@ -25,3 +38,6 @@ def setup_routes(app: web.Application) -> None:
     r.add_post(f"{ADMIN}/orgs/{{org_id}}/tokens", admin.create_token)
     r.add_get(f"{ADMIN}/orgs/{{org_id}}/tokens", admin.list_tokens)
     r.add_delete(f"{ADMIN}/tokens/{{token_id}}", admin.revoke_token)
+    r.add_post(
+        f"{ADMIN}/orgs/{{org_id}}/users/{{user_id}}/setup-complete", admin.complete_user_setup
+    )

@@ -155,7 +155,7 @@ async def fixture_db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture(name="client")
-async def fixture_client(aiohttp_client: Any, settings: Settings) -> TestClient:  # type: ignore[type-arg]
+async def fixture_client(settings: Settings, aiohttp_client: Any) -> TestClient:  # type: ignore[type-arg]
     return await aiohttp_client(create_app(settings))
 
 

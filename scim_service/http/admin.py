@@ -9,7 +9,10 @@ from aiohttp import web
 
 from scim_service import errors, tenancy
 from scim_service.http.responses import admin_json, read_json
+from scim_service.http.scim_users import render as render_user
 from scim_service.keys import POOL, SETTINGS
+from scim_service.provisioning import users
+from scim_service.scim.projection import Projection
 from scim_service.store.tenants import TokenInfo
 
 
@@ -102,3 +105,13 @@ async def revoke_token(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         info = await tenancy.revoke_token(conn, token_id)
     return admin_json(info)
+
+
+async def complete_user_setup(request: web.Request) -> web.Response:
+    """The platform reports that a user has created their master key (account setup done)."""
+    org_id = path_uuid(request, "org_id", "Organization")
+    user_id = path_uuid(request, "user_id", "User")
+    async with request.app[POOL].acquire() as conn:
+        await tenancy.get_org(conn, org_id)
+        user = await users.complete_setup(conn, org_id, user_id)
+    return admin_json(render_user(request, user, Projection()))

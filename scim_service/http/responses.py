@@ -9,6 +9,8 @@ from aiohttp import web
 
 from scim_service import errors
 from scim_service.http.middleware import SCIM_CONTENT_TYPE
+from scim_service.scim.projection import Projection, parse_projection
+from scim_service.scim.schema import ResourceType
 
 T = TypeVar("T")
 
@@ -51,3 +53,22 @@ async def read_json(request: web.Request, type_: type[T]) -> T:
         raise errors.InvalidValue(f"Invalid request body: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise errors.InvalidSyntax(f"The request body is not valid JSON: {exc}") from exc
+
+
+async def read_scim_body(request: web.Request) -> Any:
+    """A SCIM request body as plain JSON values (names are normalised later, case-insensitively)."""
+    return await read_json(request, Any)
+
+
+def query_values(request: web.Request, name: str) -> list[str]:
+    """All values of a query parameter, its name matched case-insensitively."""
+    low = name.lower()
+    return [v for k, v in request.query.items() if k.lower() == low]
+
+
+def query_projection(request: web.Request, rtype: ResourceType) -> Projection:
+    return parse_projection(
+        rtype,
+        query_values(request, "attributes") or None,
+        query_values(request, "excludedAttributes") or None,
+    )

@@ -1,0 +1,110 @@
+"""/scim/v2/Users (RFC 7644 §3.3-§3.6): thin handlers over `provisioning.users`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from scim_service.http.responses import query_projection, read_scim_body, scim_json
+from scim_service.keys import POOL, PRINCIPAL, SETTINGS
+from scim_service.provisioning import users
+from scim_service.provisioning.etags import matches_any
+from scim_service.provisioning.query import (
+    ListQuery,
+    list_response,
+    query_from_params,
+    query_from_search_body,
+)
+from scim_service.scim import schema as s
+from scim_service.scim.mapping import etag, user_location, user_resource
+from scim_service.scim.projection import Projection, apply_projection, parse_projection
+from scim_service.store.users import StoredUser
+
+
+def render(request: web.Request, user: StoredUser, projection: Projection) -> dict[str, object]:
+    resource = user_resource(
+        user_id=user.id,
+        attrs=user.attrs,
+        setup_state=user.setup_state,
+        setup_completed_at=user.setup_completed_at,
+        version=user.version,
+        created_at=user.created_at,
+        updated_at=user.updated_at,
+        groups=user.groups,
+        base_url=request.app[SETTINGS].scim_base_url,
+    )
+    return apply_projection(resource, projection)
+
+
+def _projection(request: web.Request) -> Projection:
+    return query_projection(request, s.USER_TYPE)
+
+
+def _one(request: web.Request, user: StoredUser, status: int = 200) -> web.Response:
+    headers = {"ETag": etag(user.version)}
+    if status == 201:
+        headers["Location"] = user_location(request.app[SETTINGS].scim_base_url, user.id)
+    return scim_json(render(request, user, _projection(request)), status=status, headers=headers)
+
+
+async def create_user(request: web.Request) -> web.Response:
+    body = await read_scim_body(request)
+    async with request.app[POOL].acquire() as conn:
+        user = await users.create_user(conn, request[PRINCIPAL].org_id, body)
+    return _one(request, user, status=201)
+
+
+async def get_user(request: web.Request) -> web.Response:
+    user_id = users.parse_id(request.match_info["id"])
+    async with request.app[POOL].acquire() as conn:
+        user = await users.get_user(conn, request[PRINCIPAL].org_id, user_id)
+    inm = request.headers.get("If-None-Match")
+    if inm is not None and matches_any(inm, user.version):
+        return web.Response(status=304, headers={"ETag": etag(user.version)})
+    return _one(request, user)
+
+
+async def replace_user(request: web.Request) -> web.Response:
+    user_id = users.parse_id(request.match_info["id"])
+    body = await read_scim_body(request)
+    async with request.app[POOL].acquire() as conn:
+        user = await users.replace_user(
+            conn, request[PRINCIPAL].org_id, user_id, body, request.headers.get("If-Match")
+        )
+    return _one(request, user)
+
+
+async def patch_user(request: web.Request) -> web.Response:
+    user_id = users.parse_id(request.match_info["id"])
+    body = await read_scim_body(request)
+    async with request.app[POOL].acquire() as conn:
+        user = await users.patch_user(
+            conn, request[PRINCIPAL].org_id, user_id, body, request.headers.get("If-Match")
+        )
+    return _one(request, user)
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    user_id = users.parse_id(request.match_info["id"])
+    async with request.app[POOL].acquire() as conn:
+        await users.delete_user(
+            conn, request[PRINCIPAL].org_id, user_id, request.headers.get("If-Match")
+        )
+    return web.Response(status=204)
+
+
+async def list_users(request: web.Request) -> web.Response:
+    query = query_from_params(request.query)
+    return await _search(request, query, _projection(request))
+
+
+async def search_users(request: web.Request) -> web.Response:
+    query = query_from_search_body(await read_scim_body(request))
+    projection = parse_projection(s.USER_TYPE, query.attributes, query.excluded_attributes)
+    return await _search(request, query, projection)
+
+
+async def _search(request: web.Request, query: ListQuery, projection: Projection) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        total, page = await users.search_users(conn, request[PRINCIPAL].org_id, query)
+    resources = [render(request, u, projection) for u in page]
+    return scim_json(list_response(total, query.start_index, resources))

@@ -1,0 +1,335 @@
+"""SCIM filter AST → parameterised SQL, for one resource table.
+
+Identifiers come only from a per-resource whitelist (`TableSpec`): an attribute path either
+maps to a known column/expression or is rejected with `invalidFilter`; every value travels as
+a `$n` parameter, and LIKE patterns are escaped. The result agrees with the in-memory
+evaluator (`scim/evaluate.py`), which the property tests check:
+
+- strings compare case-insensitively (`lower()` both sides) unless caseExact;
+- gt/ge/lt/le order strings by code point (`COLLATE "C"`);
+- a multi-valued attribute matches when any element does (`EXISTS` over its elements);
+- `ne` and `not (...)` are `(<positive>) IS NOT TRUE`, so an absent attribute is "not equal"
+  (SQL's NULL never leaks into a negation).
+
+Index use: `eq` on userName/displayName/externalId/emails hits btree/GIN indexes; `sw` on
+them is a byte-order range (`~>=~`/`~<~`, served by the text_pattern_ops indexes even in
+generic plans); `co`/`ew` are LIKE patterns that pg_trgm GIN indexes serve where installed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from scim_service.errors import InvalidFilter, InvalidValue
+from scim_service.scim import schema as s
+from scim_service.scim.evaluate import Resolved, check_comparable, resolve, resolve_sub
+from scim_service.scim.filter import And, Compare, Expr, Not, Or, Present, ValuePath
+
+Kind = Literal["text", "text_exact", "bool", "timestamp", "uuid"]
+
+# Appended to a prefix to form the exclusive upper bound of a byte-order range: no valid
+# UTF-8 string starting with the prefix sorts at or above prefix || U+10FFFF.
+_MAX_CHAR = "\U0010ffff"
+
+
+def like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class Params:
+    """Collects query parameters; `add` returns the `$n` placeholder."""
+
+    def __init__(self, initial: list[Any] | None = None) -> None:
+        self.values: list[Any] = list(initial or [])
+
+    def add(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A whitelisted SQL expression for one attribute path."""
+
+    sql: str
+    kind: Kind
+    range_indexed: bool = False  # `sw` as a text_pattern_ops range on lower(sql)
+
+
+# A multi-valued attribute stored outside `attrs` (a user's `groups`, a group's `members`):
+# given the params, the sub-attribute named (or None) and a function that compiles the
+# comparison on an element's SQL expression, return an EXISTS clause.
+Condition = Callable[[str, Kind], str]
+Special = Callable[[Params, str | None, Condition], str]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    rtype: s.ResourceType
+    alias: str
+    attrs_sql: str  # the jsonb column of client attributes
+    columns: dict[str, Column]
+    email_array: str | None = None  # text[] of lower-cased email values (users)
+    specials: dict[str, Special] = field(default_factory=dict)
+
+
+def _key(r: Resolved) -> str:
+    base = r.attr.name if r.extension is None else f"{r.extension}:{r.attr.name}"
+    return f"{base}.{r.sub.name}" if r.sub is not None else base
+
+
+def _json_path(r: Resolved, attrs_sql: str, *, with_sub: bool = False) -> str:
+    """`attrs #> '{...}'` for the attribute (and, with `with_sub`, its sub-attribute)."""
+    parts = [r.attr.name] if r.extension is None else [r.extension, r.attr.name]
+    if with_sub and r.sub is not None:
+        parts.append(r.sub.name)
+    # Identifiers inside the path literal come from the schema whitelist, never from input.
+    literal = "{" + ",".join('"' + p + '"' for p in parts) + "}"
+    return f"{attrs_sql} #> '{literal}'"
+
+
+def _kind_of(attr: s.Attr) -> Kind:
+    if attr.type == "boolean":
+        return "bool"
+    if attr.type == "dateTime":
+        return "timestamp"
+    return "text_exact" if attr.case_exact else "text"
+
+
+def _typed_text(text_sql: str, kind: Kind) -> str:
+    """A jsonb `->>`/`#>>` text expression cast to its comparison type."""
+    if kind == "bool":
+        return f"({text_sql})::boolean"
+    if kind == "timestamp":
+        return f"({text_sql})::timestamptz"
+    return text_sql
+
+
+class Compiler:
+    def __init__(self, spec: TableSpec, params: Params) -> None:
+        self.spec = spec
+        self.p = params
+
+    # --- entry ---------------------------------------------------------------------------
+    def compile(self, expr: Expr) -> str:
+        if isinstance(expr, And):
+            return f"({self.compile(expr.left)} AND {self.compile(expr.right)})"
+        if isinstance(expr, Or):
+            return f"({self.compile(expr.left)} OR {self.compile(expr.right)})"
+        if isinstance(expr, Not):
+            return f"(({self.compile(expr.expr)}) IS NOT TRUE)"
+        if isinstance(expr, ValuePath):
+            return self._value_path(expr)
+        r = resolve(self.spec.rtype, expr.path)
+        if isinstance(expr, Compare) and expr.op == "ne":
+            positive = Compare(expr.path, "eq", expr.value)
+            return f"(({self._attr_expr(r, positive)}) IS NOT TRUE)"
+        return self._attr_expr(r, expr)
+
+    # --- one attribute -------------------------------------------------------------------
+    def _attr_expr(self, r: Resolved, expr: Compare | Present) -> str:
+        key = _key(r)
+        column = self.spec.columns.get(key)
+        if column is not None:
+            return self._scalar(column.sql, column.kind, expr, r.leaf, column.range_indexed)
+        if r.attr.multi_valued and r.attr.type == "complex":
+            return self._multi(r, expr)
+        if r.attr.type == "complex" and r.sub is None:
+            if isinstance(expr, Present):
+                return f"({_json_path(r, self.spec.attrs_sql)} IS NOT NULL)"
+            raise InvalidFilter(f"{r.attr.name} is complex: compare one of its sub-attributes")
+        text = _json_path(r, self.spec.attrs_sql, with_sub=True).replace(" #> ", " #>> ", 1)
+        kind = _kind_of(r.leaf)
+        return self._scalar(_typed_text(text, kind), kind, expr, r.leaf, False)
+
+    def _multi(self, r: Resolved, expr: Compare | Present) -> str:
+        sub = r.sub or r.attr.sub("value")
+        if sub is None:
+            raise InvalidFilter(f"{r.attr.name}: name a sub-attribute to compare")
+        special = self.spec.specials.get(r.attr.name)
+        if special is not None:
+            return special(
+                self.p,
+                r.sub.name if r.sub else None,
+                lambda sql, kind: self._scalar(sql, kind, expr, sub, False),
+            )
+        if (
+            r.attr.name == "emails"
+            and r.extension is None
+            and self.spec.email_array
+            and sub.name == "value"
+        ):
+            return self._emails(expr, sub)
+        if isinstance(expr, Present) and r.sub is None:
+            arr = _json_path(r, self.spec.attrs_sql)
+            return f"(jsonb_typeof({arr}) = 'array' AND jsonb_array_length({arr}) > 0)"
+        elem = f"e.v ->> '{sub.name}'"
+        cond = self._scalar(_typed_text(elem, _kind_of(sub)), _kind_of(sub), expr, sub, False)
+        return self._exists_elements(r, cond)
+
+    def _exists_elements(self, r: Resolved, cond: str) -> str:
+        arr = _json_path(r, self.spec.attrs_sql)
+        return (
+            f"EXISTS (SELECT 1 FROM jsonb_array_elements("
+            f"CASE WHEN jsonb_typeof({arr}) = 'array' THEN {arr} END) AS e(v) WHERE {cond})"
+        )
+
+    def _value_path(self, vp: ValuePath) -> str:
+        r = resolve(self.spec.rtype, vp.path)
+        if not (r.attr.multi_valued and r.attr.type == "complex") or r.sub is not None:
+            raise InvalidFilter(f"{vp.path} is not a multi-valued complex attribute")
+        special = self.spec.specials.get(r.attr.name)
+        if special is not None:
+            raise InvalidFilter(
+                f"Value filters on {r.attr.name} are not supported; use {r.attr.name}.value"
+            )
+        return self._exists_elements(r, self._element(r.attr, vp.filter))
+
+    def _element(self, parent: s.Attr, expr: Expr) -> str:
+        """A condition on one element `e.v` of `parent` (inside a value filter)."""
+        if isinstance(expr, And):
+            return f"({self._element(parent, expr.left)} AND {self._element(parent, expr.right)})"
+        if isinstance(expr, Or):
+            return f"({self._element(parent, expr.left)} OR {self._element(parent, expr.right)})"
+        if isinstance(expr, Not):
+            return f"(({self._element(parent, expr.expr)}) IS NOT TRUE)"
+        if isinstance(expr, ValuePath):
+            raise InvalidFilter("Value filters cannot be nested")
+        sub = resolve_sub(parent, expr.path)
+        kind = _kind_of(sub)
+        sql = _typed_text(f"e.v ->> '{sub.name}'", kind)
+        if isinstance(expr, Compare) and expr.op == "ne":
+            positive = self._scalar(sql, kind, Compare(expr.path, "eq", expr.value), sub, False)
+            return f"(({positive}) IS NOT TRUE)"
+        return self._scalar(sql, kind, expr, sub, False)
+
+    # --- emails: GIN over the lower-cased values array, trigram over their join ----------
+    def _emails(self, expr: Compare | Present, sub: s.Attr) -> str:
+        arr = self.spec.email_array
+        assert arr is not None
+        if isinstance(expr, Present):
+            return f"(cardinality({arr}) > 0)"
+        value = check_comparable(sub, expr.op, expr.value)
+        if value is None:
+            present = f"(cardinality({arr}) > 0)"
+            return f"({present} IS NOT TRUE)" if expr.op == "eq" else present
+        if expr.op == "eq":
+            return f"({arr} @> ARRAY[lower({self.p.add(value)})])"
+        if expr.op in ("co", "sw", "ew"):
+            esc = self.p.add(like_escape(value))
+            pattern = {
+                "co": f"'%' || lower({esc}) || '%'",
+                "sw": f"lower({esc}) || '%'",
+                "ew": f"'%' || lower({esc})",
+            }[expr.op]
+            # The trigram index narrows the rows; the element check makes it exact.
+            return (
+                f"(scim_join({arr}) LIKE '%' || lower({esc}) || '%' "
+                f"AND EXISTS (SELECT 1 FROM unnest({arr}) AS m(x) WHERE m.x LIKE {pattern}))"
+            )
+        op = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}[expr.op]
+        ph = self.p.add(value)
+        return (
+            f"EXISTS (SELECT 1 FROM unnest({arr}) AS m(x) "
+            f'WHERE m.x COLLATE "C" {op} lower({ph}) COLLATE "C")'
+        )
+
+    # --- scalar comparison on a typed SQL expression --------------------------------------
+    def _scalar(
+        self, sql: str, kind: Kind, expr: Compare | Present, attr: s.Attr, range_indexed: bool
+    ) -> str:
+        if isinstance(expr, Present):
+            if kind in ("text", "text_exact"):
+                return f"(coalesce({sql}, '') <> '')"
+            return f"({sql} IS NOT NULL)"
+        value = check_comparable(attr, expr.op, expr.value)
+        if value is None:  # `eq null` = absent, `ne null` = present (ne is rewritten to eq)
+            present = self._scalar(sql, kind, Present(expr.path), attr, False)
+            return f"({present} IS NOT TRUE)"
+        op = expr.op
+        if kind == "bool":
+            return f"({sql} = {self.p.add(value)})"
+        if kind == "timestamp":
+            assert isinstance(value, datetime)
+            return f"({sql} {_SQL_ORDER[op]} {self.p.add(value)})"
+        if kind == "uuid":
+            if op == "eq":
+                # ids are caseExact strings: only the canonical spelling can be equal.
+                try:
+                    parsed = uuid.UUID(value)
+                except ValueError:
+                    return "false"
+                return f"({sql} = {self.p.add(parsed)})" if str(parsed) == value else "false"
+            sql, kind = f"{sql}::text", "text_exact"
+        ci = kind == "text"
+        col = f"lower({sql})" if ci else sql
+
+        def val(v: str) -> str:
+            ph = self.p.add(v)
+            return f"lower({ph})" if ci else ph
+
+        if op == "eq":
+            return f"({col} = {val(value)})"
+        if op == "sw":
+            like = f"({col} LIKE {val(like_escape(value))} || '%')"
+            if range_indexed and ci:
+                lo = val(value)
+                return f"({col} ~>=~ {lo} AND {col} ~<~ ({lo} || '{_MAX_CHAR}') AND {like[1:-1]})"
+            return like
+        if op == "co":
+            return f"({col} LIKE '%' || {val(like_escape(value))} || '%')"
+        if op == "ew":
+            return f"({col} LIKE '%' || {val(like_escape(value))})"
+        return f'({col} COLLATE "C" {_SQL_ORDER[op]} {val(value)} COLLATE "C")'
+
+
+_SQL_ORDER = {"eq": "=", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+def compile_filter(spec: TableSpec, expr: Expr, params: Params) -> str:
+    return Compiler(spec, params).compile(expr)
+
+
+# --- sorting ------------------------------------------------------------------------------------
+
+
+def sort_expression(spec: TableSpec, sort_by: str) -> str:
+    """An ORDER BY expression for `sortBy` (RFC 7644 §3.4.2.3), from the same whitelist."""
+    from scim_service.scim.filter import parse_attr_path
+
+    try:
+        path = parse_attr_path(sort_by.strip(), InvalidValue)
+        r = resolve(spec.rtype, path, InvalidValue)
+    except InvalidValue as exc:
+        raise InvalidValue(f"sortBy: {exc.detail}") from None
+    column = spec.columns.get(_key(r))
+    if column is not None:
+        if column.kind == "text":
+            return f'lower({column.sql}) COLLATE "C"'
+        return column.sql
+    if r.attr.multi_valued and r.attr.type == "complex":
+        if r.attr.name in spec.specials:
+            raise InvalidValue(f"sortBy: cannot sort by {r.attr.name}")
+        sub = r.sub or r.attr.sub("value")
+        if sub is None:
+            raise InvalidValue(f"sortBy: name a sub-attribute of {r.attr.name}")
+        arr = _json_path(r, spec.attrs_sql)
+        # RFC 7644 §3.4.2.3: a multi-valued attribute sorts by its primary (else first) value.
+        elem = _typed_text(f"e.v ->> '{sub.name}'", _kind_of(sub))
+        if _kind_of(sub) == "text":
+            elem = f'lower({elem}) COLLATE "C"'
+        return (
+            f"(SELECT {elem} FROM jsonb_array_elements(CASE WHEN jsonb_typeof({arr}) = 'array' "
+            f"THEN {arr} END) WITH ORDINALITY AS e(v, n) "
+            f"ORDER BY (e.v ->> 'primary') = 'true' DESC, e.n LIMIT 1)"
+        )
+    if r.attr.type == "complex" and r.sub is None:
+        raise InvalidValue(f"sortBy: {r.attr.name} is complex; name a sub-attribute")
+    kind = _kind_of(r.leaf)
+    text = _json_path(r, spec.attrs_sql, with_sub=True).replace(" #> ", " #>> ", 1)
+    expr = _typed_text(text, kind)
+    return f'lower({expr}) COLLATE "C"' if kind == "text" else expr

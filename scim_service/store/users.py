@@ -1,0 +1,136 @@
+"""SCIM Users in PostgreSQL. Functions take a connection and the organization id."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from scim_service import errors
+from scim_service.scim import schema as s
+from scim_service.scim.filter import Expr
+from scim_service.store.db import QUERIES as Q
+from scim_service.store.db import register_unique_constraint, translate_errors
+from scim_service.store.filters import Column, Params, TableSpec, compile_filter, sort_expression
+
+register_unique_constraint(
+    "users_org_username_key", "A user with this userName already exists in this organization"
+)
+
+
+class StoredUser(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    attrs: dict[str, Any]
+    setup_state: str
+    setup_completed_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    groups: list[dict[str, Any]] | None = None  # filled when requested
+
+
+USER_SPEC = TableSpec(
+    rtype=s.USER_TYPE,
+    alias="u",
+    attrs_sql="u.attrs",
+    columns={
+        "id": Column("u.id", "uuid"),
+        "userName": Column("u.user_name", "text", range_indexed=True),
+        "displayName": Column("u.display_name", "text", range_indexed=True),
+        "externalId": Column("u.external_id", "text_exact"),
+        "active": Column("u.active", "bool"),
+        "meta.created": Column("u.created_at", "timestamp"),
+        "meta.lastModified": Column("u.updated_at", "timestamp"),
+        f"{s.PLATFORM_USER_SCHEMA}:setupState": Column("u.setup_state", "text_exact"),
+        f"{s.PLATFORM_USER_SCHEMA}:setupCompletedAt": Column("u.setup_completed_at", "timestamp"),
+    },
+    email_array="u.emails",
+)
+
+_COLUMNS = (
+    "u.id, u.attrs, u.setup_state, u.setup_completed_at, u.version, u.created_at, u.updated_at"
+)
+
+
+def _user(row: asyncpg.Record) -> StoredUser:
+    return StoredUser(**dict(row))
+
+
+async def insert_user(
+    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, attrs: dict[str, Any]
+) -> StoredUser:
+    with translate_errors():
+        row = await conn.fetchrow(Q["insert_user"], org_id, user_id, attrs)
+    assert row is not None
+    return _user(row)
+
+
+async def get_user(
+    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID
+) -> StoredUser | None:
+    row = await conn.fetchrow(Q["get_user"], org_id, user_id)
+    return None if row is None else _user(row)
+
+
+async def lock_user(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID) -> StoredUser:
+    row = await conn.fetchrow(Q["lock_user"], org_id, user_id)
+    if row is None:
+        raise errors.NotFound(f"User {user_id} not found")
+    return _user(row)
+
+
+async def update_user_attrs(
+    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, attrs: dict[str, Any]
+) -> StoredUser:
+    with translate_errors():
+        row = await conn.fetchrow(Q["update_user_attrs"], org_id, user_id, attrs)
+    if row is None:
+        raise errors.NotFound(f"User {user_id} not found")
+    return _user(row)
+
+
+async def delete_user(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    return await conn.fetchval(Q["delete_user"], org_id, user_id) is not None
+
+
+async def complete_setup(
+    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID
+) -> StoredUser | None:
+    """Mark setup complete; None when it already was (the caller checks existence)."""
+    row = await conn.fetchrow(Q["complete_user_setup"], org_id, user_id)
+    return None if row is None else _user(row)
+
+
+async def search_users(
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    *,
+    filter: Expr | None,
+    sort_by: str | None,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> tuple[int, list[StoredUser]]:
+    """(totalResults, one page). The SQL is assembled from whitelisted fragments only."""
+    params = Params([org_id])
+    where = "u.org_id = $1"
+    if filter is not None:
+        where += " AND " + compile_filter(USER_SPEC, filter, params)
+    direction = "DESC" if descending else "ASC"
+    if sort_by:
+        order = f"{sort_expression(USER_SPEC, sort_by)} {direction}, u.created_at, u.id"
+    else:
+        order = "u.created_at, u.id"
+    total = int(await conn.fetchval(f"SELECT count(*) FROM users u WHERE {where}", *params.values))
+    if limit == 0 or total <= offset:
+        return total, []
+    lim = params.add(limit)
+    off = params.add(offset)
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM users u WHERE {where} ORDER BY {order} LIMIT {lim} OFFSET {off}",
+        *params.values,
+    )
+    return total, [_user(r) for r in rows]

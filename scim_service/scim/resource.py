@@ -93,22 +93,26 @@ def normalize_complex(attr: s.Attr, value: Any, path: str) -> dict[str, Any] | N
     out: dict[str, Any] = {}
     for key, raw in value.items():
         sub = attr.sub(key)
-        if sub is None or sub.read_only or raw is None:
+        if sub is None or sub.read_only or raw is None or raw == "":
             continue
         out[sub.name] = normalize_scalar(sub, raw, f"{path}.{sub.name}")
     return out or None
 
 
 def normalize_value(attr: s.Attr, value: Any, path: str) -> Any:
-    """A whole attribute value (singular or multi-valued); None when it ends up unassigned."""
-    if value is None:
+    """A whole attribute value (singular or multi-valued); None when it ends up unassigned.
+
+    An empty string counts as unassigned, like null (RFC 7643 §2.5 treats unassigned, null
+    and empty arrays alike; IdPs clear attributes with ""), so `pr` never sees "".
+    """
+    if value is None or value == "":
         return None
     if attr.multi_valued:
         if not isinstance(value, list):
             raise _invalid(path, f"expected an array, got {_type_name(value)}")
         items: list[Any] = []
         for i, item in enumerate(value):
-            if item is None:
+            if item is None or item == "":
                 continue
             if attr.type == "complex":
                 norm = normalize_complex(attr, item, f"{path}[{i}]")

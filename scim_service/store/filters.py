@@ -125,6 +125,12 @@ class Compiler:
         if isinstance(expr, ValuePath):
             return self._value_path(expr)
         r = resolve(self.spec.rtype, expr.path)
+        if isinstance(expr, Compare) and expr.value is None:
+            # `eq null` means "not present" and `ne null` "present", over all values of a
+            # multi-valued attribute (not element by element).
+            check_comparable(r.leaf, expr.op, None)
+            present = self._attr_expr(r, Present(expr.path))
+            return f"(({present}) IS NOT TRUE)" if expr.op == "eq" else present
         if isinstance(expr, Compare) and expr.op == "ne":
             positive = Compare(expr.path, "eq", expr.value)
             return f"(({self._attr_expr(r, positive)}) IS NOT TRUE)"

@@ -104,6 +104,15 @@ async def complete_setup(
     return None if row is None else _user(row)
 
 
+def filter_sql(org_id: uuid.UUID, filter: Expr | None) -> tuple[str, Params]:
+    """The WHERE clause (alias `u`) selecting an organization's users matching `filter`."""
+    params = Params([org_id])
+    where = "u.org_id = $1"
+    if filter is not None:
+        where += " AND " + compile_filter(USER_SPEC, filter, params)
+    return where, params
+
+
 async def search_users(
     conn: asyncpg.Connection,
     org_id: uuid.UUID,
@@ -115,10 +124,7 @@ async def search_users(
     limit: int,
 ) -> tuple[int, list[StoredUser]]:
     """(totalResults, one page). The SQL is assembled from whitelisted fragments only."""
-    params = Params([org_id])
-    where = "u.org_id = $1"
-    if filter is not None:
-        where += " AND " + compile_filter(USER_SPEC, filter, params)
+    where, params = filter_sql(org_id, filter)
     direction = "DESC" if descending else "ASC"
     if sort_by:
         order = f"{sort_expression(USER_SPEC, sort_by)} {direction}, u.created_at, u.id"

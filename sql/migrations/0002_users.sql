@@ -48,9 +48,9 @@ CREATE TABLE users (
 );
 
 -- userName is unique per organization, case-insensitively (RFC 7643 §4.1: caseExact false).
-CREATE UNIQUE INDEX users_org_username_key ON users (org_id, lower(user_name));
--- `sw` on userName / displayName: byte-order range scans (see store/filters.py).
-CREATE INDEX users_org_username_pattern ON users (org_id, lower(user_name) text_pattern_ops);
+-- text_pattern_ops serves equality and uniqueness (byte-wise equal) and also the byte-order
+-- range scans that `sw` compiles to (see store/filters.py): one index for all three.
+CREATE UNIQUE INDEX users_org_username_key ON users (org_id, lower(user_name) text_pattern_ops);
 CREATE INDEX users_org_display_name ON users (org_id, lower(display_name) text_pattern_ops);
 CREATE INDEX users_org_external_id ON users (org_id, external_id);
 CREATE INDEX users_org_created ON users (org_id, created_at, id);

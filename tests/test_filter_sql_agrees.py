@@ -55,6 +55,8 @@ def make_users(rng: random.Random, n: int) -> list[dict[str, Any]]:
                 email["type"] = rng.choice(["work", "home", "other", "Work"])
             if j == 0 and rng.random() < 0.5:
                 email["primary"] = True
+            if rng.random() < 0.1:
+                del email["value"]  # IdPs do send typed elements without a value
             emails.append(email)
         if emails:
             attrs["emails"] = emails

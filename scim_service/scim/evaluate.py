@@ -12,13 +12,23 @@ allow only eq/ne; a multi-valued attribute matches when any of its values does; 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from scim_service.errors import InvalidFilter, ScimError
 from scim_service.scim import schema as s
-from scim_service.scim.filter import And, AttrPath, Expr, Not, Or, Present, ValuePath
+from scim_service.scim.filter import (
+    COMPARE_OPS,
+    And,
+    AttrPath,
+    Expr,
+    Not,
+    Or,
+    Present,
+    ValuePath,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,20 +80,32 @@ def resolve_sub(parent: s.Attr, path: AttrPath, error: type[ScimError] = Invalid
 
 # --- scalar comparison ------------------------------------------------------------------------
 
+# RFC 7643 §2.3.5: xsd:dateTime, e.g. "2011-05-13T04:42:34Z" (RFC 3339 with an optional offset).
+_DATETIME_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?", re.ASCII
+)
+
 
 def parse_datetime(value: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+    """An xsd:dateTime as an aware datetime (no offset means UTC), or None if malformed."""
+    if not isinstance(value, str) or not _DATETIME_RE.fullmatch(value):
         return None
+    text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
+    try:  # beyond microseconds, fractional digits are truncated
+        parsed = datetime.fromisoformat(text)
+    except ValueError:  # month 13, hour 25, offset +24:00...
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def check_comparable(
     attr: s.Attr, op: str, value: Any, error: type[ScimError] = InvalidFilter
 ) -> Any:
     """Validate a compValue against the attribute type; return the normalised value."""
-    if op in ("pr",):
+    if op == "pr":
         return value
+    if op not in COMPARE_OPS:
+        raise error(f"Unknown operator {op!r}")
     if value is None:
         if op not in ("eq", "ne"):
             raise error(f"null can only be compared with eq or ne ({attr.name})")
@@ -99,16 +121,22 @@ def check_comparable(
             raise error(f"{attr.name} is a boolean: only eq and ne apply")
         return value
     if attr.type == "dateTime":
-        if not isinstance(value, str) or parse_datetime(value) is None:
-            raise error(f"{attr.name} is a dateTime: compare it with an RFC 3339 string")
         if op in ("co", "sw", "ew"):
             raise error(f"{attr.name} is a dateTime: co, sw and ew do not apply")
-        return parse_datetime(value)
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise error(
+                f"{attr.name} is a dateTime: compare it with an RFC 3339 string "
+                '(e.g. "2011-05-13T04:42:34Z")'
+            )
+        return parsed
     if attr.type in ("integer", "decimal"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise error(f"{attr.name} is a number: compare it with a number")
+        if op in ("co", "sw", "ew"):
+            raise error(f"{attr.name} is a number: co, sw and ew do not apply")
         return value
-    if attr.type == "binary" and op not in ("eq", "ne", "pr"):
+    if attr.type == "binary" and op not in ("eq", "ne"):
         raise error(f"{attr.name} is binary: only eq and ne apply")
     if not isinstance(value, str):
         raise error(f"{attr.name} is a string: compare it with a quoted string")
@@ -120,25 +148,31 @@ def _fold(attr: s.Attr, value: str) -> str:
 
 
 def compare_scalar(attr: s.Attr, actual: Any, op: str, value: Any) -> bool:
-    """One stored value against one (already checked) compValue."""
-    if actual is None:
-        return False
-    if value is None:  # `eq null` is handled by the caller as "absent"
+    """One stored value against one (already checked) compValue; `ne` is the caller's job."""
+    if actual is None or value is None:  # `eq null` is handled by the caller as "absent"
         return False
     if attr.type == "boolean":
-        if isinstance(actual, str):
+        if isinstance(actual, str) and actual.lower() in ("true", "false"):
             actual = actual.lower() == "true"
-        return (actual == value) if op == "eq" else False
+        return isinstance(actual, bool) and op == "eq" and actual == value
     if attr.type == "dateTime":
-        got = parse_datetime(actual) if isinstance(actual, str) else actual
-        if got is None:
+        if isinstance(actual, str):
+            got = parse_datetime(actual)
+        elif isinstance(actual, datetime):
+            got = actual if actual.tzinfo is not None else actual.replace(tzinfo=UTC)
+        else:
+            got = None
+        if got is None or not isinstance(value, datetime):
             return False
-        return _order(op, got, value)
+        want = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return _order(op, got, want)
     if attr.type in ("integer", "decimal"):
         if not isinstance(actual, (int, float)) or isinstance(actual, bool):
             return False
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
         return _order(op, actual, value)
-    if not isinstance(actual, str):
+    if not isinstance(actual, str) or not isinstance(value, str):
         return False
     a, v = _fold(attr, actual), _fold(attr, value)
     if op == "eq":
@@ -167,63 +201,151 @@ def _order(op: str, a: Any, b: Any) -> bool:
 
 
 def _present(value: Any) -> bool:
+    """RFC 7644 §3.4.2.2 `pr`: a non-empty value, or a complex value with a non-empty node."""
     if value is None:
         return False
-    if isinstance(value, (str, list, dict)):
+    if isinstance(value, str):
         return len(value) > 0
+    if isinstance(value, list):
+        return any(_present(v) for v in value)
+    if isinstance(value, dict):
+        return any(_present(v) for v in value.values())
     return True
+
+
+# --- validation: the whole filter, whatever the resource ---------------------------------------
+# A filter is rejected for what it says, not for the data it meets: an unknown attribute or a
+# type mismatch raises even where `and`/`or` would short-circuit or an attribute is absent, so
+# the evaluator and the SQL compiler reject exactly the same filters.
+
+
+def _is_multi_complex(attr: s.Attr) -> bool:
+    return attr.type == "complex" and attr.multi_valued
+
+
+def _check(rtype: s.ResourceType, expr: Expr) -> None:
+    if isinstance(expr, (And, Or)):
+        _check(rtype, expr.left)
+        _check(rtype, expr.right)
+    elif isinstance(expr, Not):
+        _check(rtype, expr.expr)
+    elif isinstance(expr, ValuePath):
+        r = resolve(rtype, expr.path)
+        if not _is_multi_complex(r.attr) or r.sub is not None:
+            raise InvalidFilter(f"{expr.path} is not a multi-valued complex attribute")
+        _check_element(r.attr, expr.filter, InvalidFilter)
+    elif isinstance(expr, Present):
+        resolve(rtype, expr.path)
+    else:
+        check_comparable(_leaf_for_compare(resolve(rtype, expr.path)), expr.op, expr.value)
+
+
+def _check_element(parent: s.Attr, expr: Expr, error: type[ScimError]) -> None:
+    if isinstance(expr, (And, Or)):
+        _check_element(parent, expr.left, error)
+        _check_element(parent, expr.right, error)
+    elif isinstance(expr, Not):
+        _check_element(parent, expr.expr, error)
+    elif isinstance(expr, ValuePath):
+        raise error("Value filters cannot be nested")
+    elif isinstance(expr, Present):
+        resolve_sub(parent, expr.path, error)
+    else:
+        check_comparable(resolve_sub(parent, expr.path, error), expr.op, expr.value, error)
 
 
 # --- evaluation over a resource or an element --------------------------------------------------
 
 
-def _values(resource: dict[str, Any], r: Resolved) -> list[Any]:
-    """All values a path designates in a resource (its output representation)."""
-    container = resource if r.extension is None else resource.get(r.extension) or {}
+def _items(resource: dict[str, Any], r: Resolved) -> list[Any]:
+    """The top-level values of the attribute `r` in a resource (its output representation)."""
+    container = resource if r.extension is None else resource.get(r.extension)
     top = container.get(r.attr.name) if isinstance(container, dict) else None
-    items = top if isinstance(top, list) else ([] if top is None else [top])
+    return top if isinstance(top, list) else ([] if top is None else [top])
+
+
+def _values(resource: dict[str, Any], r: Resolved) -> list[Any]:
+    """All values a path designates in a resource, to compare with a compValue."""
+    items = _items(resource, r)
     if r.sub is not None:
         return [i.get(r.sub.name) for i in items if isinstance(i, dict)]
-    if r.attr.type == "complex" and r.attr.multi_valued:
+    if _is_multi_complex(r.attr):
         # `emails eq "x"` compares the elements' `value` (RFC 7644 §3.4.2.2).
         return [i.get("value") for i in items if isinstance(i, dict)]
     return items
 
 
 def _leaf_for_compare(r: Resolved) -> s.Attr:
-    if r.sub is None and r.attr.type == "complex" and r.attr.multi_valued:
+    if r.sub is None and _is_multi_complex(r.attr):
         value = r.attr.sub("value")
         if value is not None:
             return value
     return r.leaf
 
 
-def matches(rtype: s.ResourceType, expr: Expr, resource: dict[str, Any]) -> bool:
+def _present_at(resource: dict[str, Any], r: Resolved) -> bool:
+    """`attr pr`: for a complex attribute without a sub-attribute, any non-empty element."""
+    values = _items(resource, r) if r.sub is None else _values(resource, r)
+    return any(_present(v) for v in values)
+
+
+def _eval(rtype: s.ResourceType, expr: Expr, resource: dict[str, Any]) -> bool:
     if isinstance(expr, And):
-        return matches(rtype, expr.left, resource) and matches(rtype, expr.right, resource)
+        return _eval(rtype, expr.left, resource) and _eval(rtype, expr.right, resource)
     if isinstance(expr, Or):
-        return matches(rtype, expr.left, resource) or matches(rtype, expr.right, resource)
+        return _eval(rtype, expr.left, resource) or _eval(rtype, expr.right, resource)
     if isinstance(expr, Not):
-        return not matches(rtype, expr.expr, resource)
-    if isinstance(expr, ValuePath):
-        r = resolve(rtype, expr.path)
-        if not (r.attr.type == "complex" and r.attr.multi_valued) or r.sub is not None:
-            raise InvalidFilter(f"{expr.path} is not a multi-valued complex attribute")
-        container = resource if r.extension is None else resource.get(r.extension) or {}
-        items = container.get(r.attr.name) or []
-        return any(isinstance(i, dict) and matches_element(r.attr, expr.filter, i) for i in items)
+        return not _eval(rtype, expr.expr, resource)
     r = resolve(rtype, expr.path)
-    values = _values(resource, r)
+    if isinstance(expr, ValuePath):
+        return any(
+            isinstance(i, dict) and _eval_element(r.attr, expr.filter, i)
+            for i in _items(resource, r)
+        )
     if isinstance(expr, Present):
-        return any(_present(v) for v in values)
+        return _present_at(resource, r)
+    if expr.value is None:  # `x eq null` is `not (x pr)`; `x ne null` is `x pr`
+        present = _present_at(resource, r)
+        return not present if expr.op == "eq" else present
     leaf = _leaf_for_compare(r)
     value = check_comparable(leaf, expr.op, expr.value)
-    if expr.value is None:
-        present = any(_present(v) for v in values)
-        return not present if expr.op == "eq" else present
+    values = _values(resource, r)
     if expr.op == "ne":
         return not any(compare_scalar(leaf, v, "eq", value) for v in values)
     return any(compare_scalar(leaf, v, expr.op, value) for v in values)
+
+
+def _eval_element(parent: s.Attr, expr: Expr, element: dict[str, Any]) -> bool:
+    if isinstance(expr, And):
+        return _eval_element(parent, expr.left, element) and _eval_element(
+            parent, expr.right, element
+        )
+    if isinstance(expr, Or):
+        return _eval_element(parent, expr.left, element) or _eval_element(
+            parent, expr.right, element
+        )
+    if isinstance(expr, Not):
+        return not _eval_element(parent, expr.expr, element)
+    if isinstance(expr, ValuePath):  # rejected by _check_element
+        raise InvalidFilter("Value filters cannot be nested")
+    sub = resolve_sub(parent, expr.path)
+    actual = element.get(sub.name)
+    if isinstance(expr, Present) or expr.value is None:
+        present = _present(actual)
+        if isinstance(expr, Present):
+            return present
+        return not present if expr.op == "eq" else present
+    value = check_comparable(sub, expr.op, expr.value)
+    if expr.op == "ne":
+        return not compare_scalar(sub, actual, "eq", value)
+    return compare_scalar(sub, actual, expr.op, value)
+
+
+def matches(rtype: s.ResourceType, expr: Expr, resource: dict[str, Any]) -> bool:
+    """Whether `resource` (output representation) matches the filter; InvalidFilter if the
+    filter is not valid for `rtype`, whatever the resource holds."""
+    _check(rtype, expr)
+    return _eval(rtype, expr, resource)
 
 
 def matches_element(
@@ -232,27 +354,8 @@ def matches_element(
     """Evaluate a value filter against one element of the multi-valued attribute `parent`.
 
     PATCH passes `error=InvalidPath` so an unknown sub-attribute in a path filter is reported
-    as a path error rather than a filter error.
+    as a path error rather than a filter error. The filter is validated before any element is
+    looked at, so an invalid filter fails the same way whatever the element holds.
     """
-    if isinstance(expr, And):
-        return matches_element(parent, expr.left, element, error) and matches_element(
-            parent, expr.right, element, error
-        )
-    if isinstance(expr, Or):
-        return matches_element(parent, expr.left, element, error) or matches_element(
-            parent, expr.right, element, error
-        )
-    if isinstance(expr, Not):
-        return not matches_element(parent, expr.expr, element, error)
-    if isinstance(expr, ValuePath):
-        raise error("Value filters cannot be nested")
-    sub = resolve_sub(parent, expr.path, error)
-    actual = element.get(sub.name)
-    if isinstance(expr, Present):
-        return _present(actual)
-    value = check_comparable(sub, expr.op, expr.value, error)
-    if expr.value is None:
-        return (not _present(actual)) if expr.op == "eq" else _present(actual)
-    if expr.op == "ne":
-        return not compare_scalar(sub, actual, "eq", value)
-    return compare_scalar(sub, actual, expr.op, value)
+    _check_element(parent, expr, error)
+    return _eval_element(parent, expr, element)

@@ -14,6 +14,7 @@ literals true/false/null are case-insensitive. Every failure raises `InvalidFilt
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -115,10 +116,11 @@ _TOKEN_RE = re.compile(
 )
 
 _ATTRNAME = r"\$?[A-Za-z][A-Za-z0-9_-]*"
+# Matched with `fullmatch`: `$` would also accept a trailing newline ("userName\n").
 _ATTR_RE = re.compile(
-    rf"^(?:(?P<urn>urn:[A-Za-z0-9.:_/-]+):)?(?P<attr>{_ATTRNAME})(?:\.(?P<sub>{_ATTRNAME}))?$", re.I
+    rf"(?:(?P<urn>urn:[A-Za-z0-9.:_/-]+):)?(?P<attr>{_ATTRNAME})(?:\.(?P<sub>{_ATTRNAME}))?", re.I
 )
-_SUB_RE = re.compile(rf"^{_ATTRNAME}$")
+_SUB_RE = re.compile(_ATTRNAME)
 
 _Tok = tuple[str, str, int]  # kind, text, position
 
@@ -129,7 +131,7 @@ def _tokenize(text: str, error: type[ScimError]) -> list[_Tok]:
     while pos < len(text):
         m = _TOKEN_RE.match(text, pos)
         if m is None:
-            raise error(f"Unexpected character {text[pos]!r} at position {pos}")
+            raise error(_bad_char(text, pos))
         kind = m.lastgroup
         assert kind is not None
         if kind != "ws":
@@ -138,14 +140,32 @@ def _tokenize(text: str, error: type[ScimError]) -> list[_Tok]:
     return out
 
 
+def _bad_char(text: str, pos: int) -> str:
+    """The detail for text the tokenizer cannot read at `pos`."""
+    char = text[pos]
+    if char == '"':
+        if "\n" in text[pos:] or any(ord(c) < 0x20 for c in text[pos:]):
+            return f"Invalid string at position {pos}: control characters must be escaped"
+        return f"Unterminated string starting at position {pos}"
+    if char == "." and pos > 0 and text[pos - 1] == "]":
+        return (
+            f"Unexpected '.' at position {pos}: a sub-attribute after a value filter "
+            "(attr[...].sub) is only allowed in PATCH paths"
+        )
+    if char in "0123456789-":
+        return f"Invalid number at position {pos} (RFC 7159 JSON number syntax)"
+    return f"Unexpected character {char!r} at position {pos}"
+
+
 def parse_attr_path(text: str, error: type[ScimError] = InvalidFilter) -> AttrPath:
-    m = _ATTR_RE.match(text)
+    """Parse `[urn:]attr[.sub]`; raise `error` for anything else."""
+    m = _ATTR_RE.fullmatch(text)
     if m is None:
         raise error(f"Invalid attribute path {text!r}")
     urn = m.group("urn")
     attr = m.group("attr")
     sub = m.group("sub")
-    if attr.startswith("$") and urn is None and sub is None and attr != "$ref":
+    if attr.startswith("$") and urn is None and sub is None and attr.lower() != "$ref":
         raise error(f"Invalid attribute path {text!r}")
     return AttrPath(attr, sub, urn)
 
@@ -238,12 +258,24 @@ class _Parser:
             self.depth -= 1
             _check_relative(inner, self.error)
             return ValuePath(path, inner)
+        if tok[1].lower() == "not" and (nxt is None or nxt[0] != "word"):
+            raise self.error(f"'not' at position {tok[2]} must be followed by '(' FILTER ')'")
         op_tok = self.take("word", "an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr)")
         op = op_tok[1].lower()
         if op == "pr":
+            after = self.peek()
+            if after is not None and after[0] in ("string", "number"):
+                raise self.error(f"'pr' takes no value ({after[1]!r} at position {after[2]})")
+            if after is not None and after[1].lower() in ("true", "false", "null"):
+                raise self.error(f"'pr' takes no value ({after[1]!r} at position {after[2]})")
             return Present(path)
         if op not in COMPARE_OPS:
-            raise self.error(f"Unknown operator {op_tok[1]!r} at position {op_tok[2]}")
+            if tok[1].lower() == "not":
+                raise self.error(f"'not' at position {tok[2]} must be followed by '(' FILTER ')'")
+            raise self.error(
+                f"Unknown operator {op_tok[1]!r} at position {op_tok[2]} "
+                "(expected eq, ne, co, sw, ew, gt, ge, lt, le or pr)"
+            )
         return Compare(path, op, self.parse_value())  # type: ignore[arg-type]
 
     def parse_value(self) -> Value:
@@ -258,9 +290,13 @@ class _Parser:
             except msgspec.DecodeError:
                 raise self.error(f"Invalid string literal at position {pos}") from None
         if kind == "number":
-            if any(c in text for c in ".eE"):
-                return float(text)
-            return int(text)
+            try:
+                number: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+            except ValueError:  # more digits than int() accepts (sys.get_int_max_str_digits)
+                raise self.error(f"Number out of range at position {pos}") from None
+            if isinstance(number, float) and not math.isfinite(number):
+                raise self.error(f"Number out of range at position {pos}")
+            return number
         if kind == "word":
             low = text.lower()
             if low == "true":
@@ -337,7 +373,7 @@ def parse_patch_path(text: str, schema_urns: tuple[str, ...] = ()) -> PatchPath:
     tail = stripped[close + 1 :]
     sub: str | None = None
     if tail:
-        if not tail.startswith(".") or not _SUB_RE.match(tail[1:]):
+        if not tail.startswith(".") or not _SUB_RE.fullmatch(tail[1:]):
             raise InvalidPath(f"Unexpected {tail!r} after the value filter in {text!r}")
         sub = tail[1:]
     try:

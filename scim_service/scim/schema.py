@@ -284,7 +284,8 @@ USER = Schema(
             "x509Certificates",
             "X.509 certificates issued to the user",
             (),
-            Attr("value", "binary", description="DER-encoded certificate, base64"),
+            # RFC 7643 §2.3.6: binary values are case exact.
+            Attr("value", "binary", case_exact=True, description="DER-encoded certificate, base64"),
         ),
     ),
 )

@@ -163,6 +163,10 @@ class Compiler:
                 r.sub.name if r.sub else None,
                 lambda sql, kind: self._scalar(sql, kind, expr, sub, False),
             )
+        if isinstance(expr, Present) and r.sub is None:
+            # `emails pr`: any element at all (stored elements are never empty objects).
+            arr = _json_path(r, self.spec.attrs_sql)
+            return f"(jsonb_typeof({arr}) = 'array' AND jsonb_array_length({arr}) > 0)"
         if (
             r.attr.name == "emails"
             and r.extension is None
@@ -170,9 +174,6 @@ class Compiler:
             and sub.name == "value"
         ):
             return self._emails(expr, sub)
-        if isinstance(expr, Present) and r.sub is None:
-            arr = _json_path(r, self.spec.attrs_sql)
-            return f"(jsonb_typeof({arr}) = 'array' AND jsonb_array_length({arr}) > 0)"
         elem = f"e.v ->> '{sub.name}'"
         cond = self._scalar(_typed_text(elem, _kind_of(sub)), _kind_of(sub), expr, sub, False)
         return self._exists_elements(r, cond)

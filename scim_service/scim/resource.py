@@ -88,6 +88,9 @@ def normalize_scalar(attr: s.Attr, value: Any, path: str) -> Any:
 
 def normalize_complex(attr: s.Attr, value: Any, path: str) -> dict[str, Any] | None:
     """A complex value: canonical sub-attribute names, typed, readOnly/unknown ones dropped."""
+    if isinstance(value, str) and not attr.multi_valued and attr.sub("value") is not None:
+        # Entra sends the enterprise `manager` as a bare id string: it means {"value": id}.
+        value = {"value": value}
     if not isinstance(value, dict):
         raise _invalid(path, f"expected an object, got {_type_name(value)}")
     out: dict[str, Any] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scim_service.http import admin, discovery, health, scim_users
+from scim_service.http import admin, discovery, health, scim_groups, scim_search, scim_users
 
 SCIM = "/scim/v2"
 ADMIN = "/admin/v1"
@@ -24,11 +24,20 @@ def setup_routes(app: web.Application) -> None:
     r.add_get(f"{SCIM}/Users", scim_users.list_users)
     r.add_post(f"{SCIM}/Users", scim_users.create_user)
     r.add_post(f"{SCIM}/Users/.search", scim_users.search_users)
-    r.add_post(f"{SCIM}/.search", scim_users.search_users)  # Groups join it with the Groups issue
     r.add_get(f"{SCIM}/Users/{{id}}", scim_users.get_user)
     r.add_put(f"{SCIM}/Users/{{id}}", scim_users.replace_user)
     r.add_patch(f"{SCIM}/Users/{{id}}", scim_users.patch_user)
     r.add_delete(f"{SCIM}/Users/{{id}}", scim_users.delete_user)
+
+    r.add_get(f"{SCIM}/Groups", scim_groups.list_groups)
+    r.add_post(f"{SCIM}/Groups", scim_groups.create_group)
+    r.add_post(f"{SCIM}/Groups/.search", scim_groups.search_groups)
+    r.add_get(f"{SCIM}/Groups/{{id}}", scim_groups.get_group)
+    r.add_put(f"{SCIM}/Groups/{{id}}", scim_groups.replace_group)
+    r.add_patch(f"{SCIM}/Groups/{{id}}", scim_groups.patch_group)
+    r.add_delete(f"{SCIM}/Groups/{{id}}", scim_groups.delete_group)
+
+    r.add_post(f"{SCIM}/.search", scim_search.search_all)
 
     r.add_post(f"{ADMIN}/orgs", admin.create_org)
     r.add_get(f"{ADMIN}/orgs", admin.list_orgs)

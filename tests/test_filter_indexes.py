@@ -18,7 +18,9 @@ N = 20_000
 
 
 @pytest.fixture(name="big_org")
-async def fixture_big_org(db: asyncpg.Connection) -> AsyncIterator[tuple[asyncpg.Connection, Tenant]]:
+async def fixture_big_org(
+    db: asyncpg.Connection,
+) -> AsyncIterator[tuple[asyncpg.Connection, Tenant]]:
     tenant = await make_tenant(db, "big")
     other = await make_tenant(db, "noise")
     for org, n in ((tenant.org_id, N), (other.org_id, 2000)):
@@ -51,7 +53,9 @@ def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-async def explain(db: asyncpg.Connection, tenant: Tenant, filter_: str, generic: bool) -> list[dict[str, Any]]:
+async def explain(
+    db: asyncpg.Connection, tenant: Tenant, filter_: str, generic: bool
+) -> list[dict[str, Any]]:
     where, params = filter_sql(tenant.org_id, parse_filter(filter_))
     sql = f"SELECT u.id FROM users u WHERE {where} ORDER BY u.created_at, u.id LIMIT 100"
     async with db.transaction():
@@ -87,10 +91,16 @@ async def test_filters_use_indexes(big_org: tuple[asyncpg.Connection, Tenant]) -
         for generic in (False, True):
             nodes = await explain(db, tenant, filter_, generic)
             used = {n.get("Index Name") for n in nodes if n.get("Index Name")}
-            seq = [n for n in nodes if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "users"]
+            seq = [
+                n
+                for n in nodes
+                if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "users"
+            ]
             plan = "generic" if generic else "custom"
             if index not in used:
-                problems.append(f"{filter_} ({plan} plan): expected {index}, used {used or 'no index'}")
+                problems.append(
+                    f"{filter_} ({plan} plan): expected {index}, used {used or 'no index'}"
+                )
             if seq:
                 problems.append(f"{filter_} ({plan} plan): sequential scan of users")
     assert not problems, "\n".join(problems)

@@ -30,13 +30,28 @@ from scim_service.store.users import filter_sql
 from tests.conftest import _SESSION, with_database
 
 ENT = s.ENTERPRISE_USER_SCHEMA
-WORDS = ["Ann", "anna", "BOB", "Bo_b", "c%d", "Ünïcödé", "zoë", "O'Brien", "x", "", "Smith", "smithson"]
+WORDS = [
+    "Ann",
+    "anna",
+    "BOB",
+    "Bo_b",
+    "c%d",
+    "Ünïcödé",
+    "zoë",
+    "O'Brien",
+    "x",
+    "",
+    "Smith",
+    "smithson",
+]
 
 
 def make_users(rng: random.Random, n: int) -> list[dict[str, Any]]:
     users = []
     for i in range(n):
-        attrs: dict[str, Any] = {"userName": f"{rng.choice(WORDS)}{i}@{rng.choice(['ex.com', 'EX.org', 'corp.io'])}"}
+        attrs: dict[str, Any] = {
+            "userName": f"{rng.choice(WORDS)}{i}@{rng.choice(['ex.com', 'EX.org', 'corp.io'])}"
+        }
         attrs["active"] = rng.random() < 0.7
         if rng.random() < 0.7:
             attrs["displayName"] = f"{rng.choice(WORDS)} {rng.choice(WORDS)}".strip()
@@ -45,12 +60,16 @@ def make_users(rng: random.Random, n: int) -> list[dict[str, Any]]:
         if rng.random() < 0.6:
             attrs["externalId"] = rng.choice(["A1", "a1", "B-2", f"ext{i}"])
         if rng.random() < 0.8:
-            attrs["name"] = {k: rng.choice(WORDS) for k in ("givenName", "familyName") if rng.random() < 0.8}
+            attrs["name"] = {
+                k: rng.choice(WORDS) for k in ("givenName", "familyName") if rng.random() < 0.8
+            }
             if not attrs["name"]:
                 del attrs["name"]
         emails = []
         for j in range(rng.choice([0, 1, 1, 2, 3])):
-            email: dict[str, Any] = {"value": f"{rng.choice(WORDS).lower() or 'e'}{j}@{rng.choice(['ex.com', 'Corp.IO', 'mail.net'])}"}
+            email: dict[str, Any] = {
+                "value": f"{rng.choice(WORDS).lower() or 'e'}{j}@{rng.choice(['ex.com', 'Corp.IO', 'mail.net'])}"
+            }
             if rng.random() < 0.8:
                 email["type"] = rng.choice(["work", "home", "other", "Work"])
             if j == 0 and rng.random() < 0.5:
@@ -61,7 +80,9 @@ def make_users(rng: random.Random, n: int) -> list[dict[str, Any]]:
         if emails:
             attrs["emails"] = emails
         if rng.random() < 0.4:
-            attrs["phoneNumbers"] = [{"value": rng.choice(["555-0100", "555-0199", "+1 555"]), "type": "work"}]
+            attrs["phoneNumbers"] = [
+                {"value": rng.choice(["555-0100", "555-0199", "+1 555"]), "type": "work"}
+            ]
         if rng.random() < 0.3:
             attrs["roles"] = [{"value": rng.choice(["admin", "Admin", "viewer"])}]
         if rng.random() < 0.5:
@@ -73,8 +94,18 @@ def make_users(rng: random.Random, n: int) -> list[dict[str, Any]]:
 # --- filter generator -------------------------------------------------------------------------------
 
 STRING_ATTRS = [
-    "userName", "displayName", "title", "externalId", "name.givenName", "name.familyName",
-    "emails.value", "emails", "emails.type", "phoneNumbers.value", "roles.value", f"{ENT}:department",
+    "userName",
+    "displayName",
+    "title",
+    "externalId",
+    "name.givenName",
+    "name.familyName",
+    "emails.value",
+    "emails",
+    "emails.type",
+    "phoneNumbers.value",
+    "roles.value",
+    f"{ENT}:department",
 ]
 BOOL_ATTRS = ["active", "emails.primary"]
 DATE_ATTRS = ["meta.created", "meta.lastModified"]
@@ -111,7 +142,9 @@ def atoms(draw: st.DrawFn, pool: list[str]) -> str:
         return f"{attr} {draw(st.sampled_from(STRING_OPS))} {quote(draw(string_values(pool)))}"
     if kind == "bool":
         literal = draw(st.sampled_from(["true", "false", '"False"']))
-        return f"{draw(st.sampled_from(BOOL_ATTRS))} {draw(st.sampled_from(['eq', 'ne']))} {literal}"
+        return (
+            f"{draw(st.sampled_from(BOOL_ATTRS))} {draw(st.sampled_from(['eq', 'ne']))} {literal}"
+        )
     if kind == "date":
         when = BASE_TIME + timedelta(seconds=draw(st.integers(-5, 60)))
         op = draw(st.sampled_from(["eq", "ne", "gt", "ge", "lt", "le"]))
@@ -127,9 +160,13 @@ def email_value_path(draw: st.DrawFn, pool: list[str]) -> str:
     for _ in range(draw(st.integers(1, 2))):
         sub = draw(st.sampled_from(["value", "type", "primary"]))
         if sub == "primary":
-            terms.append(f"primary {draw(st.sampled_from(['eq', 'ne']))} {draw(st.sampled_from(['true', 'false']))}")
+            terms.append(
+                f"primary {draw(st.sampled_from(['eq', 'ne']))} {draw(st.sampled_from(['true', 'false']))}"
+            )
         else:
-            terms.append(f"{sub} {draw(st.sampled_from(STRING_OPS))} {quote(draw(string_values(pool)))}")
+            terms.append(
+                f"{sub} {draw(st.sampled_from(STRING_OPS))} {quote(draw(string_values(pool)))}"
+            )
     joiner = draw(st.sampled_from([" and ", " or "]))
     inner = joiner.join(terms)
     if draw(st.booleans()):
@@ -142,7 +179,9 @@ def filters(pool: list[str]) -> st.SearchStrategy[str]:
     return st.recursive(
         leaf,
         lambda inner: st.one_of(
-            st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+            st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(
+                lambda t: f"({t[0]} {t[1]} {t[2]})"
+            ),
             inner.map(lambda f: f"not ({f})"),
         ),
         max_leaves=5,
@@ -153,7 +192,11 @@ def filters(pool: list[str]) -> st.SearchStrategy[str]:
 
 
 @pytest.fixture(name="sample", scope="module")
-def fixture_sample(pg_server: str, template_db: str) -> Iterator[tuple[asyncio.AbstractEventLoop, asyncpg.Connection, uuid.UUID, list[dict[str, Any]]]]:
+def fixture_sample(
+    pg_server: str, template_db: str
+) -> Iterator[
+    tuple[asyncio.AbstractEventLoop, asyncpg.Connection, uuid.UUID, list[dict[str, Any]]]
+]:
     """40 varied users in a database of their own; their SCIM representations."""
     loop = asyncio.new_event_loop()
     name = f"scim_prop_{_SESSION}"
@@ -172,13 +215,23 @@ def fixture_sample(pg_server: str, template_db: str) -> Iterator[tuple[asyncio.A
             row = await conn.fetchrow(
                 "INSERT INTO users (id, org_id, attrs, created_at, updated_at) VALUES ($1, $2, $3, $4, $5) "
                 "RETURNING id, attrs, setup_state, setup_completed_at, version, created_at, updated_at",
-                uuid.uuid4(), org, attrs, created, created + timedelta(seconds=i % 7),
+                uuid.uuid4(),
+                org,
+                attrs,
+                created,
+                created + timedelta(seconds=i % 7),
             )
             resources.append(
                 user_resource(
-                    user_id=row["id"], attrs=row["attrs"], setup_state=row["setup_state"],
-                    setup_completed_at=None, version=row["version"], created_at=row["created_at"],
-                    updated_at=row["updated_at"], groups=None, base_url="http://scim.test/scim/v2",
+                    user_id=row["id"],
+                    attrs=row["attrs"],
+                    setup_state=row["setup_state"],
+                    setup_completed_at=None,
+                    version=row["version"],
+                    created_at=row["created_at"],
+                    updated_at=row["updated_at"],
+                    groups=None,
+                    base_url="http://scim.test/scim/v2",
                 )
             )
         return conn, org, resources
@@ -224,7 +277,9 @@ def test_sql_and_evaluator_agree(sample: Any) -> None:
         rows = await conn.fetch(f"SELECT u.id FROM users u WHERE {where}", *params.values)
         return {str(r["id"]) for r in rows}
 
-    @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @settings(
+        max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+    )
     @given(filters(pool))
     def check(text: str) -> None:
         expr = parse_filter(text)
@@ -235,6 +290,8 @@ def test_sql_and_evaluator_agree(sample: Any) -> None:
                 loop.run_until_complete(sql_ids(expr))
             return
         got = loop.run_until_complete(sql_ids(expr))
-        assert got == expected, f"{text}: SQL-only {got - expected}, evaluator-only {expected - got}"
+        assert got == expected, (
+            f"{text}: SQL-only {got - expected}, evaluator-only {expected - got}"
+        )
 
     check()

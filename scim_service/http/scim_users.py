@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from scim_service.http.responses import query_projection, read_scim_body, scim_json
@@ -17,10 +19,10 @@ from scim_service.provisioning.query import (
 from scim_service.scim import schema as s
 from scim_service.scim.mapping import etag, user_location, user_resource
 from scim_service.scim.projection import Projection, apply_projection, parse_projection
-from scim_service.store.users import StoredUser
+from scim_service.store.users import StoredUser, attach_groups
 
 
-def render(request: web.Request, user: StoredUser, projection: Projection) -> dict[str, object]:
+def render(request: web.Request, user: StoredUser, projection: Projection) -> dict[str, Any]:
     resource = user_resource(
         user_id=user.id,
         attrs=user.attrs,
@@ -35,52 +37,59 @@ def render(request: web.Request, user: StoredUser, projection: Projection) -> di
     return apply_projection(resource, projection)
 
 
-def _projection(request: web.Request) -> Projection:
-    return query_projection(request, s.USER_TYPE)
-
-
-def _one(request: web.Request, user: StoredUser, status: int = 200) -> web.Response:
+def _one(
+    request: web.Request, user: StoredUser, projection: Projection, status: int = 200
+) -> web.Response:
     headers = {"ETag": etag(user.version)}
     if status == 201:
         headers["Location"] = user_location(request.app[SETTINGS].scim_base_url, user.id)
-    return scim_json(render(request, user, _projection(request)), status=status, headers=headers)
+    return scim_json(render(request, user, projection), status=status, headers=headers)
 
 
 async def create_user(request: web.Request) -> web.Response:
     body = await read_scim_body(request)
     async with request.app[POOL].acquire() as conn:
         user = await users.create_user(conn, request[PRINCIPAL].org_id, body)
-    return _one(request, user, status=201)
+    return _one(request, user, query_projection(request, s.USER_TYPE), status=201)
 
 
 async def get_user(request: web.Request) -> web.Response:
     user_id = users.parse_id(request.match_info["id"])
+    projection = query_projection(request, s.USER_TYPE)
     async with request.app[POOL].acquire() as conn:
-        user = await users.get_user(conn, request[PRINCIPAL].org_id, user_id)
+        user = await users.get_user(
+            conn, request[PRINCIPAL].org_id, user_id, with_groups=not projection.excludes("groups")
+        )
     inm = request.headers.get("If-None-Match")
     if inm is not None and matches_any(inm, user.version):
         return web.Response(status=304, headers={"ETag": etag(user.version)})
-    return _one(request, user)
+    return _one(request, user, projection)
 
 
 async def replace_user(request: web.Request) -> web.Response:
     user_id = users.parse_id(request.match_info["id"])
     body = await read_scim_body(request)
+    projection = query_projection(request, s.USER_TYPE)
     async with request.app[POOL].acquire() as conn:
         user = await users.replace_user(
             conn, request[PRINCIPAL].org_id, user_id, body, request.headers.get("If-Match")
         )
-    return _one(request, user)
+        if not projection.excludes("groups"):
+            await attach_groups(conn, [user])
+    return _one(request, user, projection)
 
 
 async def patch_user(request: web.Request) -> web.Response:
     user_id = users.parse_id(request.match_info["id"])
     body = await read_scim_body(request)
+    projection = query_projection(request, s.USER_TYPE)
     async with request.app[POOL].acquire() as conn:
         user = await users.patch_user(
             conn, request[PRINCIPAL].org_id, user_id, body, request.headers.get("If-Match")
         )
-    return _one(request, user)
+        if not projection.excludes("groups"):
+            await attach_groups(conn, [user])
+    return _one(request, user, projection)
 
 
 async def delete_user(request: web.Request) -> web.Response:
@@ -93,18 +102,21 @@ async def delete_user(request: web.Request) -> web.Response:
 
 
 async def list_users(request: web.Request) -> web.Response:
-    query = query_from_params(request.query)
-    return await _search(request, query, _projection(request))
+    return await search(
+        request, query_from_params(request.query), query_projection(request, s.USER_TYPE)
+    )
 
 
 async def search_users(request: web.Request) -> web.Response:
     query = query_from_search_body(await read_scim_body(request))
     projection = parse_projection(s.USER_TYPE, query.attributes, query.excluded_attributes)
-    return await _search(request, query, projection)
+    return await search(request, query, projection)
 
 
-async def _search(request: web.Request, query: ListQuery, projection: Projection) -> web.Response:
+async def search(request: web.Request, query: ListQuery, projection: Projection) -> web.Response:
     async with request.app[POOL].acquire() as conn:
-        total, page = await users.search_users(conn, request[PRINCIPAL].org_id, query)
+        total, page = await users.search_users(
+            conn, request[PRINCIPAL].org_id, query, with_groups=not projection.excludes("groups")
+        )
     resources = [render(request, u, projection) for u in page]
     return scim_json(list_response(total, query.start_index, resources))

@@ -8,10 +8,13 @@ from typing import Any
 import asyncpg
 
 from scim_service import errors
+from scim_service.provisioning import tx
 from scim_service.provisioning.etags import check_if_match
 from scim_service.provisioning.query import ListQuery
 from scim_service.scim import schema as s
-from scim_service.scim.resource import check_required, normalize_resource
+from scim_service.scim.patch import apply_patch
+from scim_service.scim.resource import body_id_of, check_required, normalize_resource
+from scim_service.store import groups as group_store
 from scim_service.store import users as store
 from scim_service.store.users import StoredUser
 
@@ -22,14 +25,6 @@ def parse_id(raw: str) -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError:
         raise errors.NotFound(f"User {raw} not found") from None
-
-
-def _body_id(body: Any) -> Any:
-    if isinstance(body, dict):
-        for key, value in body.items():
-            if isinstance(key, str) and key.lower() == "id":
-                return value
-    return None
 
 
 def _new_attrs(body: Any) -> dict[str, Any]:
@@ -45,61 +40,80 @@ async def create_user(conn: asyncpg.Connection, org_id: uuid.UUID, body: Any) ->
     return await store.insert_user(conn, org_id, uuid.uuid4(), attrs)
 
 
-async def get_user(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID) -> StoredUser:
-    user = await store.get_user(conn, org_id, user_id)
+async def get_user(
+    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, *, with_groups: bool = False
+) -> StoredUser:
+    user = await store.get_user(conn, org_id, user_id, with_groups=with_groups)
     if user is None:
         raise errors.NotFound(f"User {user_id} not found")
     return user
 
 
-async def replace_user(
-    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, body: Any, if_match: str | None
+async def _update(
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    user_id: uuid.UUID,
+    if_match: str | None,
+    new_attrs: Any,
 ) -> StoredUser:
-    """PUT (RFC 7644 §3.5.1): replace every client attribute; readOnly ones are ignored."""
-    body_id = _body_id(body)
-    if body_id is not None and str(body_id) != str(user_id):
-        raise errors.Mutability(f"id {body_id!r} in the body does not match the URL ({user_id})")
-    attrs = _new_attrs(body)
-    async with conn.transaction():
+    """Lock, check the precondition, compute the new attrs from the current ones, store."""
+
+    async def work() -> StoredUser:
         current = await store.lock_user(conn, org_id, user_id)
         check_if_match(if_match, current.version)
-        # A PUT that says nothing about `active` keeps it: a profile update must never
+        attrs = new_attrs(current.attrs)
+        # A write that says nothing about `active` keeps it: a profile update must never
         # reactivate a deprovisioned user by omission.
         attrs.setdefault("active", current.attrs.get("active", True))
         if attrs == current.attrs:
             return current  # nothing changed: same version, no event
         return await store.update_user_attrs(conn, org_id, user_id, attrs)
 
+    return await tx.write(conn, work)
+
+
+async def replace_user(
+    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, body: Any, if_match: str | None
+) -> StoredUser:
+    """PUT (RFC 7644 §3.5.1): replace every client attribute; readOnly ones are ignored."""
+    body_id = body_id_of(body)
+    if body_id is not None and str(body_id) != str(user_id):
+        raise errors.Mutability(f"id {body_id!r} in the body does not match the URL ({user_id})")
+    attrs = _new_attrs(body)
+    return await _update(conn, org_id, user_id, if_match, lambda current: dict(attrs))
+
 
 async def patch_user(
     conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, body: Any, if_match: str | None
 ) -> StoredUser:
     """PATCH (RFC 7644 §3.5.2): all operations apply, or none (one transaction)."""
-    async with conn.transaction():
-        current = await store.lock_user(conn, org_id, user_id)
-        check_if_match(if_match, current.version)
-        from scim_service.scim.patch import apply_patch  # TEMP until patch.py lands
-
-        attrs = apply_patch(s.USER_TYPE, current.attrs, body)
-        attrs.setdefault("active", current.attrs.get("active", True))
-        if attrs == current.attrs:
-            return current
-        return await store.update_user_attrs(conn, org_id, user_id, attrs)
+    return await _update(
+        conn, org_id, user_id, if_match, lambda current: apply_patch(s.USER_TYPE, current, body)
+    )
 
 
 async def delete_user(
     conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, if_match: str | None
-) -> None:
-    async with conn.transaction():
+) -> StoredUser:
+    """DELETE: the user goes, and with it every membership (each group gets a new version)."""
+
+    async def work() -> StoredUser:
+        # Lock order: the user's groups (id order), then the user — the order group writers
+        # use (group, then the users their foreign keys touch).
+        await group_store.lock_user_groups(conn, org_id, user_id)
         current = await store.lock_user(conn, org_id, user_id)
         check_if_match(if_match, current.version)
+        await group_store.remove_user_from_groups(conn, org_id, user_id)
         await store.delete_user(conn, org_id, user_id)
+        return current
+
+    return await tx.write(conn, work)
 
 
 async def search_users(
-    conn: asyncpg.Connection, org_id: uuid.UUID, query: ListQuery
+    conn: asyncpg.Connection, org_id: uuid.UUID, query: ListQuery, *, with_groups: bool = False
 ) -> tuple[int, list[StoredUser]]:
-    return await store.search_users(
+    total, page = await store.search_users(
         conn,
         org_id,
         filter=query.filter,
@@ -108,14 +122,20 @@ async def search_users(
         offset=query.offset,
         limit=query.count,
     )
+    if with_groups:
+        await store.attach_groups(conn, page)
+    return total, page
 
 
 async def complete_setup(
     conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID
 ) -> StoredUser:
     """The platform reports that the user created their master key (admin API / CLI)."""
-    async with conn.transaction():
+
+    async def work() -> StoredUser:
         done = await store.complete_setup(conn, org_id, user_id)
         if done is not None:
             return done
         return await get_user(conn, org_id, user_id)  # already complete: idempotent
+
+    return await tx.write(conn, work)

@@ -46,7 +46,7 @@ def user_resource(
     version: int,
     created_at: datetime,
     updated_at: datetime,
-    groups: list[dict[str, Any]] | None,
+    groups: list[tuple[uuid.UUID, str]] | None,
     base_url: str,
 ) -> dict[str, Any]:
     schemas = [s.USER_SCHEMA]
@@ -62,7 +62,15 @@ def user_resource(
         if value is not None:
             out[name] = value
     if groups:
-        out["groups"] = groups
+        out["groups"] = [
+            {
+                "value": str(gid),
+                "$ref": group_location(base_url, gid),
+                "display": name,
+                "type": "direct",
+            }
+            for gid, name in groups
+        ]
     if s.ENTERPRISE_USER_SCHEMA in attrs:
         out[s.ENTERPRISE_USER_SCHEMA] = attrs[s.ENTERPRISE_USER_SCHEMA]
     platform: dict[str, Any] = {"setupState": setup_state}
@@ -70,4 +78,32 @@ def user_resource(
         platform["setupCompletedAt"] = setup_completed_at
     out[s.PLATFORM_USER_SCHEMA] = platform
     out["meta"] = meta("User", user_location(base_url, user_id), created_at, updated_at, version)
+    return out
+
+
+def group_resource(
+    *,
+    group_id: uuid.UUID,
+    attrs: dict[str, Any],
+    members: list[tuple[uuid.UUID, str]] | None,
+    version: int,
+    created_at: datetime,
+    updated_at: datetime,
+    base_url: str,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"schemas": [s.GROUP_SCHEMA], "id": str(group_id)}
+    if "externalId" in attrs:
+        out["externalId"] = attrs["externalId"]
+    out["displayName"] = attrs.get("displayName")
+    if members:
+        out["members"] = [
+            {
+                "value": str(uid),
+                "$ref": user_location(base_url, uid),
+                "display": display,
+                "type": "User",
+            }
+            for uid, display in members
+        ]
+    out["meta"] = meta("Group", group_location(base_url, group_id), created_at, updated_at, version)
     return out

@@ -13,6 +13,7 @@ accepted for booleans.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from scim_service.errors import InvalidValue
@@ -24,6 +25,7 @@ from scim_service.scim.evaluate import parse_datetime
 MAX_INDEXED = 1024
 MAX_STRING = 65536
 _INDEXED = frozenset(("userName", "externalId", "displayName"))
+_INDEX_RE = re.compile(r"\[\d+\]")
 
 # Attributes a client never sets, whatever it sends.
 SERVER_OWNED = frozenset(("id", "meta", "schemas"))
@@ -82,7 +84,8 @@ def normalize_scalar(attr: s.Attr, value: Any, path: str) -> Any:
         if parse_datetime(text) is None:
             raise _invalid(path, "expected an RFC 3339 date-time")
         return text
-    limit = MAX_INDEXED if attr.name in _INDEXED or path.endswith("emails.value") else MAX_STRING
+    indexed = attr.name in _INDEXED or _INDEX_RE.sub("", path) == "emails.value"
+    limit = MAX_INDEXED if indexed else MAX_STRING
     return _string(value, path, limit)
 
 
@@ -95,6 +98,8 @@ def normalize_complex(attr: s.Attr, value: Any, path: str) -> dict[str, Any] | N
         raise _invalid(path, f"expected an object, got {_type_name(value)}")
     out: dict[str, Any] = {}
     for key, raw in value.items():
+        if not isinstance(key, str):
+            continue
         sub = attr.sub(key)
         if sub is None or sub.read_only or raw is None or raw == "":
             continue
@@ -154,6 +159,8 @@ def normalize_resource(rtype: s.ResourceType, body: Any) -> dict[str, Any]:
             if not isinstance(raw, dict):
                 raise _invalid(ext.id, f"expected an object, got {_type_name(raw)}")
             for sub_key, sub_raw in raw.items():
+                if not isinstance(sub_key, str):
+                    continue
                 attr = ext.attr(sub_key)
                 if attr is None or attr.read_only:
                     continue
@@ -181,3 +188,12 @@ def check_required(rtype: s.ResourceType, attrs: dict[str, Any]) -> None:
             value = attrs.get(attr.name)
             if value is None or (isinstance(value, str) and not value.strip()):
                 raise InvalidValue(f"{attr.name} is required")
+
+
+def body_id_of(body: Any) -> Any:
+    """The `id` a PUT body carries (any spelling), or None; it must match the URL."""
+    if isinstance(body, dict):
+        for key, value in body.items():
+            if isinstance(key, str) and key.lower() == "id":
+                return value
+    return None

@@ -14,7 +14,14 @@ from scim_service.scim import schema as s
 from scim_service.scim.filter import Expr
 from scim_service.store.db import QUERIES as Q
 from scim_service.store.db import register_unique_constraint, translate_errors
-from scim_service.store.filters import Column, Params, TableSpec, compile_filter, sort_expression
+from scim_service.store.filters import (
+    Column,
+    Condition,
+    Params,
+    TableSpec,
+    compile_filter,
+    sort_expression,
+)
 
 register_unique_constraint(
     "users_org_username_key", "A user with this userName already exists in this organization"
@@ -29,7 +36,25 @@ class StoredUser(msgspec.Struct, kw_only=True):
     version: int
     created_at: datetime
     updated_at: datetime
-    groups: list[dict[str, Any]] | None = None  # filled when requested
+    # (group id, displayName) pairs of the read-only `groups` attribute; None when not read.
+    groups: list[tuple[uuid.UUID, str]] | None = None
+
+
+def _groups_special(params: Params, sub: str | None, cond: Condition) -> str:
+    """`groups.value` / `groups.display` / `groups` in a user filter (memberships table)."""
+    if sub in (None, "value"):
+        inner = cond("gm.group_id", "uuid")
+        return f"EXISTS (SELECT 1 FROM group_members gm WHERE gm.user_id = u.id AND {inner})"
+    if sub == "display":
+        inner = cond("g.display_name", "text")
+        return (
+            "EXISTS (SELECT 1 FROM group_members gm JOIN groups g ON g.id = gm.group_id "
+            f"WHERE gm.user_id = u.id AND {inner})"
+        )
+    if sub == "type":
+        inner = cond("'direct'", "text")
+        return f"EXISTS (SELECT 1 FROM group_members gm WHERE gm.user_id = u.id AND {inner})"
+    raise errors.InvalidFilter(f"Filtering on groups.{sub} is not supported")
 
 
 USER_SPEC = TableSpec(
@@ -48,6 +73,7 @@ USER_SPEC = TableSpec(
         f"{s.PLATFORM_USER_SCHEMA}:setupCompletedAt": Column("u.setup_completed_at", "timestamp"),
     },
     email_array="u.emails",
+    specials={"groups": _groups_special},
 )
 
 _COLUMNS = (
@@ -69,10 +95,28 @@ async def insert_user(
 
 
 async def get_user(
-    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID
+    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, *, with_groups: bool = False
 ) -> StoredUser | None:
-    row = await conn.fetchrow(Q["get_user"], org_id, user_id)
-    return None if row is None else _user(row)
+    if not with_groups:
+        row = await conn.fetchrow(Q["get_user"], org_id, user_id)
+        return None if row is None else _user(row)
+    row = await conn.fetchrow(Q["get_user_with_groups"], org_id, user_id)
+    if row is None:
+        return None
+    values = dict(row)
+    pairs = values.pop("groups") or []
+    return StoredUser(**values, groups=[(uuid.UUID(gid), name) for gid, name in pairs])
+
+
+async def attach_groups(conn: asyncpg.Connection, users: list[StoredUser]) -> None:
+    """Fill the read-only `groups` of a page of users with one query."""
+    if not users:
+        return
+    by_id: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {u.id: [] for u in users}
+    for row in await conn.fetch(Q["groups_of_users"], list(by_id)):
+        by_id[row["user_id"]].append((row["group_id"], row["display_name"]))
+    for u in users:
+        u.groups = by_id[u.id]
 
 
 async def lock_user(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID) -> StoredUser:

@@ -10,6 +10,15 @@ SELECT id, attrs, setup_state, setup_completed_at, version, created_at, updated_
 FROM users
 WHERE org_id = $1 AND id = $2;
 
+-- name: get_user_with_groups
+-- The user and its read-only `groups` ([id, displayName] pairs) in one round trip.
+SELECT u.id, u.attrs, u.setup_state, u.setup_completed_at, u.version, u.created_at, u.updated_at,
+       (SELECT jsonb_agg(jsonb_build_array(g.id, g.display_name) ORDER BY g.display_name, g.id)
+        FROM group_members gm JOIN groups g ON g.id = gm.group_id
+        WHERE gm.user_id = u.id) AS groups
+FROM users u
+WHERE u.org_id = $1 AND u.id = $2;
+
 -- name: lock_user
 -- Writers of one user are serialised by this row lock (see DESIGN: resource versions).
 SELECT id, attrs, setup_state, setup_completed_at, version, created_at, updated_at
@@ -32,3 +41,11 @@ UPDATE users
 SET setup_state = 'complete', setup_completed_at = now(), version = version + 1, updated_at = now()
 WHERE org_id = $1 AND id = $2 AND setup_state = 'pending'
 RETURNING id, attrs, setup_state, setup_completed_at, version, created_at, updated_at;
+
+-- name: groups_of_users
+-- The read-only `groups` of a page of users.
+SELECT gm.user_id, g.id AS group_id, g.display_name
+FROM group_members gm
+JOIN groups g ON g.id = gm.group_id
+WHERE gm.user_id = ANY($1::uuid[])
+ORDER BY g.display_name, g.id;

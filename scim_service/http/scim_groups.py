@@ -1,0 +1,134 @@
+"""/scim/v2/Groups (RFC 7644 §3.3-§3.6): thin handlers over `provisioning.groups`.
+
+PATCH answers 200 with the group (RFC 7644 §3.5.2 allows 204 or the resource "subject to the
+attributes parameter"). Its `members` are included only for groups of at most
+PATCH_MEMBERS_LIMIT members and when not excluded: an IdP adding one member to a
+50,000-member group must not download the whole list with every change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from scim_service.http.responses import query_projection, read_scim_body, scim_json
+from scim_service.keys import POOL, PRINCIPAL, SETTINGS
+from scim_service.provisioning import groups
+from scim_service.provisioning.etags import matches_any
+from scim_service.provisioning.query import (
+    ListQuery,
+    list_response,
+    query_from_params,
+    query_from_search_body,
+)
+from scim_service.scim import schema as s
+from scim_service.scim.mapping import etag, group_location, group_resource
+from scim_service.scim.projection import Projection, apply_projection, parse_projection
+from scim_service.store import groups as store
+from scim_service.store.groups import StoredGroup
+
+PATCH_MEMBERS_LIMIT = 1000
+
+
+def render(request: web.Request, group: StoredGroup, projection: Projection) -> dict[str, Any]:
+    resource = group_resource(
+        group_id=group.id,
+        attrs=group.attrs,
+        members=group.members,
+        version=group.version,
+        created_at=group.created_at,
+        updated_at=group.updated_at,
+        base_url=request.app[SETTINGS].scim_base_url,
+    )
+    return apply_projection(resource, projection)
+
+
+def _one(
+    request: web.Request, group: StoredGroup, projection: Projection, status: int = 200
+) -> web.Response:
+    headers = {"ETag": etag(group.version)}
+    if status == 201:
+        headers["Location"] = group_location(request.app[SETTINGS].scim_base_url, group.id)
+    return scim_json(render(request, group, projection), status=status, headers=headers)
+
+
+async def create_group(request: web.Request) -> web.Response:
+    body = await read_scim_body(request)
+    projection = query_projection(request, s.GROUP_TYPE)
+    async with request.app[POOL].acquire() as conn:
+        group, _ = await groups.create_group(conn, request[PRINCIPAL].org_id, body)
+        if not projection.excludes("members"):
+            group.members = (await store.members_of(conn, [group.id]))[group.id]
+    return _one(request, group, projection, status=201)
+
+
+async def get_group(request: web.Request) -> web.Response:
+    group_id = groups.parse_id(request.match_info["id"])
+    projection = query_projection(request, s.GROUP_TYPE)
+    async with request.app[POOL].acquire() as conn:
+        group = await groups.get_group(
+            conn, request[PRINCIPAL].org_id, group_id, with_members=False
+        )
+        inm = request.headers.get("If-None-Match")
+        if inm is not None and matches_any(inm, group.version):
+            return web.Response(status=304, headers={"ETag": etag(group.version)})
+        if not projection.excludes("members"):
+            group.members = (await store.members_of(conn, [group.id]))[group.id]
+    return _one(request, group, projection)
+
+
+async def replace_group(request: web.Request) -> web.Response:
+    group_id = groups.parse_id(request.match_info["id"])
+    body = await read_scim_body(request)
+    projection = query_projection(request, s.GROUP_TYPE)
+    async with request.app[POOL].acquire() as conn:
+        group, _ = await groups.replace_group(
+            conn, request[PRINCIPAL].org_id, group_id, body, request.headers.get("If-Match")
+        )
+        if not projection.excludes("members"):
+            group.members = (await store.members_of(conn, [group.id]))[group.id]
+    return _one(request, group, projection)
+
+
+async def patch_group(request: web.Request) -> web.Response:
+    group_id = groups.parse_id(request.match_info["id"])
+    body = await read_scim_body(request)
+    projection = query_projection(request, s.GROUP_TYPE)
+    async with request.app[POOL].acquire() as conn:
+        group, _ = await groups.patch_group(
+            conn, request[PRINCIPAL].org_id, group_id, body, request.headers.get("If-Match")
+        )
+        if not projection.excludes("members") and group.member_count <= PATCH_MEMBERS_LIMIT:
+            group.members = (await store.members_of(conn, [group.id]))[group.id]
+    return _one(request, group, projection)
+
+
+async def delete_group(request: web.Request) -> web.Response:
+    group_id = groups.parse_id(request.match_info["id"])
+    async with request.app[POOL].acquire() as conn:
+        await groups.delete_group(
+            conn, request[PRINCIPAL].org_id, group_id, request.headers.get("If-Match")
+        )
+    return web.Response(status=204)
+
+
+async def list_groups(request: web.Request) -> web.Response:
+    return await search(
+        request, query_from_params(request.query), query_projection(request, s.GROUP_TYPE)
+    )
+
+
+async def search_groups(request: web.Request) -> web.Response:
+    query = query_from_search_body(await read_scim_body(request))
+    projection = parse_projection(s.GROUP_TYPE, query.attributes, query.excluded_attributes)
+    return await search(request, query, projection)
+
+
+async def search(request: web.Request, query: ListQuery, projection: Projection) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        total, page = await groups.search_groups(
+            conn, request[PRINCIPAL].org_id, query, with_members=not projection.excludes("members")
+        )
+    resources = [render(request, g, projection) for g in page]
+    return scim_json(list_response(total, query.start_index, resources))

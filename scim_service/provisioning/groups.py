@@ -1,0 +1,234 @@
+"""SCIM Group operations (RFC 7644 §3.3-§3.6) for one organization.
+
+Membership changes are set-based statements (one per PATCH operation, whatever its size) run
+under the group's row lock, so concurrent PATCHes of one group serialise and none is lost.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from scim_service import errors
+from scim_service.provisioning import tx
+from scim_service.provisioning.etags import check_if_match
+from scim_service.provisioning.query import ListQuery
+from scim_service.scim import schema as s
+from scim_service.scim.patch_members import plan_group_patch
+from scim_service.scim.resource import body_id_of, check_required, normalize_resource
+from scim_service.store import groups as store
+from scim_service.store.groups import StoredGroup
+
+
+class GroupChange(msgspec.Struct, kw_only=True):
+    """What a write did to a group (drives the version bump and, later, its event)."""
+
+    kinds: list[str] = msgspec.field(default_factory=list)  # created, renamed, members_added, ...
+    added: list[uuid.UUID] = msgspec.field(default_factory=list)
+    removed: list[uuid.UUID] = msgspec.field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.kinds)
+
+
+def parse_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise errors.NotFound(f"Group {raw} not found") from None
+
+
+def _split_members(attrs: dict[str, Any]) -> tuple[str, ...]:
+    """Take `members` out of normalised attrs: memberships live in their own table."""
+    members = attrs.pop("members", None) or []
+    ids: list[str] = []
+    for i, m in enumerate(members):
+        value = m.get("value")
+        if not value:
+            raise errors.InvalidValue(f"members[{i}].value is required")
+        kind = m.get("type")
+        if kind is not None and kind.lower() != "user":
+            raise errors.InvalidValue(f"members[{i}].type {kind!r}: only users can be members")
+        ids.append(value)
+    return tuple(ids)
+
+
+def _new_attrs(body: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+    attrs = normalize_resource(s.GROUP_TYPE, body)
+    ids = _split_members(attrs)
+    check_required(s.GROUP_TYPE, attrs)
+    return attrs, ids
+
+
+async def _with_members(conn: asyncpg.Connection, group: StoredGroup) -> StoredGroup:
+    group.members = (await store.members_of(conn, [group.id]))[group.id]
+    return group
+
+
+async def create_group(
+    conn: asyncpg.Connection, org_id: uuid.UUID, body: Any
+) -> tuple[StoredGroup, GroupChange]:
+    attrs, ids = _new_attrs(body)
+
+    async def work() -> tuple[StoredGroup, GroupChange]:
+        group = await store.insert_group(conn, org_id, uuid.uuid4(), attrs)
+        change = GroupChange(kinds=["created"])
+        added = await store.add_members(conn, org_id, group.id, ids)
+        if added:
+            # Creating a group with its members is one change: version 1, one event.
+            change.added = list(added)
+            group = await store.set_member_count(conn, org_id, group.id, len(added))
+        return group, change
+
+    return await tx.write(conn, work)
+
+
+async def get_group(
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, *, with_members: bool
+) -> StoredGroup:
+    group = await store.get_group(conn, org_id, group_id)
+    if group is None:
+        raise errors.NotFound(f"Group {group_id} not found")
+    return await _with_members(conn, group) if with_members else group
+
+
+async def replace_group(
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    group_id: uuid.UUID,
+    body: Any,
+    if_match: str | None,
+) -> tuple[StoredGroup, GroupChange]:
+    """PUT: displayName, externalId and the whole member set are replaced."""
+    body_id = body_id_of(body)
+    if body_id is not None and str(body_id) != str(group_id):
+        raise errors.Mutability(f"id {body_id!r} in the body does not match the URL ({group_id})")
+    attrs, ids = _new_attrs(body)
+
+    async def work() -> tuple[StoredGroup, GroupChange]:
+        current = await store.lock_group(conn, org_id, group_id)
+        check_if_match(if_match, current.version)
+        change = GroupChange()
+        if attrs != current.attrs:
+            change.kinds.append(_attr_kind(current.attrs, attrs))
+        diff = await store.replace_members(conn, org_id, group_id, ids)
+        _record(change, diff.added, diff.removed)
+        return await _finish(conn, org_id, current, attrs, change), change
+
+    return await tx.write(conn, work)
+
+
+async def patch_group(
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    group_id: uuid.UUID,
+    body: Any,
+    if_match: str | None,
+) -> tuple[StoredGroup, GroupChange]:
+    """PATCH (RFC 7644 §3.5.2): every operation applies, in order, or none does."""
+    plan = plan_group_patch(body)
+
+    async def work() -> tuple[StoredGroup, GroupChange]:
+        current = await store.lock_group(conn, org_id, group_id)
+        check_if_match(if_match, current.version)
+        attrs = plan.apply(current.attrs) if plan.operations else current.attrs
+        change = GroupChange()
+        if attrs != current.attrs:
+            change.kinds.append(_attr_kind(current.attrs, attrs))
+        added: list[uuid.UUID] = []
+        removed: list[uuid.UUID] = []
+        for op in plan.members:
+            if op.kind == "add":
+                new = await store.add_members(conn, org_id, group_id, op.ids)
+                _net(added, removed, new, ())
+            elif op.kind == "remove":
+                gone = await store.remove_members(conn, group_id, op.ids)
+                _net(added, removed, (), gone)
+            elif op.kind == "remove_all":
+                gone = await store.remove_all_members(conn, group_id)
+                _net(added, removed, (), gone)
+            else:
+                diff = await store.replace_members(conn, org_id, group_id, op.ids)
+                _net(added, removed, diff.added, diff.removed)
+        _record(change, tuple(added), tuple(removed))
+        return await _finish(conn, org_id, current, attrs, change), change
+
+    return await tx.write(conn, work)
+
+
+def _net(added: list[uuid.UUID], removed: list[uuid.UUID], new: Any, gone: Any) -> None:
+    """Accumulate the net effect of several member operations in one request."""
+    for uid in new:
+        if uid in removed:
+            removed.remove(uid)  # removed then re-added: no net change
+        else:
+            added.append(uid)
+    for uid in gone:
+        if uid in added:
+            added.remove(uid)
+        else:
+            removed.append(uid)
+
+
+def _record(
+    change: GroupChange, added: tuple[uuid.UUID, ...], removed: tuple[uuid.UUID, ...]
+) -> None:
+    if added:
+        change.kinds.append("members_added")
+        change.added = sorted(added)
+    if removed:
+        change.kinds.append("members_removed")
+        change.removed = sorted(removed)
+
+
+def _attr_kind(old: dict[str, Any], new: dict[str, Any]) -> str:
+    return "renamed" if old.get("displayName") != new.get("displayName") else "updated"
+
+
+async def _finish(
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    current: StoredGroup,
+    attrs: dict[str, Any],
+    change: GroupChange,
+) -> StoredGroup:
+    if not change.changed:
+        return current  # nothing changed: same version, no event
+    delta = len(change.added) - len(change.removed)
+    new_attrs = attrs if attrs != current.attrs else None
+    return await store.update_group(conn, org_id, current.id, attrs=new_attrs, member_delta=delta)
+
+
+async def delete_group(
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, if_match: str | None
+) -> StoredGroup:
+    async def work() -> StoredGroup:
+        current = await store.lock_group(conn, org_id, group_id)
+        check_if_match(if_match, current.version)
+        await store.delete_group(conn, org_id, group_id)  # memberships go with it (cascade)
+        return current
+
+    return await tx.write(conn, work)
+
+
+async def search_groups(
+    conn: asyncpg.Connection, org_id: uuid.UUID, query: ListQuery, *, with_members: bool
+) -> tuple[int, list[StoredGroup]]:
+    total, page = await store.search_groups(
+        conn,
+        org_id,
+        filter=query.filter,
+        sort_by=query.sort_by,
+        descending=query.descending,
+        offset=query.offset,
+        limit=query.count,
+    )
+    if with_members and page:
+        members = await store.members_of(conn, [g.id for g in page])
+        for g in page:
+            g.members = members[g.id]
+    return total, page

@@ -1,0 +1,261 @@
+"""SCIM Groups and memberships in PostgreSQL. Functions take a connection and the org id."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from scim_service import errors
+from scim_service.scim import schema as s
+from scim_service.scim.filter import Expr
+from scim_service.store.db import QUERIES as Q
+from scim_service.store.db import register_unique_constraint, translate_errors
+from scim_service.store.filters import (
+    Column,
+    Condition,
+    Params,
+    TableSpec,
+    compile_filter,
+    sort_expression,
+)
+
+register_unique_constraint(
+    "groups_org_display_name_key",
+    "A group with this displayName already exists in this organization",
+)
+
+
+class StoredGroup(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    attrs: dict[str, Any]
+    member_count: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    # (user id, display) pairs; None when members were not read (excluded from the answer).
+    members: list[tuple[uuid.UUID, str]] | None = None
+
+
+class MemberChange(msgspec.Struct, frozen=True):
+    added: tuple[uuid.UUID, ...] = ()
+    removed: tuple[uuid.UUID, ...] = ()
+
+
+def _members_special(params: Params, sub: str | None, cond: Condition) -> str:
+    """`members.value` / `members.display` / `members` in a group filter."""
+    if sub == "display":
+        inner = cond("coalesce(mu.display_name, mu.user_name)", "text")
+        return (
+            "EXISTS (SELECT 1 FROM group_members gm JOIN users mu ON mu.id = gm.user_id "
+            f"WHERE gm.group_id = g.id AND {inner})"
+        )
+    if sub in (None, "value"):
+        inner = cond("gm.user_id", "uuid")
+        return f"EXISTS (SELECT 1 FROM group_members gm WHERE gm.group_id = g.id AND {inner})"
+    if sub == "type":
+        inner = cond("'User'", "text")
+        return f"EXISTS (SELECT 1 FROM group_members gm WHERE gm.group_id = g.id AND {inner})"
+    # $ref: the member's URL ends with its id; compare on the id.
+    raise errors.InvalidFilter(f"Filtering on members.{sub} is not supported")
+
+
+GROUP_SPEC = TableSpec(
+    rtype=s.GROUP_TYPE,
+    alias="g",
+    attrs_sql="g.attrs",
+    columns={
+        "id": Column("g.id", "uuid"),
+        "displayName": Column("g.display_name", "text", range_indexed=True),
+        "externalId": Column("g.external_id", "text_exact"),
+        "meta.created": Column("g.created_at", "timestamp"),
+        "meta.lastModified": Column("g.updated_at", "timestamp"),
+    },
+    specials={"members": _members_special},
+)
+
+_COLUMNS = "g.id, g.attrs, g.member_count, g.version, g.created_at, g.updated_at"
+
+
+def _group(row: asyncpg.Record) -> StoredGroup:
+    return StoredGroup(**dict(row))
+
+
+def _uuids(values: tuple[str, ...]) -> list[uuid.UUID]:
+    out = []
+    for v in values:
+        try:
+            out.append(uuid.UUID(v))
+        except ValueError:
+            raise errors.InvalidValue(
+                f"members: {v!r} is not a user of this organization"
+            ) from None
+    return out
+
+
+def _lenient_uuids(values: tuple[str, ...]) -> list[uuid.UUID]:
+    """For removals: a value that cannot be a user id cannot be a member either (no-op)."""
+    out = []
+    for v in values:
+        try:
+            out.append(uuid.UUID(v))
+        except ValueError:
+            continue
+    return out
+
+
+async def insert_group(
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, attrs: dict[str, Any]
+) -> StoredGroup:
+    with translate_errors():
+        row = await conn.fetchrow(Q["insert_group"], org_id, group_id, attrs)
+    assert row is not None
+    return _group(row)
+
+
+async def get_group(
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID
+) -> StoredGroup | None:
+    row = await conn.fetchrow(Q["get_group"], org_id, group_id)
+    return None if row is None else _group(row)
+
+
+async def lock_group(
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID
+) -> StoredGroup:
+    row = await conn.fetchrow(Q["lock_group"], org_id, group_id)
+    if row is None:
+        raise errors.NotFound(f"Group {group_id} not found")
+    return _group(row)
+
+
+async def update_group(
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    group_id: uuid.UUID,
+    *,
+    attrs: dict[str, Any] | None,
+    member_delta: int,
+) -> StoredGroup:
+    with translate_errors():
+        row = await conn.fetchrow(Q["update_group"], org_id, group_id, attrs, member_delta)
+    if row is None:
+        raise errors.NotFound(f"Group {group_id} not found")
+    return _group(row)
+
+
+async def set_member_count(
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, count: int
+) -> StoredGroup:
+    """For a group created with members in the same transaction (no new version)."""
+    row = await conn.fetchrow(Q["set_group_member_count"], org_id, group_id, count)
+    assert row is not None
+    return _group(row)
+
+
+async def delete_group(conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID) -> bool:
+    return await conn.fetchval(Q["delete_group"], org_id, group_id) is not None
+
+
+async def add_members(
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, ids: tuple[str, ...]
+) -> tuple[uuid.UUID, ...]:
+    """Add members (already-present ones are a no-op); every id must be a user of the org."""
+    if not ids:
+        return ()
+    row = await conn.fetchrow(Q["add_members"], org_id, group_id, _uuids(ids))
+    assert row is not None
+    if row["missing"]:
+        raise errors.InvalidValue(
+            "members: not users of this organization: "
+            + ", ".join(sorted(str(m) for m in row["missing"])[:20])
+        )
+    return tuple(row["added"])
+
+
+async def remove_members(
+    conn: asyncpg.Connection, group_id: uuid.UUID, ids: tuple[str, ...]
+) -> tuple[uuid.UUID, ...]:
+    wanted = _lenient_uuids(ids)
+    if not wanted:
+        return ()
+    return tuple(await conn.fetchval(Q["remove_members"], group_id, wanted))
+
+
+async def remove_all_members(
+    conn: asyncpg.Connection, group_id: uuid.UUID
+) -> tuple[uuid.UUID, ...]:
+    return tuple(await conn.fetchval(Q["remove_all_members"], group_id))
+
+
+async def replace_members(
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, ids: tuple[str, ...]
+) -> MemberChange:
+    row = await conn.fetchrow(Q["replace_members"], org_id, group_id, _uuids(ids))
+    assert row is not None
+    if row["missing"]:
+        raise errors.InvalidValue(
+            "members: not users of this organization: "
+            + ", ".join(sorted(str(m) for m in row["missing"])[:20])
+        )
+    return MemberChange(tuple(row["added"]), tuple(row["removed"]))
+
+
+async def members_of(
+    conn: asyncpg.Connection, group_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[tuple[uuid.UUID, str]]]:
+    out: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {gid: [] for gid in group_ids}
+    if group_ids:
+        for row in await conn.fetch(Q["members_of_groups"], group_ids):
+            out[row["group_id"]].append((row["user_id"], row["display"]))
+    return out
+
+
+async def lock_user_groups(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    await conn.fetch(Q["lock_user_groups"], org_id, user_id)
+
+
+async def remove_user_from_groups(
+    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID
+) -> list[asyncpg.Record]:
+    """Delete a user's memberships; return (id, display_name, version) of each group left."""
+    return list(await conn.fetch(Q["remove_user_from_groups"], org_id, user_id))
+
+
+def filter_sql(org_id: uuid.UUID, filter: Expr | None) -> tuple[str, Params]:
+    params = Params([org_id])
+    where = "g.org_id = $1"
+    if filter is not None:
+        where += " AND " + compile_filter(GROUP_SPEC, filter, params)
+    return where, params
+
+
+async def search_groups(
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    *,
+    filter: Expr | None,
+    sort_by: str | None,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> tuple[int, list[StoredGroup]]:
+    where, params = filter_sql(org_id, filter)
+    direction = "DESC" if descending else "ASC"
+    if sort_by:
+        order = f"{sort_expression(GROUP_SPEC, sort_by)} {direction}, g.created_at, g.id"
+    else:
+        order = "g.created_at, g.id"
+    total = int(await conn.fetchval(f"SELECT count(*) FROM groups g WHERE {where}", *params.values))
+    if limit == 0 or total <= offset:
+        return total, []
+    lim = params.add(limit)
+    off = params.add(offset)
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM groups g WHERE {where} ORDER BY {order} LIMIT {lim} OFFSET {off}",
+        *params.values,
+    )
+    return total, [_group(r) for r in rows]

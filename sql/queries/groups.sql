@@ -1,0 +1,122 @@
+-- SCIM Groups and memberships. Every query is scoped by org_id ($1).
+
+-- name: insert_group
+INSERT INTO groups (id, org_id, attrs)
+VALUES ($2, $1, $3)
+RETURNING id, attrs, member_count, version, created_at, updated_at;
+
+-- name: get_group
+SELECT id, attrs, member_count, version, created_at, updated_at
+FROM groups
+WHERE org_id = $1 AND id = $2;
+
+-- name: lock_group
+-- Writers of one group are serialised by this row lock.
+SELECT id, attrs, member_count, version, created_at, updated_at
+FROM groups
+WHERE org_id = $1 AND id = $2
+FOR UPDATE;
+
+-- name: update_group
+-- $3: new attrs (NULL keeps them); $4: change in member count.
+UPDATE groups
+SET attrs = coalesce($3, attrs),
+    member_count = member_count + $4,
+    version = version + 1,
+    updated_at = now()
+WHERE org_id = $1 AND id = $2
+RETURNING id, attrs, member_count, version, created_at, updated_at;
+
+-- name: set_group_member_count
+UPDATE groups SET member_count = $3
+WHERE org_id = $1 AND id = $2
+RETURNING id, attrs, member_count, version, created_at, updated_at;
+
+-- name: delete_group
+DELETE FROM groups WHERE org_id = $1 AND id = $2
+RETURNING id;
+
+-- name: add_members
+-- One statement for any number of members: the ids that are not users of this organization
+-- come back in `missing` (the caller rolls back), the ones newly added in `added`.
+WITH wanted AS (
+    SELECT DISTINCT x.id FROM unnest($3::uuid[]) AS x(id)
+), valid AS (
+    SELECT u.id FROM users u JOIN wanted w ON w.id = u.id WHERE u.org_id = $1
+), inserted AS (
+    INSERT INTO group_members (group_id, user_id)
+    SELECT $2, v.id FROM valid v
+    ON CONFLICT DO NOTHING
+    RETURNING user_id
+)
+SELECT coalesce((SELECT array_agg(w.id) FROM wanted w WHERE w.id NOT IN (SELECT id FROM valid)), '{}') AS missing,
+       coalesce((SELECT array_agg(user_id ORDER BY user_id) FROM inserted), '{}') AS added;
+
+-- name: remove_members
+WITH d AS (
+    DELETE FROM group_members WHERE group_id = $1 AND user_id = ANY($2::uuid[]) RETURNING user_id
+)
+SELECT coalesce(array_agg(user_id ORDER BY user_id), '{}') AS removed FROM d;
+
+-- name: remove_all_members
+WITH d AS (
+    DELETE FROM group_members WHERE group_id = $1 RETURNING user_id
+)
+SELECT coalesce(array_agg(user_id ORDER BY user_id), '{}') AS removed FROM d;
+
+-- name: replace_members
+-- The exact new member set in one statement: missing ids (not users of the organization),
+-- and the added/removed difference.
+WITH wanted AS (
+    SELECT DISTINCT x.id FROM unnest($3::uuid[]) AS x(id)
+), valid AS (
+    SELECT u.id FROM users u JOIN wanted w ON w.id = u.id WHERE u.org_id = $1
+), removed AS (
+    DELETE FROM group_members gm
+    WHERE gm.group_id = $2 AND gm.user_id NOT IN (SELECT id FROM valid)
+    RETURNING gm.user_id
+), inserted AS (
+    INSERT INTO group_members (group_id, user_id)
+    SELECT $2, v.id FROM valid v
+    ON CONFLICT DO NOTHING
+    RETURNING user_id
+)
+SELECT coalesce((SELECT array_agg(w.id) FROM wanted w WHERE w.id NOT IN (SELECT id FROM valid)), '{}') AS missing,
+       coalesce((SELECT array_agg(user_id ORDER BY user_id) FROM inserted), '{}') AS added,
+       coalesce((SELECT array_agg(user_id ORDER BY user_id) FROM removed), '{}') AS removed;
+
+-- name: group_members
+-- Members with what `display` shows: the user's displayName, else userName.
+SELECT gm.user_id, coalesce(u.display_name, u.user_name) AS display
+FROM group_members gm
+JOIN users u ON u.id = gm.user_id
+WHERE gm.group_id = $1
+ORDER BY gm.user_id;
+
+-- name: members_of_groups
+-- Members of a page of groups (list responses).
+SELECT gm.group_id, gm.user_id, coalesce(u.display_name, u.user_name) AS display
+FROM group_members gm
+JOIN users u ON u.id = gm.user_id
+WHERE gm.group_id = ANY($1::uuid[])
+ORDER BY gm.group_id, gm.user_id;
+
+-- name: lock_user_groups
+-- The groups a user is in, locked in id order, before the user is deleted.
+SELECT g.id
+FROM groups g
+JOIN group_members gm ON gm.group_id = g.id
+WHERE g.org_id = $1 AND gm.user_id = $2
+ORDER BY g.id
+FOR UPDATE OF g;
+
+-- name: remove_user_from_groups
+-- Deleting a user: its memberships go, and each group it left gets a new version.
+WITH d AS (
+    DELETE FROM group_members WHERE user_id = $2 RETURNING group_id
+)
+UPDATE groups g
+SET member_count = member_count - 1, version = version + 1, updated_at = now()
+FROM d
+WHERE g.id = d.group_id AND g.org_id = $1
+RETURNING g.id, g.display_name, g.version;

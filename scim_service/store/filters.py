@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+import asyncpg
+
 from scim_service.errors import InvalidFilter, InvalidValue
 from scim_service.scim import schema as s
 from scim_service.scim.evaluate import Resolved, check_comparable, resolve, resolve_sub
@@ -70,7 +72,9 @@ Special = Callable[[Params, str | None, Condition], str]
 @dataclass(frozen=True)
 class TableSpec:
     rtype: s.ResourceType
+    table: str
     alias: str
+    select: str  # the columns a page of results returns
     attrs_sql: str  # the jsonb column of client attributes
     columns: dict[str, Column]
     email_array: str | None = None  # text[] of lower-cased email values (users)
@@ -340,3 +344,49 @@ def sort_expression(spec: TableSpec, sort_by: str) -> str:
     text = _json_path(r, spec.attrs_sql, with_sub=True).replace(" #> ", " #>> ", 1)
     expr = _typed_text(text, kind)
     return f'lower({expr}) COLLATE "C"' if kind == "text" else expr
+
+
+# --- one page of a search -------------------------------------------------------------------
+
+
+def where_sql(spec: TableSpec, org_id: uuid.UUID, filter: Expr | None) -> tuple[str, Params]:
+    """The WHERE clause selecting an organization's resources matching `filter`."""
+    params = Params([org_id])
+    where = f"{spec.alias}.org_id = $1"
+    if filter is not None:
+        where += " AND " + compile_filter(spec, filter, params)
+    return where, params
+
+
+async def search_page(
+    conn: asyncpg.Connection,
+    spec: TableSpec,
+    org_id: uuid.UUID,
+    *,
+    filter: Expr | None,
+    sort_by: str | None,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> tuple[int, list[asyncpg.Record]]:
+    """(totalResults, one page of rows), in a stable order (RFC 7644 §3.4.2.4).
+
+    The statements are assembled from whitelisted fragments only; values are parameters.
+    """
+    where, params = where_sql(spec, org_id, filter)
+    a = spec.alias
+    stable = f"{a}.created_at, {a}.id"
+    if sort_by:
+        direction = "DESC" if descending else "ASC"
+        order = f"{sort_expression(spec, sort_by)} {direction}, {stable}"
+    else:
+        order = stable
+    frm = f"FROM {spec.table} {a} WHERE {where}"
+    total = int(await conn.fetchval(f"SELECT count(*) {frm}", *params.values))
+    if limit == 0 or total <= offset:
+        return total, []
+    lim, off = params.add(limit), params.add(offset)
+    rows = await conn.fetch(
+        f"SELECT {spec.select} {frm} ORDER BY {order} LIMIT {lim} OFFSET {off}", *params.values
+    )
+    return total, list(rows)

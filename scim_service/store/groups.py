@@ -19,8 +19,7 @@ from scim_service.store.filters import (
     Condition,
     Params,
     TableSpec,
-    compile_filter,
-    sort_expression,
+    search_page,
 )
 
 register_unique_constraint(
@@ -65,7 +64,9 @@ def _members_special(params: Params, sub: str | None, cond: Condition) -> str:
 
 GROUP_SPEC = TableSpec(
     rtype=s.GROUP_TYPE,
+    table="groups",
     alias="g",
+    select="g.id, g.attrs, g.member_count, g.version, g.created_at, g.updated_at",
     attrs_sql="g.attrs",
     columns={
         "id": Column("g.id", "uuid"),
@@ -77,33 +78,23 @@ GROUP_SPEC = TableSpec(
     specials={"members": _members_special},
 )
 
-_COLUMNS = "g.id, g.attrs, g.member_count, g.version, g.created_at, g.updated_at"
-
 
 def _group(row: asyncpg.Record) -> StoredGroup:
     return StoredGroup(**dict(row))
 
 
-def _uuids(values: tuple[str, ...]) -> list[uuid.UUID]:
+def _uuids(values: tuple[str, ...], *, lenient: bool = False) -> list[uuid.UUID]:
+    """Member values as user ids. Adding a value that is no id is an error; removing one is
+    a no-op (`lenient`): what cannot be a user cannot be a member either."""
     out = []
     for v in values:
         try:
             out.append(uuid.UUID(v))
         except ValueError:
-            raise errors.InvalidValue(
-                f"members: {v!r} is not a user of this organization"
-            ) from None
-    return out
-
-
-def _lenient_uuids(values: tuple[str, ...]) -> list[uuid.UUID]:
-    """For removals: a value that cannot be a user id cannot be a member either (no-op)."""
-    out = []
-    for v in values:
-        try:
-            out.append(uuid.UUID(v))
-        except ValueError:
-            continue
+            if not lenient:
+                raise errors.InvalidValue(
+                    f"members: {v!r} is not a user of this organization"
+                ) from None
     return out
 
 
@@ -179,7 +170,7 @@ async def add_members(
 async def remove_members(
     conn: asyncpg.Connection, group_id: uuid.UUID, ids: tuple[str, ...]
 ) -> tuple[uuid.UUID, ...]:
-    wanted = _lenient_uuids(ids)
+    wanted = _uuids(ids, lenient=True)
     if not wanted:
         return ()
     return tuple(await conn.fetchval(Q["remove_members"], group_id, wanted))
@@ -225,14 +216,6 @@ async def remove_user_from_groups(
     return list(await conn.fetch(Q["remove_user_from_groups"], org_id, user_id))
 
 
-def filter_sql(org_id: uuid.UUID, filter: Expr | None) -> tuple[str, Params]:
-    params = Params([org_id])
-    where = "g.org_id = $1"
-    if filter is not None:
-        where += " AND " + compile_filter(GROUP_SPEC, filter, params)
-    return where, params
-
-
 async def search_groups(
     conn: asyncpg.Connection,
     org_id: uuid.UUID,
@@ -243,19 +226,14 @@ async def search_groups(
     offset: int,
     limit: int,
 ) -> tuple[int, list[StoredGroup]]:
-    where, params = filter_sql(org_id, filter)
-    direction = "DESC" if descending else "ASC"
-    if sort_by:
-        order = f"{sort_expression(GROUP_SPEC, sort_by)} {direction}, g.created_at, g.id"
-    else:
-        order = "g.created_at, g.id"
-    total = int(await conn.fetchval(f"SELECT count(*) FROM groups g WHERE {where}", *params.values))
-    if limit == 0 or total <= offset:
-        return total, []
-    lim = params.add(limit)
-    off = params.add(offset)
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM groups g WHERE {where} ORDER BY {order} LIMIT {lim} OFFSET {off}",
-        *params.values,
+    total, rows = await search_page(
+        conn,
+        GROUP_SPEC,
+        org_id,
+        filter=filter,
+        sort_by=sort_by,
+        descending=descending,
+        offset=offset,
+        limit=limit,
     )
     return total, [_group(r) for r in rows]

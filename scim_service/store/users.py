@@ -19,8 +19,8 @@ from scim_service.store.filters import (
     Condition,
     Params,
     TableSpec,
-    compile_filter,
-    sort_expression,
+    search_page,
+    where_sql,
 )
 
 register_unique_constraint(
@@ -59,7 +59,11 @@ def _groups_special(params: Params, sub: str | None, cond: Condition) -> str:
 
 USER_SPEC = TableSpec(
     rtype=s.USER_TYPE,
+    table="users",
     alias="u",
+    select=(
+        "u.id, u.attrs, u.setup_state, u.setup_completed_at, u.version, u.created_at, u.updated_at"
+    ),
     attrs_sql="u.attrs",
     columns={
         "id": Column("u.id", "uuid"),
@@ -150,11 +154,7 @@ async def complete_setup(
 
 def filter_sql(org_id: uuid.UUID, filter: Expr | None) -> tuple[str, Params]:
     """The WHERE clause (alias `u`) selecting an organization's users matching `filter`."""
-    params = Params([org_id])
-    where = "u.org_id = $1"
-    if filter is not None:
-        where += " AND " + compile_filter(USER_SPEC, filter, params)
-    return where, params
+    return where_sql(USER_SPEC, org_id, filter)
 
 
 async def search_users(
@@ -167,20 +167,14 @@ async def search_users(
     offset: int,
     limit: int,
 ) -> tuple[int, list[StoredUser]]:
-    """(totalResults, one page). The SQL is assembled from whitelisted fragments only."""
-    where, params = filter_sql(org_id, filter)
-    direction = "DESC" if descending else "ASC"
-    if sort_by:
-        order = f"{sort_expression(USER_SPEC, sort_by)} {direction}, u.created_at, u.id"
-    else:
-        order = "u.created_at, u.id"
-    total = int(await conn.fetchval(f"SELECT count(*) FROM users u WHERE {where}", *params.values))
-    if limit == 0 or total <= offset:
-        return total, []
-    lim = params.add(limit)
-    off = params.add(offset)
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM users u WHERE {where} ORDER BY {order} LIMIT {lim} OFFSET {off}",
-        *params.values,
+    total, rows = await search_page(
+        conn,
+        USER_SPEC,
+        org_id,
+        filter=filter,
+        sort_by=sort_by,
+        descending=descending,
+        offset=offset,
+        limit=limit,
     )
     return total, [_user(r) for r in rows]

@@ -28,7 +28,7 @@ from scim_service.scim.projection import Projection, apply_projection, parse_pro
 from scim_service.store import groups as store
 from scim_service.store.groups import StoredGroup
 
-PATCH_MEMBERS_LIMIT = 1000
+PATCH_MEMBERS_LIMIT = 100
 
 
 def render(request: web.Request, group: StoredGroup, projection: Projection) -> dict[str, Any]:

@@ -57,7 +57,22 @@ def _split_members(attrs: dict[str, Any]) -> tuple[str, ...]:
     return tuple(ids)
 
 
+def _check_raw_members(body: Any) -> None:
+    """A member object without a `value` is malformed, not "nothing" (normalisation would
+    quietly drop an element that ends up empty)."""
+    if not isinstance(body, dict):
+        return
+    for key, members in body.items():
+        if isinstance(key, str) and key.lower() == "members" and isinstance(members, list):
+            for i, m in enumerate(members):
+                if isinstance(m, dict) and not any(
+                    isinstance(k, str) and k.lower() == "value" and v for k, v in m.items()
+                ):
+                    raise errors.InvalidValue(f"members[{i}].value is required")
+
+
 def _new_attrs(body: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+    _check_raw_members(body)
     attrs = normalize_resource(s.GROUP_TYPE, body)
     ids = _split_members(attrs)
     check_required(s.GROUP_TYPE, attrs)

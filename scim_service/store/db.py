@@ -114,9 +114,17 @@ UNIQUE_CONSTRAINTS: dict[str, str] = {
 }
 
 
+# Foreign keys a client's input can violate (a referenced row went away concurrently).
+FOREIGN_KEYS: dict[str, str] = {}
+
+
 def register_unique_constraint(name: str, detail: str) -> None:
     """Store modules declare their own unique constraints next to their queries."""
     UNIQUE_CONSTRAINTS[name] = detail
+
+
+def register_foreign_key(name: str, detail: str) -> None:
+    FOREIGN_KEYS[name] = detail
 
 
 @contextlib.contextmanager
@@ -129,6 +137,11 @@ def translate_errors() -> Iterator[None]:
         if detail is None:
             raise
         raise errors.Uniqueness(detail) from exc
+    except asyncpg.ForeignKeyViolationError as exc:
+        detail = FOREIGN_KEYS.get(exc.constraint_name or "")
+        if detail is None:
+            raise
+        raise errors.InvalidValue(detail) from exc
     except asyncpg.DataError as exc:
         # SQLSTATE class 22 (bad value that slipped past validation, e.g. an out-of-range int).
         raise errors.InvalidValue("A value is not valid for its attribute") from exc

@@ -13,7 +13,11 @@ from scim_service import errors
 from scim_service.scim import schema as s
 from scim_service.scim.filter import Expr
 from scim_service.store.db import QUERIES as Q
-from scim_service.store.db import register_unique_constraint, translate_errors
+from scim_service.store.db import (
+    register_foreign_key,
+    register_unique_constraint,
+    translate_errors,
+)
 from scim_service.store.filters import (
     Column,
     Condition,
@@ -25,6 +29,10 @@ from scim_service.store.filters import (
 register_unique_constraint(
     "groups_org_display_name_key",
     "A group with this displayName already exists in this organization",
+)
+# A user checked by add_members can be deleted by a concurrent transaction before we commit.
+register_foreign_key(
+    "group_members_user_id_fkey", "members: a user was deleted while being added to the group"
 )
 
 
@@ -157,7 +165,8 @@ async def add_members(
     """Add members (already-present ones are a no-op); every id must be a user of the org."""
     if not ids:
         return ()
-    row = await conn.fetchrow(Q["add_members"], org_id, group_id, _uuids(ids))
+    with translate_errors():
+        row = await conn.fetchrow(Q["add_members"], org_id, group_id, _uuids(ids))
     assert row is not None
     if row["missing"]:
         raise errors.InvalidValue(
@@ -185,7 +194,8 @@ async def remove_all_members(
 async def replace_members(
     conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, ids: tuple[str, ...]
 ) -> MemberChange:
-    row = await conn.fetchrow(Q["replace_members"], org_id, group_id, _uuids(ids))
+    with translate_errors():
+        row = await conn.fetchrow(Q["replace_members"], org_id, group_id, _uuids(ids))
     assert row is not None
     if row["missing"]:
         raise errors.InvalidValue(

@@ -11,12 +11,13 @@ from aiohttp import web
 
 from scim_service.config import ConfigError, Settings
 from scim_service.http.middleware import auth_middleware, request_middleware
-from scim_service.keys import ADMIN_DIGEST, LIFECYCLE, POOL, SETTINGS
+from scim_service.keys import ADMIN_DIGEST, EMITTER, LIFECYCLE, POOL, SETTINGS
 from scim_service.lifecycle import Lifecycle
 from scim_service.logs import get_logger
 from scim_service.routes import setup_routes
 from scim_service.store import migrate
 from scim_service.store.db import create_pool
+from scim_service.store.outbox import Emitter
 from scim_service.tokens import token_digest
 
 log = get_logger("scim_service.app")
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[LIFECYCLE] = Lifecycle()
+    app[EMITTER] = Emitter(settings.event_source, settings.sinks)
     if settings.admin_token:
         app[ADMIN_DIGEST] = token_digest(settings.admin_token)
     app.cleanup_ctx.append(_database)

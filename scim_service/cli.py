@@ -201,10 +201,13 @@ async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_user_setup_complete(args: argparse.Namespace, settings: Settings) -> int:
     from scim_service.provisioning import users
+    from scim_service.provisioning.scope import Scope
+    from scim_service.store.outbox import Emitter
 
     async with database(settings) as conn:
         await tenancy.get_org(conn, args.org_id)
-        user = await users.complete_setup(conn, args.org_id, args.user_id)
+        emitter = Emitter(settings.event_source, settings.sinks)
+        user = await users.complete_setup(conn, Scope(args.org_id, emitter), args.user_id)
     result = {
         "id": user.id,
         "userName": user.attrs.get("userName"),

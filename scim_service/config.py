@@ -45,6 +45,37 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1024 * 1024
     shutdown_grace: float = 20.0
 
+    # Events (transactional outbox + publisher)
+    publisher_enabled: bool = True
+    event_source_override: str | None = None
+    webhook_url: str | None = None
+    webhook_secrets: tuple[str, ...] = ()  # secrets: never logged, masked by `config check`
+    webhook_signing_key: str | None = None
+    webhook_timeout: float = 15.0
+    nats_url: str | None = None
+    nats_subject_prefix: str = "scim"
+    nats_stream: str = "SCIM_EVENTS"
+    events_max_attempts: int = 12
+    events_max_age_hours: float = 72.0
+    events_retention_days: float = 7.0
+    # Seconds before each retry (Standard Webhooks' schedule, shortened at the start); jittered.
+    events_retry_schedule: tuple[float, ...] = (
+        5,
+        30,
+        120,
+        300,
+        1800,
+        3600,
+        7200,
+        18000,
+        36000,
+        50400,
+        72000,
+        86400,
+    )
+    publisher_batch_size: int = 200
+    publisher_poll_interval: float = 1.0
+
     @property
     def public_url(self) -> str:
         """Base of every URL we print or return (meta.location), without a trailing slash."""
@@ -60,6 +91,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def scim_base_url(self) -> str:
         return f"{self.public_url}/scim/v2"
+
+    @property
+    def event_source(self) -> str:
+        """CloudEvents `source`: this service's SCIM base URL unless configured."""
+        return self.event_source_override or self.scim_base_url
+
+    @property
+    def sinks(self) -> tuple[str, ...]:
+        """Configured event sinks; the log sink when nothing else is configured."""
+        out = tuple(
+            name for name, url in (("webhook", self.webhook_url), ("nats", self.nats_url)) if url
+        )
+        return out or ("log",)
 
 
 _DEFAULTS = Settings()
@@ -126,6 +170,68 @@ def _parse_dsn(name: str, raw: str, problems: list[str]) -> str | None:
     return raw.strip()
 
 
+def _parse_nats_url(name: str, raw: str, problems: list[str]) -> str | None:
+    parts = urlsplit(raw.strip().split(",")[0])
+    if parts.scheme not in ("nats", "tls", "ws", "wss") or not parts.netloc:
+        problems.append(f"{name} must be a nats:// URL (comma-separated for a cluster)")
+        return None
+    return raw.strip()
+
+
+def _parse_subject_token(name: str, raw: str, problems: list[str]) -> str | None:
+    value = raw.strip()
+    if (
+        not value
+        or any(c in value for c in " *>\t")
+        or value.startswith(".")
+        or value.endswith(".")
+    ):
+        problems.append(f"{name}={raw!r} is not a valid NATS subject prefix")
+        return None
+    return value
+
+
+def _parse_stream_name(name: str, raw: str, problems: list[str]) -> str | None:
+    value = raw.strip()
+    if not value or any(c in value for c in " .*>/\\"):
+        problems.append(f"{name}={raw!r} is not a valid JetStream stream name")
+        return None
+    return value
+
+
+def _parse_schedule(name: str, raw: str, problems: list[str]) -> tuple[float, ...] | None:
+    try:
+        values = tuple(float(x) for x in raw.replace(" ", "").split(",") if x)
+    except ValueError:
+        problems.append(f"{name} must be comma-separated seconds, e.g. 5,30,120")
+        return None
+    if not values or any(v < 0 for v in values):
+        problems.append(f"{name} must list at least one non-negative delay")
+        return None
+    return values
+
+
+def _take_webhook_keys(
+    env: Mapping[str, str], values: dict[str, object], problems: list[str]
+) -> None:
+    """Webhook secrets (several allowed, for rotation) and the Ed25519 signing key. Their
+    values are never echoed in messages."""
+    raw_secrets = env.get("SCIM_WEBHOOK_SECRET", "")
+    secrets = tuple(x for x in raw_secrets.replace(",", " ").split() if x)
+    key = env.get("SCIM_WEBHOOK_SIGNING_KEY", "").strip() or None
+    if not secrets and key is None:
+        return
+    try:
+        from scim_service.events.signing import Signer
+
+        Signer(list(secrets), key)
+    except ValueError as exc:
+        problems.append(f"SCIM_WEBHOOK_SECRET/SCIM_WEBHOOK_SIGNING_KEY: {exc}")
+        return
+    values["webhook_secrets"] = secrets
+    values["webhook_signing_key"] = key
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, *, isatty: bool | None = None
 ) -> Settings:
@@ -161,6 +267,41 @@ def load_settings(
         "shutdown_grace",
         lambda n, r, p: _parse_float(n, r, p, 0, 3600),
     )
+
+    take("SCIM_PUBLISHER_ENABLED", "publisher_enabled", _parse_bool)
+    take("SCIM_EVENT_SOURCE", "event_source_override", lambda n, r, p: r.strip())
+    take("SCIM_WEBHOOK_URL", "webhook_url", _parse_http_url)
+    take("SCIM_WEBHOOK_TIMEOUT", "webhook_timeout", lambda n, r, p: _parse_float(n, r, p, 0.1, 300))
+    take("SCIM_NATS_URL", "nats_url", _parse_nats_url)
+    take("SCIM_NATS_SUBJECT_PREFIX", "nats_subject_prefix", _parse_subject_token)
+    take("SCIM_NATS_STREAM", "nats_stream", _parse_stream_name)
+    take(
+        "SCIM_EVENTS_MAX_ATTEMPTS",
+        "events_max_attempts",
+        lambda n, r, p: _parse_int(n, r, p, 1, 1000),
+    )
+    take(
+        "SCIM_EVENTS_MAX_AGE_HOURS",
+        "events_max_age_hours",
+        lambda n, r, p: _parse_float(n, r, p, 0.001, 24 * 365),
+    )
+    take(
+        "SCIM_EVENTS_RETENTION_DAYS",
+        "events_retention_days",
+        lambda n, r, p: _parse_float(n, r, p, 0.0001, 3650),
+    )
+    take("SCIM_EVENTS_RETRY_SCHEDULE", "events_retry_schedule", _parse_schedule)
+    take(
+        "SCIM_PUBLISHER_BATCH_SIZE",
+        "publisher_batch_size",
+        lambda n, r, p: _parse_int(n, r, p, 1, 5000),
+    )
+    take(
+        "SCIM_PUBLISHER_POLL_INTERVAL",
+        "publisher_poll_interval",
+        lambda n, r, p: _parse_float(n, r, p, 0.01, 3600),
+    )
+    _take_webhook_keys(env, values, problems)
 
     admin = env.get("SCIM_ADMIN_TOKEN")
     if admin is not None and admin != "":

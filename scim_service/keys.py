@@ -7,12 +7,14 @@ from aiohttp import web
 
 from scim_service.config import Settings
 from scim_service.lifecycle import Lifecycle
+from scim_service.store.outbox import Emitter
 from scim_service.tenancy import Principal
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ADMIN_DIGEST = web.AppKey("admin_digest", bytes)
+EMITTER = web.AppKey("emitter", Emitter)
 
 # Set by the auth middleware on every authenticated SCIM request.
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -10,8 +10,9 @@ from aiohttp import web
 from scim_service import errors, tenancy
 from scim_service.http.responses import admin_json, read_json
 from scim_service.http.scim_users import render as render_user
-from scim_service.keys import POOL, SETTINGS
+from scim_service.keys import EMITTER, POOL, SETTINGS
 from scim_service.provisioning import users
+from scim_service.provisioning.scope import Scope
 from scim_service.scim.projection import Projection
 from scim_service.store.tenants import TokenInfo
 
@@ -113,5 +114,5 @@ async def complete_user_setup(request: web.Request) -> web.Response:
     user_id = path_uuid(request, "user_id", "User")
     async with request.app[POOL].acquire() as conn:
         await tenancy.get_org(conn, org_id)
-        user = await users.complete_setup(conn, org_id, user_id)
+        user = await users.complete_setup(conn, Scope(org_id, request.app[EMITTER]), user_id)
     return admin_json(render_user(request, user, Projection()))

@@ -9,6 +9,8 @@ from aiohttp import web
 
 from scim_service import errors
 from scim_service.http.middleware import SCIM_CONTENT_TYPE
+from scim_service.keys import EMITTER, PRINCIPAL
+from scim_service.provisioning.scope import Scope
 from scim_service.scim.projection import Projection, parse_projection
 from scim_service.scim.schema import ResourceType
 
@@ -72,3 +74,8 @@ def query_projection(request: web.Request, rtype: ResourceType) -> Projection:
         query_values(request, "attributes") or None,
         query_values(request, "excludedAttributes") or None,
     )
+
+
+def scope(request: web.Request) -> Scope:
+    """The organization of the caller's token, with this process's event emitter."""
+    return Scope(request[PRINCIPAL].org_id, request.app[EMITTER])

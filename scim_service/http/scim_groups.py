@@ -12,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from scim_service.http.responses import query_projection, read_scim_body, scim_json
-from scim_service.keys import POOL, PRINCIPAL, SETTINGS
+from scim_service.http.responses import query_projection, read_scim_body, scim_json, scope
+from scim_service.keys import POOL, SETTINGS
 from scim_service.provisioning import groups
 from scim_service.provisioning.etags import matches_any
 from scim_service.provisioning.query import (
@@ -57,7 +57,7 @@ async def create_group(request: web.Request) -> web.Response:
     body = await read_scim_body(request)
     projection = query_projection(request, s.GROUP_TYPE)
     async with request.app[POOL].acquire() as conn:
-        group, _ = await groups.create_group(conn, request[PRINCIPAL].org_id, body)
+        group, _ = await groups.create_group(conn, scope(request), body)
         if not projection.excludes("members"):
             group.members = (await store.members_of(conn, [group.id]))[group.id]
     return _one(request, group, projection, status=201)
@@ -67,9 +67,7 @@ async def get_group(request: web.Request) -> web.Response:
     group_id = groups.parse_id(request.match_info["id"])
     projection = query_projection(request, s.GROUP_TYPE)
     async with request.app[POOL].acquire() as conn:
-        group = await groups.get_group(
-            conn, request[PRINCIPAL].org_id, group_id, with_members=False
-        )
+        group = await groups.get_group(conn, scope(request), group_id, with_members=False)
         inm = request.headers.get("If-None-Match")
         if inm is not None and matches_any(inm, group.version):
             return web.Response(status=304, headers={"ETag": etag(group.version)})
@@ -84,7 +82,7 @@ async def replace_group(request: web.Request) -> web.Response:
     projection = query_projection(request, s.GROUP_TYPE)
     async with request.app[POOL].acquire() as conn:
         group, _ = await groups.replace_group(
-            conn, request[PRINCIPAL].org_id, group_id, body, request.headers.get("If-Match")
+            conn, scope(request), group_id, body, request.headers.get("If-Match")
         )
         if not projection.excludes("members"):
             group.members = (await store.members_of(conn, [group.id]))[group.id]
@@ -97,7 +95,7 @@ async def patch_group(request: web.Request) -> web.Response:
     projection = query_projection(request, s.GROUP_TYPE)
     async with request.app[POOL].acquire() as conn:
         group, _ = await groups.patch_group(
-            conn, request[PRINCIPAL].org_id, group_id, body, request.headers.get("If-Match")
+            conn, scope(request), group_id, body, request.headers.get("If-Match")
         )
         if not projection.excludes("members") and group.member_count <= PATCH_MEMBERS_LIMIT:
             group.members = (await store.members_of(conn, [group.id]))[group.id]
@@ -107,9 +105,7 @@ async def patch_group(request: web.Request) -> web.Response:
 async def delete_group(request: web.Request) -> web.Response:
     group_id = groups.parse_id(request.match_info["id"])
     async with request.app[POOL].acquire() as conn:
-        await groups.delete_group(
-            conn, request[PRINCIPAL].org_id, group_id, request.headers.get("If-Match")
-        )
+        await groups.delete_group(conn, scope(request), group_id, request.headers.get("If-Match"))
     return web.Response(status=204)
 
 
@@ -128,7 +124,7 @@ async def search_groups(request: web.Request) -> web.Response:
 async def search(request: web.Request, query: ListQuery, projection: Projection) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         total, page = await groups.search_groups(
-            conn, request[PRINCIPAL].org_id, query, with_members=not projection.excludes("members")
+            conn, scope(request), query, with_members=not projection.excludes("members")
         )
     resources = [render(request, g, projection) for g in page]
     return scim_json(list_response(total, query.start_index, resources))

@@ -16,8 +16,8 @@ from aiohttp import web
 
 from scim_service.errors import InvalidFilter, InvalidValue, ScimError
 from scim_service.http import scim_groups, scim_users
-from scim_service.http.responses import read_scim_body, scim_json
-from scim_service.keys import POOL, PRINCIPAL
+from scim_service.http.responses import read_scim_body, scim_json, scope
+from scim_service.keys import POOL
 from scim_service.provisioning import groups, users
 from scim_service.provisioning.query import ListQuery, list_response, query_from_search_body
 from scim_service.scim import schema as s
@@ -31,20 +31,20 @@ Fetch = Callable[[ListQuery], Awaitable[tuple[int, list[dict[str, Any]]]]]
 
 async def search_all(request: web.Request) -> web.Response:
     query = query_from_search_body(await read_scim_body(request))
-    org_id = request[PRINCIPAL].org_id
+    sc = scope(request)
     async with request.app[POOL].acquire() as conn:
         user_proj = parse_projection(s.USER_TYPE, query.attributes, query.excluded_attributes)
         group_proj = parse_projection(s.GROUP_TYPE, query.attributes, query.excluded_attributes)
 
         async def fetch_users(q: ListQuery) -> tuple[int, list[dict[str, Any]]]:
             total, page = await users.search_users(
-                conn, org_id, q, with_groups=not user_proj.excludes("groups")
+                conn, sc, q, with_groups=not user_proj.excludes("groups")
             )
             return total, [scim_users.render(request, u, user_proj) for u in page]
 
         async def fetch_groups(q: ListQuery) -> tuple[int, list[dict[str, Any]]]:
             total, page = await groups.search_groups(
-                conn, org_id, q, with_members=not group_proj.excludes("members")
+                conn, sc, q, with_members=not group_proj.excludes("members")
             )
             return total, [scim_groups.render(request, g, group_proj) for g in page]
 

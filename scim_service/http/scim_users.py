@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from scim_service.http.responses import query_projection, read_scim_body, scim_json
-from scim_service.keys import POOL, PRINCIPAL, SETTINGS
+from scim_service.http.responses import query_projection, read_scim_body, scim_json, scope
+from scim_service.keys import POOL, SETTINGS
 from scim_service.provisioning import users
 from scim_service.provisioning.etags import matches_any
 from scim_service.provisioning.query import (
@@ -49,7 +49,7 @@ def _one(
 async def create_user(request: web.Request) -> web.Response:
     body = await read_scim_body(request)
     async with request.app[POOL].acquire() as conn:
-        user = await users.create_user(conn, request[PRINCIPAL].org_id, body)
+        user = await users.create_user(conn, scope(request), body)
     return _one(request, user, query_projection(request, s.USER_TYPE), status=201)
 
 
@@ -58,7 +58,7 @@ async def get_user(request: web.Request) -> web.Response:
     projection = query_projection(request, s.USER_TYPE)
     async with request.app[POOL].acquire() as conn:
         user = await users.get_user(
-            conn, request[PRINCIPAL].org_id, user_id, with_groups=not projection.excludes("groups")
+            conn, scope(request), user_id, with_groups=not projection.excludes("groups")
         )
     inm = request.headers.get("If-None-Match")
     if inm is not None and matches_any(inm, user.version):
@@ -72,7 +72,7 @@ async def replace_user(request: web.Request) -> web.Response:
     projection = query_projection(request, s.USER_TYPE)
     async with request.app[POOL].acquire() as conn:
         user = await users.replace_user(
-            conn, request[PRINCIPAL].org_id, user_id, body, request.headers.get("If-Match")
+            conn, scope(request), user_id, body, request.headers.get("If-Match")
         )
         if not projection.excludes("groups"):
             await attach_groups(conn, [user])
@@ -85,7 +85,7 @@ async def patch_user(request: web.Request) -> web.Response:
     projection = query_projection(request, s.USER_TYPE)
     async with request.app[POOL].acquire() as conn:
         user = await users.patch_user(
-            conn, request[PRINCIPAL].org_id, user_id, body, request.headers.get("If-Match")
+            conn, scope(request), user_id, body, request.headers.get("If-Match")
         )
         if not projection.excludes("groups"):
             await attach_groups(conn, [user])
@@ -95,9 +95,7 @@ async def patch_user(request: web.Request) -> web.Response:
 async def delete_user(request: web.Request) -> web.Response:
     user_id = users.parse_id(request.match_info["id"])
     async with request.app[POOL].acquire() as conn:
-        await users.delete_user(
-            conn, request[PRINCIPAL].org_id, user_id, request.headers.get("If-Match")
-        )
+        await users.delete_user(conn, scope(request), user_id, request.headers.get("If-Match"))
     return web.Response(status=204)
 
 
@@ -116,7 +114,7 @@ async def search_users(request: web.Request) -> web.Response:
 async def search(request: web.Request, query: ListQuery, projection: Projection) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         total, page = await users.search_users(
-            conn, request[PRINCIPAL].org_id, query, with_groups=not projection.excludes("groups")
+            conn, scope(request), query, with_groups=not projection.excludes("groups")
         )
     resources = [render(request, u, projection) for u in page]
     return scim_json(list_response(total, query.start_index, resources))

@@ -13,9 +13,11 @@ import asyncpg
 import msgspec
 
 from scim_service import errors
+from scim_service.events import envelope as ev
 from scim_service.provisioning import tx
 from scim_service.provisioning.etags import check_if_match
 from scim_service.provisioning.query import ListQuery
+from scim_service.provisioning.scope import Scope, numbers
 from scim_service.scim import schema as s
 from scim_service.scim.patch_members import plan_group_patch
 from scim_service.scim.resource import body_id_of, check_required, normalize_resource
@@ -29,10 +31,25 @@ class GroupChange(msgspec.Struct, kw_only=True):
     kinds: list[str] = msgspec.field(default_factory=list)  # created, renamed, members_added, ...
     added: list[uuid.UUID] = msgspec.field(default_factory=list)
     removed: list[uuid.UUID] = msgspec.field(default_factory=list)
+    previous_display_name: str | None = None
 
     @property
     def changed(self) -> bool:
         return bool(self.kinds)
+
+    def events(
+        self, org_id: uuid.UUID, group_id: uuid.UUID, attrs: dict[str, Any], member_count: int
+    ) -> list[ev.NewEvent]:
+        return ev.group_changed(
+            org_id,
+            group_id,
+            attrs,
+            kinds=self.kinds,
+            added=self.added,
+            removed=self.removed,
+            member_count=member_count,
+            previous_display_name=self.previous_display_name,
+        )
 
 
 def parse_id(raw: str) -> uuid.UUID:
@@ -85,27 +102,29 @@ async def _with_members(conn: asyncpg.Connection, group: StoredGroup) -> StoredG
 
 
 async def create_group(
-    conn: asyncpg.Connection, org_id: uuid.UUID, body: Any
+    conn: asyncpg.Connection, scope: Scope, body: Any
 ) -> tuple[StoredGroup, GroupChange]:
     attrs, ids = _new_attrs(body)
 
     async def work() -> tuple[StoredGroup, GroupChange]:
-        group = await store.insert_group(conn, org_id, uuid.uuid4(), attrs)
-        change = GroupChange(kinds=["created"])
-        added = await store.add_members(conn, org_id, group.id, ids)
-        if added:
-            # Creating a group with its members is one change: version 1, one event.
-            change.added = list(added)
-            group = await store.set_member_count(conn, org_id, group.id, len(added))
+        group = await store.insert_group(conn, scope.org_id, uuid.uuid4(), attrs)
+        added = await store.add_members(conn, scope.org_id, group.id, ids)
+        # Creating a group with its members is one change: version 1, its first event(s).
+        change = GroupChange(kinds=["created"], added=sorted(added))
+        events = change.events(scope.org_id, group.id, attrs, len(added))
+        group = await store.finish_new_group(
+            conn, scope.org_id, group.id, members=len(added), events=len(events)
+        )
+        await scope.emit(conn, events, numbers(group.event_seq, len(events)))
         return group, change
 
     return await tx.write(conn, work)
 
 
 async def get_group(
-    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, *, with_members: bool
+    conn: asyncpg.Connection, scope: Scope, group_id: uuid.UUID, *, with_members: bool
 ) -> StoredGroup:
-    group = await store.get_group(conn, org_id, group_id)
+    group = await store.get_group(conn, scope.org_id, group_id)
     if group is None:
         raise errors.NotFound(f"Group {group_id} not found")
     return await _with_members(conn, group) if with_members else group
@@ -113,7 +132,7 @@ async def get_group(
 
 async def replace_group(
     conn: asyncpg.Connection,
-    org_id: uuid.UUID,
+    scope: Scope,
     group_id: uuid.UUID,
     body: Any,
     if_match: str | None,
@@ -125,21 +144,19 @@ async def replace_group(
     attrs, ids = _new_attrs(body)
 
     async def work() -> tuple[StoredGroup, GroupChange]:
-        current = await store.lock_group(conn, org_id, group_id)
+        current = await store.lock_group(conn, scope.org_id, group_id)
         check_if_match(if_match, current.version)
-        change = GroupChange()
-        if attrs != current.attrs:
-            change.kinds.append(_attr_kind(current.attrs, attrs))
-        diff = await store.replace_members(conn, org_id, group_id, ids)
+        change = _attr_change(current.attrs, attrs)
+        diff = await store.replace_members(conn, scope.org_id, group_id, ids)
         _record(change, diff.added, diff.removed)
-        return await _finish(conn, org_id, current, attrs, change), change
+        return await _finish(conn, scope, current, attrs, change), change
 
     return await tx.write(conn, work)
 
 
 async def patch_group(
     conn: asyncpg.Connection,
-    org_id: uuid.UUID,
+    scope: Scope,
     group_id: uuid.UUID,
     body: Any,
     if_match: str | None,
@@ -148,17 +165,15 @@ async def patch_group(
     plan = plan_group_patch(body)
 
     async def work() -> tuple[StoredGroup, GroupChange]:
-        current = await store.lock_group(conn, org_id, group_id)
+        current = await store.lock_group(conn, scope.org_id, group_id)
         check_if_match(if_match, current.version)
         attrs = plan.apply(current.attrs) if plan.operations else current.attrs
-        change = GroupChange()
-        if attrs != current.attrs:
-            change.kinds.append(_attr_kind(current.attrs, attrs))
+        change = _attr_change(current.attrs, attrs)
         added: list[uuid.UUID] = []
         removed: list[uuid.UUID] = []
         for op in plan.members:
             if op.kind == "add":
-                new = await store.add_members(conn, org_id, group_id, op.ids)
+                new = await store.add_members(conn, scope.org_id, group_id, op.ids)
                 _net(added, removed, new, ())
             elif op.kind == "remove":
                 gone = await store.remove_members(conn, group_id, op.ids)
@@ -167,10 +182,10 @@ async def patch_group(
                 gone = await store.remove_all_members(conn, group_id)
                 _net(added, removed, (), gone)
             else:
-                diff = await store.replace_members(conn, org_id, group_id, op.ids)
+                diff = await store.replace_members(conn, scope.org_id, group_id, op.ids)
                 _net(added, removed, diff.added, diff.removed)
         _record(change, tuple(added), tuple(removed))
-        return await _finish(conn, org_id, current, attrs, change), change
+        return await _finish(conn, scope, current, attrs, change), change
 
     return await tx.write(conn, work)
 
@@ -200,13 +215,21 @@ def _record(
         change.removed = sorted(removed)
 
 
-def _attr_kind(old: dict[str, Any], new: dict[str, Any]) -> str:
-    return "renamed" if old.get("displayName") != new.get("displayName") else "updated"
+def _attr_change(old: dict[str, Any], new: dict[str, Any]) -> GroupChange:
+    change = GroupChange()
+    if old.get("displayName") != new.get("displayName"):
+        change.kinds.append("renamed")
+        change.previous_display_name = old.get("displayName")
+    if {k: v for k, v in old.items() if k != "displayName"} != {
+        k: v for k, v in new.items() if k != "displayName"
+    }:
+        change.kinds.append("updated")
+    return change
 
 
 async def _finish(
     conn: asyncpg.Connection,
-    org_id: uuid.UUID,
+    scope: Scope,
     current: StoredGroup,
     attrs: dict[str, Any],
     change: GroupChange,
@@ -214,28 +237,41 @@ async def _finish(
     if not change.changed:
         return current  # nothing changed: same version, no event
     delta = len(change.added) - len(change.removed)
-    new_attrs = attrs if attrs != current.attrs else None
-    return await store.update_group(conn, org_id, current.id, attrs=new_attrs, member_delta=delta)
+    events = change.events(scope.org_id, current.id, attrs, current.member_count + delta)
+    group = await store.update_group(
+        conn,
+        scope.org_id,
+        current.id,
+        attrs=attrs if attrs != current.attrs else None,
+        member_delta=delta,
+        events=len(events),
+    )
+    await scope.emit(conn, events, numbers(group.event_seq, len(events)))
+    return group
 
 
 async def delete_group(
-    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, if_match: str | None
+    conn: asyncpg.Connection, scope: Scope, group_id: uuid.UUID, if_match: str | None
 ) -> StoredGroup:
     async def work() -> StoredGroup:
-        current = await store.lock_group(conn, org_id, group_id)
+        current = await store.lock_group(conn, scope.org_id, group_id)
         check_if_match(if_match, current.version)
-        await store.delete_group(conn, org_id, group_id)  # memberships go with it (cascade)
+        await store.delete_group(conn, scope.org_id, group_id)  # memberships go with it (cascade)
+        # The member list of a deleted group is not repeated: "deleted" says they are all gone.
+        change = GroupChange(kinds=["deleted"])
+        events = change.events(scope.org_id, group_id, current.attrs, 0)
+        await scope.emit(conn, events, [current.event_seq + 1])
         return current
 
     return await tx.write(conn, work)
 
 
 async def search_groups(
-    conn: asyncpg.Connection, org_id: uuid.UUID, query: ListQuery, *, with_members: bool
+    conn: asyncpg.Connection, scope: Scope, query: ListQuery, *, with_members: bool
 ) -> tuple[int, list[StoredGroup]]:
     total, page = await store.search_groups(
         conn,
-        org_id,
+        scope.org_id,
         filter=query.filter,
         sort_by=query.sort_by,
         descending=query.descending,

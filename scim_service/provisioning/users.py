@@ -1,16 +1,19 @@
-"""SCIM User operations (RFC 7644 §3.3-§3.6) for one organization."""
+"""SCIM User operations (RFC 7644 §3.3-§3.6) for one organization, with their events."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 
 from scim_service import errors
+from scim_service.events import envelope as ev
 from scim_service.provisioning import tx
 from scim_service.provisioning.etags import check_if_match
 from scim_service.provisioning.query import ListQuery
+from scim_service.provisioning.scope import Scope, numbers
 from scim_service.scim import schema as s
 from scim_service.scim.patch import apply_patch
 from scim_service.scim.resource import body_id_of, check_required, normalize_resource
@@ -33,17 +36,24 @@ def _new_attrs(body: Any) -> dict[str, Any]:
     return attrs
 
 
-async def create_user(conn: asyncpg.Connection, org_id: uuid.UUID, body: Any) -> StoredUser:
+async def create_user(conn: asyncpg.Connection, scope: Scope, body: Any) -> StoredUser:
     attrs = _new_attrs(body)
     # `active` is stored explicitly: a user the IdP did not say anything about is active.
     attrs.setdefault("active", True)
-    return await store.insert_user(conn, org_id, uuid.uuid4(), attrs)
+    user_id = uuid.uuid4()
+
+    async def work() -> StoredUser:
+        user = await store.insert_user(conn, scope.org_id, user_id, attrs, events=1)
+        await scope.emit(conn, [ev.user_provisioned(scope.org_id, user_id, attrs)], [1])
+        return user
+
+    return await tx.write(conn, work)
 
 
 async def get_user(
-    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, *, with_groups: bool = False
+    conn: asyncpg.Connection, scope: Scope, user_id: uuid.UUID, *, with_groups: bool = False
 ) -> StoredUser:
-    user = await store.get_user(conn, org_id, user_id, with_groups=with_groups)
+    user = await store.get_user(conn, scope.org_id, user_id, with_groups=with_groups)
     if user is None:
         raise errors.NotFound(f"User {user_id} not found")
     return user
@@ -51,15 +61,15 @@ async def get_user(
 
 async def _update(
     conn: asyncpg.Connection,
-    org_id: uuid.UUID,
+    scope: Scope,
     user_id: uuid.UUID,
     if_match: str | None,
-    new_attrs: Any,
+    new_attrs: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> StoredUser:
     """Lock, check the precondition, compute the new attrs from the current ones, store."""
 
     async def work() -> StoredUser:
-        current = await store.lock_user(conn, org_id, user_id)
+        current = await store.lock_user(conn, scope.org_id, user_id)
         check_if_match(if_match, current.version)
         attrs = new_attrs(current.attrs)
         # A write that says nothing about `active` keeps it: a profile update must never
@@ -67,55 +77,73 @@ async def _update(
         attrs.setdefault("active", current.attrs.get("active", True))
         if attrs == current.attrs:
             return current  # nothing changed: same version, no event
-        return await store.update_user_attrs(conn, org_id, user_id, attrs)
+        events = ev.user_changes(scope.org_id, user_id, current.attrs, attrs)
+        user = await store.update_user_attrs(conn, scope.org_id, user_id, attrs, events=len(events))
+        await scope.emit(conn, events, numbers(user.event_seq, len(events)))
+        return user
 
     return await tx.write(conn, work)
 
 
 async def replace_user(
-    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, body: Any, if_match: str | None
+    conn: asyncpg.Connection, scope: Scope, user_id: uuid.UUID, body: Any, if_match: str | None
 ) -> StoredUser:
     """PUT (RFC 7644 §3.5.1): replace every client attribute; readOnly ones are ignored."""
     body_id = body_id_of(body)
     if body_id is not None and str(body_id) != str(user_id):
         raise errors.Mutability(f"id {body_id!r} in the body does not match the URL ({user_id})")
     attrs = _new_attrs(body)
-    return await _update(conn, org_id, user_id, if_match, lambda current: dict(attrs))
+    return await _update(conn, scope, user_id, if_match, lambda current: dict(attrs))
 
 
 async def patch_user(
-    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, body: Any, if_match: str | None
+    conn: asyncpg.Connection, scope: Scope, user_id: uuid.UUID, body: Any, if_match: str | None
 ) -> StoredUser:
     """PATCH (RFC 7644 §3.5.2): all operations apply, or none (one transaction)."""
     return await _update(
-        conn, org_id, user_id, if_match, lambda current: apply_patch(s.USER_TYPE, current, body)
+        conn, scope, user_id, if_match, lambda current: apply_patch(s.USER_TYPE, current, body)
     )
 
 
 async def delete_user(
-    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, if_match: str | None
+    conn: asyncpg.Connection, scope: Scope, user_id: uuid.UUID, if_match: str | None
 ) -> StoredUser:
-    """DELETE: the user goes, and with it every membership (each group gets a new version)."""
+    """DELETE: the user goes, and with it every membership (each group it left gets a new
+    version and a group.changed event)."""
 
     async def work() -> StoredUser:
         # Lock order: the user's groups (id order), then the user — the order group writers
         # use (group, then the users their foreign keys touch).
-        await group_store.lock_user_groups(conn, org_id, user_id)
-        current = await store.lock_user(conn, org_id, user_id)
+        await group_store.lock_user_groups(conn, scope.org_id, user_id)
+        current = await store.lock_user(conn, scope.org_id, user_id)
         check_if_match(if_match, current.version)
-        await group_store.remove_user_from_groups(conn, org_id, user_id)
-        await store.delete_user(conn, org_id, user_id)
+        left = await group_store.remove_user_from_groups(conn, scope.org_id, user_id)
+        await store.delete_user(conn, scope.org_id, user_id)
+        events = [ev.user_deleted(scope.org_id, user_id, current.attrs)]
+        versions = [current.event_seq + 1]
+        for g in left:
+            events += ev.group_changed(
+                scope.org_id,
+                g["id"],
+                g["attrs"],
+                kinds=["members_removed"],
+                added=[],
+                removed=[user_id],
+                member_count=g["member_count"],
+            )
+            versions.append(g["event_seq"])
+        await scope.emit(conn, events, versions)
         return current
 
     return await tx.write(conn, work)
 
 
 async def search_users(
-    conn: asyncpg.Connection, org_id: uuid.UUID, query: ListQuery, *, with_groups: bool = False
+    conn: asyncpg.Connection, scope: Scope, query: ListQuery, *, with_groups: bool = False
 ) -> tuple[int, list[StoredUser]]:
     total, page = await store.search_users(
         conn,
-        org_id,
+        scope.org_id,
         filter=query.filter,
         sort_by=query.sort_by,
         descending=query.descending,
@@ -127,15 +155,16 @@ async def search_users(
     return total, page
 
 
-async def complete_setup(
-    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID
-) -> StoredUser:
+async def complete_setup(conn: asyncpg.Connection, scope: Scope, user_id: uuid.UUID) -> StoredUser:
     """The platform reports that the user created their master key (admin API / CLI)."""
 
     async def work() -> StoredUser:
-        done = await store.complete_setup(conn, org_id, user_id)
-        if done is not None:
-            return done
-        return await get_user(conn, org_id, user_id)  # already complete: idempotent
+        done = await store.complete_setup(conn, scope.org_id, user_id)
+        if done is None:
+            return await get_user(conn, scope, user_id)  # already complete: idempotent
+        assert done.setup_completed_at is not None
+        event = ev.user_setup_completed(scope.org_id, user_id, done.attrs, done.setup_completed_at)
+        await scope.emit(conn, [event], [done.event_seq])
+        return done
 
     return await tx.write(conn, work)

@@ -41,6 +41,7 @@ class StoredGroup(msgspec.Struct, kw_only=True):
     attrs: dict[str, Any]
     member_count: int
     version: int
+    event_seq: int  # the resourceversion of this group's latest event
     created_at: datetime
     updated_at: datetime
     # (user id, display) pairs; None when members were not read (excluded from the answer).
@@ -74,7 +75,7 @@ GROUP_SPEC = TableSpec(
     rtype=s.GROUP_TYPE,
     table="groups",
     alias="g",
-    select="g.id, g.attrs, g.member_count, g.version, g.created_at, g.updated_at",
+    select="g.id, g.attrs, g.member_count, g.version, g.event_seq, g.created_at, g.updated_at",
     attrs_sql="g.attrs",
     columns={
         "id": Column("g.id", "uuid"),
@@ -138,19 +139,21 @@ async def update_group(
     *,
     attrs: dict[str, Any] | None,
     member_delta: int,
+    events: int,
 ) -> StoredGroup:
     with translate_errors():
-        row = await conn.fetchrow(Q["update_group"], org_id, group_id, attrs, member_delta)
+        row = await conn.fetchrow(Q["update_group"], org_id, group_id, attrs, member_delta, events)
     if row is None:
         raise errors.NotFound(f"Group {group_id} not found")
     return _group(row)
 
 
-async def set_member_count(
-    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, count: int
+async def finish_new_group(
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, *, members: int, events: int
 ) -> StoredGroup:
-    """For a group created with members in the same transaction (no new version)."""
-    row = await conn.fetchrow(Q["set_group_member_count"], org_id, group_id, count)
+    """A group created in this transaction: its member count and first event numbers, still
+    version 1 (creating a group with its members is one change)."""
+    row = await conn.fetchrow(Q["finish_new_group"], org_id, group_id, members, events)
     assert row is not None
     return _group(row)
 
@@ -222,7 +225,8 @@ async def lock_user_groups(conn: asyncpg.Connection, org_id: uuid.UUID, user_id:
 async def remove_user_from_groups(
     conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID
 ) -> list[asyncpg.Record]:
-    """Delete a user's memberships; return (id, display_name, version) of each group left."""
+    """Delete a user's memberships; return (id, attrs, member_count, event_seq) of each group
+    it left, after the change (each group has a new version and one more event number)."""
     return list(await conn.fetch(Q["remove_user_from_groups"], org_id, user_id))
 
 

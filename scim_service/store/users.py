@@ -34,6 +34,7 @@ class StoredUser(msgspec.Struct, kw_only=True):
     setup_state: str
     setup_completed_at: datetime | None
     version: int
+    event_seq: int  # the resourceversion of this user's latest event
     created_at: datetime
     updated_at: datetime
     # (group id, displayName) pairs of the read-only `groups` attribute; None when not read.
@@ -62,7 +63,8 @@ USER_SPEC = TableSpec(
     table="users",
     alias="u",
     select=(
-        "u.id, u.attrs, u.setup_state, u.setup_completed_at, u.version, u.created_at, u.updated_at"
+        "u.id, u.attrs, u.setup_state, u.setup_completed_at, u.version, u.event_seq, "
+        "u.created_at, u.updated_at"
     ),
     attrs_sql="u.attrs",
     columns={
@@ -90,10 +92,15 @@ def _user(row: asyncpg.Record) -> StoredUser:
 
 
 async def insert_user(
-    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, attrs: dict[str, Any]
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    user_id: uuid.UUID,
+    attrs: dict[str, Any],
+    *,
+    events: int,
 ) -> StoredUser:
     with translate_errors():
-        row = await conn.fetchrow(Q["insert_user"], org_id, user_id, attrs)
+        row = await conn.fetchrow(Q["insert_user"], org_id, user_id, attrs, events)
     assert row is not None
     return _user(row)
 
@@ -131,10 +138,16 @@ async def lock_user(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.U
 
 
 async def update_user_attrs(
-    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, attrs: dict[str, Any]
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    user_id: uuid.UUID,
+    attrs: dict[str, Any],
+    *,
+    events: int,
 ) -> StoredUser:
+    """Store new attributes; `events` is how many events the change writes."""
     with translate_errors():
-        row = await conn.fetchrow(Q["update_user_attrs"], org_id, user_id, attrs)
+        row = await conn.fetchrow(Q["update_user_attrs"], org_id, user_id, attrs, events)
     if row is None:
         raise errors.NotFound(f"User {user_id} not found")
     return _user(row)

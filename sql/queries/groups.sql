@@ -3,34 +3,36 @@
 -- name: insert_group
 INSERT INTO groups (id, org_id, attrs)
 VALUES ($2, $1, $3)
-RETURNING id, attrs, member_count, version, created_at, updated_at;
+RETURNING id, attrs, member_count, version, event_seq, created_at, updated_at;
 
 -- name: get_group
-SELECT id, attrs, member_count, version, created_at, updated_at
+SELECT id, attrs, member_count, version, event_seq, created_at, updated_at
 FROM groups
 WHERE org_id = $1 AND id = $2;
 
 -- name: lock_group
 -- Writers of one group are serialised by this row lock.
-SELECT id, attrs, member_count, version, created_at, updated_at
+SELECT id, attrs, member_count, version, event_seq, created_at, updated_at
 FROM groups
 WHERE org_id = $1 AND id = $2
 FOR UPDATE;
 
 -- name: update_group
--- $3: new attrs (NULL keeps them); $4: change in member count.
+-- $3: new attrs (NULL keeps them); $4: change in member count; $5: number of events written.
 UPDATE groups
 SET attrs = coalesce($3, attrs),
     member_count = member_count + $4,
     version = version + 1,
+    event_seq = event_seq + $5,
     updated_at = now()
 WHERE org_id = $1 AND id = $2
-RETURNING id, attrs, member_count, version, created_at, updated_at;
+RETURNING id, attrs, member_count, version, event_seq, created_at, updated_at;
 
--- name: set_group_member_count
-UPDATE groups SET member_count = $3
+-- name: finish_new_group
+-- A group created with its members in the same transaction: one version, its first events.
+UPDATE groups SET member_count = $3, event_seq = $4
 WHERE org_id = $1 AND id = $2
-RETURNING id, attrs, member_count, version, created_at, updated_at;
+RETURNING id, attrs, member_count, version, event_seq, created_at, updated_at;
 
 -- name: delete_group
 DELETE FROM groups WHERE org_id = $1 AND id = $2
@@ -116,7 +118,8 @@ WITH d AS (
     DELETE FROM group_members WHERE user_id = $2 RETURNING group_id
 )
 UPDATE groups g
-SET member_count = member_count - 1, version = version + 1, updated_at = now()
+SET member_count = member_count - 1, version = version + 1, event_seq = event_seq + 1,
+    updated_at = now()
 FROM d
 WHERE g.id = d.group_id AND g.org_id = $1
-RETURNING g.id, g.display_name, g.version;
+RETURNING g.id, g.attrs, g.member_count, g.event_seq;

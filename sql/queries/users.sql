@@ -1,18 +1,18 @@
 -- SCIM Users. Every query is scoped by org_id ($1), taken from the caller's token.
 
 -- name: insert_user
-INSERT INTO users (id, org_id, attrs)
-VALUES ($2, $1, $3)
-RETURNING id, attrs, setup_state, setup_completed_at, version, created_at, updated_at;
+INSERT INTO users (id, org_id, attrs, event_seq)
+VALUES ($2, $1, $3, $4)
+RETURNING id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at;
 
 -- name: get_user
-SELECT id, attrs, setup_state, setup_completed_at, version, created_at, updated_at
+SELECT id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at
 FROM users
 WHERE org_id = $1 AND id = $2;
 
 -- name: get_user_with_groups
 -- The user and its read-only `groups` ([id, displayName] pairs) in one round trip.
-SELECT u.id, u.attrs, u.setup_state, u.setup_completed_at, u.version, u.created_at, u.updated_at,
+SELECT u.id, u.attrs, u.setup_state, u.setup_completed_at, u.version, u.event_seq, u.created_at, u.updated_at,
        (SELECT jsonb_agg(jsonb_build_array(g.id, g.display_name) ORDER BY g.display_name, g.id)
         FROM group_members gm JOIN groups g ON g.id = gm.group_id
         WHERE gm.user_id = u.id) AS groups
@@ -21,16 +21,17 @@ WHERE u.org_id = $1 AND u.id = $2;
 
 -- name: lock_user
 -- Writers of one user are serialised by this row lock (see DESIGN: resource versions).
-SELECT id, attrs, setup_state, setup_completed_at, version, created_at, updated_at
+SELECT id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at
 FROM users
 WHERE org_id = $1 AND id = $2
 FOR UPDATE;
 
 -- name: update_user_attrs
+-- $4: how many events this change writes (they take the next numbers of event_seq).
 UPDATE users
-SET attrs = $3, version = version + 1, updated_at = now()
+SET attrs = $3, version = version + 1, event_seq = event_seq + $4, updated_at = now()
 WHERE org_id = $1 AND id = $2
-RETURNING id, attrs, setup_state, setup_completed_at, version, created_at, updated_at;
+RETURNING id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at;
 
 -- name: delete_user
 DELETE FROM users WHERE org_id = $1 AND id = $2
@@ -38,9 +39,10 @@ RETURNING id;
 
 -- name: complete_user_setup
 UPDATE users
-SET setup_state = 'complete', setup_completed_at = now(), version = version + 1, updated_at = now()
+SET setup_state = 'complete', setup_completed_at = now(), version = version + 1,
+    event_seq = event_seq + 1, updated_at = now()
 WHERE org_id = $1 AND id = $2 AND setup_state = 'pending'
-RETURNING id, attrs, setup_state, setup_completed_at, version, created_at, updated_at;
+RETURNING id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at;
 
 -- name: groups_of_users
 -- The read-only `groups` of a page of users.

@@ -1,0 +1,314 @@
+"""Event types and their CloudEvents 1.0 envelope (structured JSON mode).
+
+Every event carries the extension attributes `orgid` and `resourceversion`: a per-resource
+number that grows by exactly one with each event of that resource, so a consumer can order the
+events of one `subject` and notice a gap. The JSON shape of each type is part of the contract
+with downstream services (README, "Consuming events") and is pinned by tests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+USER_PROVISIONED = "user.provisioned"
+USER_UPDATED = "user.updated"
+USER_DEPROVISIONED = "user.deprovisioned"
+USER_REACTIVATED = "user.reactivated"
+USER_SETUP_COMPLETED = "user.setup_completed"
+GROUP_CHANGED = "group.changed"
+
+# A group.changed event lists at most this many added (or removed) user ids; a bigger change
+# becomes several consecutive events, each with its own resourceversion.
+MEMBER_CHUNK = 1000
+
+
+class Name(msgspec.Struct, kw_only=True):
+    formatted: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+
+
+class UserProfile(msgspec.Struct, kw_only=True):
+    """The public profile fields of a user, as downstream services show them."""
+
+    user_name: str
+    external_id: str | None
+    display_name: str | None
+    email: str | None
+    name: Name | None
+    title: str | None
+    active: bool
+
+
+class UserProvisioned(msgspec.Struct, kw_only=True):
+    org_id: str
+    user_id: str
+    external_id: str | None
+    user_name: str
+    email: str | None
+    name: Name | None
+    display_name: str | None
+    active: bool
+    # The platform is end-to-end encrypted: a provisioned user exists but must still finish
+    # account setup (create their master key) at first login. The platform invites them.
+    setup_state: Literal["pending"] = "pending"
+
+
+class UserUpdated(msgspec.Struct, kw_only=True):
+    org_id: str
+    user_id: str
+    changed: list[str]  # attribute names (extension attributes as urn:...:name)
+    profile: UserProfile
+
+
+class UserDeprovisioned(msgspec.Struct, kw_only=True):
+    org_id: str
+    user_id: str
+    user_name: str
+    external_id: str | None
+    reason: Literal["deactivated", "deleted"]
+
+
+class UserReactivated(msgspec.Struct, kw_only=True):
+    org_id: str
+    user_id: str
+    user_name: str
+    external_id: str | None
+
+
+class UserSetupCompleted(msgspec.Struct, kw_only=True):
+    org_id: str
+    user_id: str
+    user_name: str
+    setup_state: Literal["complete"] = "complete"
+    completed_at: datetime
+
+
+class GroupChanged(msgspec.Struct, kw_only=True):
+    org_id: str
+    group_id: str
+    display_name: str
+    external_id: str | None
+    # created, renamed, updated (externalId), members_added, members_removed, deleted
+    changes: list[str]
+    added: list[str]
+    removed: list[str]
+    member_count: int
+    previous_display_name: str | None = None
+
+
+EventData = (
+    UserProvisioned
+    | UserUpdated
+    | UserDeprovisioned
+    | UserReactivated
+    | UserSetupCompleted
+    | GroupChanged
+)
+
+
+class CloudEvent(msgspec.Struct, kw_only=True):
+    specversion: str = "1.0"
+    id: str
+    source: str
+    type: str
+    subject: str
+    time: datetime
+    datacontenttype: str = "application/json"
+    orgid: str
+    resourceversion: int
+    data: EventData
+
+
+_encoder = msgspec.json.Encoder()
+
+
+class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event a write produces, before the outbox gives it an id, time and version."""
+
+    type: str
+    resource_type: Literal["User", "Group"]
+    subject: uuid.UUID
+    data: EventData
+
+
+def encode(
+    event: NewEvent,
+    *,
+    event_id: uuid.UUID,
+    source: str,
+    time: datetime,
+    org_id: uuid.UUID,
+    version: int,
+) -> bytes:
+    return _encoder.encode(
+        CloudEvent(
+            id=str(event_id),
+            source=source,
+            type=event.type,
+            subject=str(event.subject),
+            time=time,
+            orgid=str(org_id),
+            resourceversion=version,
+            data=event.data,
+        )
+    )
+
+
+# --- building events from user/group state ---------------------------------------------------
+
+
+def primary_email(attrs: dict[str, Any]) -> str | None:
+    emails = [e for e in attrs.get("emails") or [] if isinstance(e, dict) and e.get("value")]
+    for e in emails:
+        if e.get("primary") is True:
+            return str(e["value"])
+    return str(emails[0]["value"]) if emails else None
+
+
+def _name(attrs: dict[str, Any]) -> Name | None:
+    name = attrs.get("name")
+    if not isinstance(name, dict):
+        return None
+    return Name(
+        formatted=name.get("formatted"),
+        given_name=name.get("givenName"),
+        family_name=name.get("familyName"),
+    )
+
+
+def profile(attrs: dict[str, Any]) -> UserProfile:
+    return UserProfile(
+        user_name=attrs.get("userName", ""),
+        external_id=attrs.get("externalId"),
+        display_name=attrs.get("displayName"),
+        email=primary_email(attrs),
+        name=_name(attrs),
+        title=attrs.get("title"),
+        active=bool(attrs.get("active", True)),
+    )
+
+
+def changed_attributes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Top-level attribute names whose values differ; extension attributes as `urn:...:name`."""
+    out: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        if key.startswith("urn:"):
+            a, b = old.get(key) or {}, new.get(key) or {}
+            out.extend(f"{key}:{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+        elif old.get(key) != new.get(key):
+            out.append(key)
+    return out
+
+
+def user_provisioned(org_id: uuid.UUID, user_id: uuid.UUID, attrs: dict[str, Any]) -> NewEvent:
+    p = profile(attrs)
+    data = UserProvisioned(
+        org_id=str(org_id),
+        user_id=str(user_id),
+        external_id=p.external_id,
+        user_name=p.user_name,
+        email=p.email,
+        name=p.name,
+        display_name=p.display_name,
+        active=p.active,
+    )
+    return NewEvent(type=USER_PROVISIONED, resource_type="User", subject=user_id, data=data)
+
+
+def user_changes(
+    org_id: uuid.UUID, user_id: uuid.UUID, old: dict[str, Any], new: dict[str, Any]
+) -> list[NewEvent]:
+    """The events of one user update: reactivated / updated / deprovisioned, in that order."""
+    was, now = bool(old.get("active", True)), bool(new.get("active", True))
+    changed = [c for c in changed_attributes(old, new) if c != "active"]
+    ids = {"org_id": str(org_id), "user_id": str(user_id)}
+    who = {"user_name": new.get("userName", ""), "external_id": new.get("externalId")}
+    events: list[NewEvent] = []
+    if not was and now:
+        events.append(_user(USER_REACTIVATED, user_id, UserReactivated(**ids, **who)))
+    if changed:
+        events.append(
+            _user(USER_UPDATED, user_id, UserUpdated(**ids, changed=changed, profile=profile(new)))
+        )
+    if was and not now:
+        events.append(
+            _user(
+                USER_DEPROVISIONED, user_id, UserDeprovisioned(**ids, **who, reason="deactivated")
+            )
+        )
+    return events
+
+
+def user_deleted(org_id: uuid.UUID, user_id: uuid.UUID, attrs: dict[str, Any]) -> NewEvent:
+    data = UserDeprovisioned(
+        org_id=str(org_id),
+        user_id=str(user_id),
+        user_name=attrs.get("userName", ""),
+        external_id=attrs.get("externalId"),
+        reason="deleted",
+    )
+    return _user(USER_DEPROVISIONED, user_id, data)
+
+
+def user_setup_completed(
+    org_id: uuid.UUID, user_id: uuid.UUID, attrs: dict[str, Any], completed_at: datetime
+) -> NewEvent:
+    data = UserSetupCompleted(
+        org_id=str(org_id),
+        user_id=str(user_id),
+        user_name=attrs.get("userName", ""),
+        completed_at=completed_at,
+    )
+    return _user(USER_SETUP_COMPLETED, user_id, data)
+
+
+def _user(type_: str, user_id: uuid.UUID, data: EventData) -> NewEvent:
+    return NewEvent(type=type_, resource_type="User", subject=user_id, data=data)
+
+
+def group_changed(
+    org_id: uuid.UUID,
+    group_id: uuid.UUID,
+    attrs: dict[str, Any],
+    *,
+    kinds: list[str],
+    added: list[uuid.UUID],
+    removed: list[uuid.UUID],
+    member_count: int,
+    previous_display_name: str | None = None,
+) -> list[NewEvent]:
+    """One group.changed event, or several when more than MEMBER_CHUNK ids changed: the first
+    carries every change kind, each carries at most MEMBER_CHUNK added and removed ids."""
+    add = [str(u) for u in added]
+    rem = [str(u) for u in removed]
+    chunks = max(1, -(-len(add) // MEMBER_CHUNK), -(-len(rem) // MEMBER_CHUNK))
+    other = [k for k in kinds if k not in ("members_added", "members_removed")]
+    events = []
+    for i in range(chunks):
+        a = add[i * MEMBER_CHUNK : (i + 1) * MEMBER_CHUNK]
+        r = rem[i * MEMBER_CHUNK : (i + 1) * MEMBER_CHUNK]
+        changes = (
+            (other if i == 0 else [])
+            + (["members_added"] if a else [])
+            + (["members_removed"] if r else [])
+        )
+        data = GroupChanged(
+            org_id=str(org_id),
+            group_id=str(group_id),
+            display_name=attrs.get("displayName", ""),
+            external_id=attrs.get("externalId"),
+            changes=changes,
+            added=a,
+            removed=r,
+            member_count=member_count,
+            previous_display_name=previous_display_name if i == 0 else None,
+        )
+        events.append(
+            NewEvent(type=GROUP_CHANGED, resource_type="Group", subject=group_id, data=data)
+        )
+    return events

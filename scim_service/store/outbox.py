@@ -1,0 +1,185 @@
+"""The transactional outbox: writing events with a change, and claiming them for delivery.
+
+Ordering — why each resource's events are delivered in order, with any number of publishers:
+
+1. Every writer of a resource (user or group) holds that resource's row lock while it writes
+   the change and its events, and numbers the events from the resource's own counter
+   (`event_seq`, stored in the same row). So version n of a resource is committed before the
+   transaction that creates version n+1 can even start writing: when n+1 is visible, n is too.
+2. A delivery (sink, event) is a row of `outbox` until it is delivered (then the row is deleted).
+   A publisher claims only rows for which no row of an *earlier* version of the same resource
+   exists for that sink (`claim` in sql/queries/outbox.sql). Rows being delivered by another
+   publisher are locked, not invisible, so they still block their successors; rows waiting for a
+   retry or dead-lettered also block them ("later events wait behind it").
+3. A publisher holds its claim's row locks (FOR UPDATE ... SKIP LOCKED) for the whole delivery
+   and deletes the rows in the same transaction. If it dies mid-batch, its transaction aborts,
+   the rows become claimable again and are re-sent with the same event id (at-least-once).
+
+So no global cursor is needed, and ids taken out of commit order (bigserial) cannot make a
+publisher skip or reorder anything: the per-resource version is the only order that matters.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+import msgspec
+
+from scim_service.events.envelope import NewEvent, encode
+from scim_service.store.db import QUERIES as Q
+
+
+class Emitter(msgspec.Struct, frozen=True):
+    """Where a write's events go: the CloudEvents `source` and the configured sink names."""
+
+    source: str
+    sinks: tuple[str, ...]
+
+
+class Claimed(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int
+    id: uuid.UUID
+    type: str
+    org_id: uuid.UUID
+    subject: uuid.UUID
+    payload: bytes
+    attempts: int
+    created_at: datetime
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    sink: str
+    id: uuid.UUID
+    type: str
+    org_id: uuid.UUID
+    subject: uuid.UUID
+    resource_version: int
+    attempts: int
+    last_error: str | None
+    dead_at: datetime | None
+    time: datetime
+
+
+class SinkStats(msgspec.Struct, frozen=True, kw_only=True):
+    sink: str
+    pending: int
+    oldest_age: float
+    dead: int
+
+
+async def write_events(
+    conn: asyncpg.Connection,
+    emitter: Emitter,
+    org_id: uuid.UUID,
+    events: Sequence[NewEvent],
+    versions: Sequence[int],
+) -> None:
+    """Insert events (with their resource versions) and one outbox row per sink, in one
+    statement on the caller's connection — inside the caller's transaction."""
+    if not events:
+        return
+    now = await conn.fetchval("SELECT now()")  # the transaction's time: the change's time
+    ids = [uuid.uuid4() for _ in events]
+    payloads = [
+        encode(e, event_id=i, source=emitter.source, time=now, org_id=org_id, version=v)
+        for e, i, v in zip(events, ids, versions, strict=True)
+    ]
+    await conn.execute(
+        Q["insert_events"],
+        ids,
+        [org_id] * len(events),
+        [e.subject for e in events],
+        [e.resource_type for e in events],
+        list(versions),
+        [e.type for e in events],
+        [now] * len(events),
+        payloads,
+        list(emitter.sinks),
+    )
+
+
+async def claim(conn: asyncpg.Connection, sink: str, limit: int) -> list[Claimed]:
+    rows = await conn.fetch(Q["claim"], sink, limit)
+    return [
+        Claimed(
+            seq=r["event_seq"],
+            id=r["id"],
+            type=r["type"],
+            org_id=r["org_id"],
+            subject=r["subject"],
+            payload=r["payload"],
+            attempts=r["attempts"],
+            created_at=r["created_at"],
+        )
+        for r in rows
+    ]
+
+
+async def mark_delivered(conn: asyncpg.Connection, sink: str, seqs: Sequence[int]) -> None:
+    if seqs:
+        await conn.execute(Q["delivered"], sink, list(seqs))
+
+
+async def mark_failed(
+    conn: asyncpg.Connection,
+    sink: str,
+    failures: Sequence[tuple[int, float, str, bool]],
+) -> None:
+    """(seq, delay seconds, error, dead) per failed event."""
+    if failures:
+        await conn.execute(
+            Q["failed"],
+            sink,
+            [f[0] for f in failures],
+            [f[1] for f in failures],
+            [f[2][:500] for f in failures],
+            [f[3] for f in failures],
+        )
+
+
+async def dead_letters(
+    conn: asyncpg.Connection, sink: str | None, limit: int = 500
+) -> list[DeadLetter]:
+    return [DeadLetter(**dict(r)) for r in await conn.fetch(Q["dead_letters"], sink, limit)]
+
+
+async def retry_dead(
+    conn: asyncpg.Connection, sink: str | None, event_ids: Sequence[uuid.UUID] | None
+) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        Q["retry_dead"], sink, list(event_ids) if event_ids is not None else None
+    )
+    return [r["id"] for r in rows]
+
+
+async def event_exists(conn: asyncpg.Connection, event_id: uuid.UUID) -> bool:
+    return await conn.fetchval(Q["event_seq_of"], event_id) is not None
+
+
+async def replay(
+    conn: asyncpg.Connection,
+    sinks: Sequence[str],
+    *,
+    since: datetime | None,
+    from_event: uuid.UUID | None,
+    org_id: uuid.UUID | None = None,
+) -> int:
+    rows = await conn.fetch(Q["replay"], since, from_event, list(sinks), org_id)
+    return len(rows)
+
+
+async def purge_delivered(conn: asyncpg.Connection, before: datetime, batch: int = 5000) -> int:
+    status = await conn.execute(Q["purge_delivered"], before, batch)
+    return int(status.split()[-1])
+
+
+async def stats(conn: asyncpg.Connection) -> list[SinkStats]:
+    return [
+        SinkStats(
+            sink=r["sink"], pending=r["pending"], oldest_age=float(r["oldest_age"]), dead=r["dead"]
+        )
+        for r in await conn.fetch(Q["outbox_stats"])
+    ]

@@ -10,11 +10,12 @@ import asyncpg
 from aiohttp import web
 
 from scim_service.config import ConfigError, Settings
+from scim_service.events.publisher import Publisher, build_sinks
 from scim_service.http.middleware import auth_middleware, request_middleware
-from scim_service.keys import ADMIN_DIGEST, EMITTER, LIFECYCLE, POOL, SETTINGS
+from scim_service.keys import ADMIN_DIGEST, EMITTER, LIFECYCLE, POOL, PUBLISHER, SETTINGS
 from scim_service.lifecycle import Lifecycle
 from scim_service.logs import get_logger
-from scim_service.routes import setup_routes
+from scim_service.routes import setup_health_routes, setup_routes
 from scim_service.store import migrate
 from scim_service.store.db import create_pool
 from scim_service.store.outbox import Emitter
@@ -60,7 +61,20 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await pool.close()
 
 
-def create_app(settings: Settings) -> web.Application:
+async def _publisher(app: web.Application) -> AsyncIterator[None]:
+    """The event publisher, owned by the app: started after the pool (and migrations), stopped
+    before it, finishing or abandoning its batch within the shutdown grace."""
+    settings = app[SETTINGS]
+    publisher = Publisher(settings, build_sinks(settings))
+    app[PUBLISHER] = publisher
+    publisher.start()
+    try:
+        yield
+    finally:
+        await publisher.stop(deadline=settings.shutdown_grace)
+
+
+def _base_app(settings: Settings) -> web.Application:
     if settings.database_url is None:
         raise ConfigError(["create_app needs a database_url (the CLI starts the embedded one)"])
     app = web.Application(
@@ -70,8 +84,25 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[LIFECYCLE] = Lifecycle()
     app[EMITTER] = Emitter(settings.event_source, settings.sinks)
+    app.cleanup_ctx.append(_database)
+    return app
+
+
+def create_app(settings: Settings) -> web.Application:
+    """`scim-service serve`: the SCIM and admin APIs, health, and (unless switched off) the
+    event publisher."""
+    app = _base_app(settings)
     if settings.admin_token:
         app[ADMIN_DIGEST] = token_digest(settings.admin_token)
-    app.cleanup_ctx.append(_database)
+    if settings.publisher_enabled:
+        app.cleanup_ctx.append(_publisher)
     setup_routes(app)
+    return app
+
+
+def create_publisher_app(settings: Settings) -> web.Application:
+    """`scim-service publisher`: only the publisher, plus health endpoints for probes."""
+    app = _base_app(settings)
+    app.cleanup_ctx.append(_publisher)
+    setup_health_routes(app)
     return app

@@ -120,6 +120,12 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return await serve(settings)
 
 
+async def cmd_publisher(args: argparse.Namespace, settings: Settings) -> int:
+    from scim_service.server import serve
+
+    return await serve(settings, role="publisher")
+
+
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings, migrate=False) as conn:
         applied = await migrations.migrate(conn)
@@ -221,6 +227,114 @@ async def cmd_user_setup_complete(args: argparse.Namespace, settings: Settings) 
     return 0
 
 
+async def cmd_events_stats(args: argparse.Namespace, settings: Settings) -> int:
+    from scim_service.events import admin as events_admin
+
+    async with database(settings) as conn:
+        stats = await events_admin.stats(conn, settings)
+    if args.json:
+        print_json(stats)
+    else:
+        print_table(
+            [[s.sink, s.pending, f"{s.oldest_age:.1f}s", s.dead] for s in stats],
+            ["sink", "pending", "oldest pending", "dead-lettered"],
+        )
+    return 0
+
+
+async def cmd_events_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    from scim_service.events import admin as events_admin
+
+    async with database(settings) as conn:
+        found = await events_admin.dead_letters(conn, settings, args.sink, args.limit)
+    if args.json:
+        print_json(found)
+    else:
+        print_table(
+            [
+                [
+                    d.id,
+                    d.sink,
+                    d.type,
+                    d.subject,
+                    d.resource_version,
+                    d.attempts,
+                    d.last_error,
+                    d.dead_at,
+                ]
+                for d in found
+            ],
+            [
+                "event id",
+                "sink",
+                "type",
+                "subject",
+                "version",
+                "attempts",
+                "last error",
+                "dead since",
+            ],
+        )
+    return 0
+
+
+async def cmd_events_retry(args: argparse.Namespace, settings: Settings) -> int:
+    from scim_service.events import admin as events_admin
+
+    async with database(settings) as conn:
+        ids = await events_admin.retry(conn, settings, args.sink, args.event_ids or None)
+    if args.json:
+        print_json({"retried": ids})
+    else:
+        print(f"{len(ids)} dead-lettered event(s) queued for delivery again")
+    return 0
+
+
+async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from scim_service.events import admin as events_admin
+
+    async with database(settings) as conn:
+        queued = await events_admin.replay(
+            conn,
+            settings,
+            since=args.since,
+            from_event=args.from_event,
+            sinks=args.sink or None,
+            org_id=args.org,
+        )
+    if args.json:
+        print_json({"queued": queued})
+    else:
+        print(f"{queued} delivery(ies) queued (events keep their original ids)")
+    return 0
+
+
+async def cmd_events_signing_key(args: argparse.Namespace, settings: Settings) -> int:
+    from scim_service.events import admin as events_admin
+
+    key = events_admin.public_key(settings)
+    if args.json:
+        print_json({"algorithm": "ed25519", "public_key": key})
+    else:
+        print(key)
+    return 0
+
+
+async def cmd_events_keygen(args: argparse.Namespace, settings: Settings) -> int:
+    from scim_service.events.signing import generate_secret, generate_signing_key
+
+    secret = generate_secret()
+    private, public = generate_signing_key()
+    result = {"webhook_secret": secret, "signing_key": private, "public_key": public}
+    if args.json:
+        print_json(result)
+    else:
+        print(f"SCIM_WEBHOOK_SECRET={secret}")
+        print(f"SCIM_WEBHOOK_SIGNING_KEY={private}")
+        print(f"# public key for receivers (v1a signatures): {public}")
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 
@@ -229,6 +343,16 @@ def _uuid_arg(value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a UUID") from None
+
+
+def _time_arg(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an RFC 3339 time") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} needs a time zone (e.g. a trailing Z)")
+    return parsed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,7 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("serve", help="run the HTTP server").set_defaults(func=cmd_serve)
+    sub.add_parser("serve", help="run the HTTP server (and the event publisher)").set_defaults(
+        func=cmd_serve
+    )
+    sub.add_parser(
+        "publisher", help="run only the event publisher (with /healthz and /readyz)"
+    ).set_defaults(func=cmd_publisher)
     sub.add_parser(
         "migrate", parents=[json_flag], help="apply pending migrations and exit"
     ).set_defaults(func=cmd_migrate)
@@ -292,6 +421,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("org_id", type=_uuid_arg)
     p.add_argument("user_id", type=_uuid_arg)
     p.set_defaults(func=cmd_user_setup_complete)
+
+    evs = sub.add_parser("events", help="the event outbox").add_subparsers(
+        dest="events_cmd", required=True
+    )
+    evs.add_parser(
+        "stats", parents=[json_flag], help="pending and dead-lettered events per sink"
+    ).set_defaults(func=cmd_events_stats)
+    p = evs.add_parser("dead-letters", parents=[json_flag], help="list dead-lettered events")
+    p.add_argument("--sink", default=None)
+    p.add_argument("--limit", type=int, default=500)
+    p.set_defaults(func=cmd_events_dead_letters)
+    p = evs.add_parser("retry", parents=[json_flag], help="deliver dead-lettered events again")
+    p.add_argument("event_ids", nargs="*", type=_uuid_arg, help="only these (default: all)")
+    p.add_argument("--sink", default=None)
+    p.set_defaults(func=cmd_events_retry)
+    p = evs.add_parser("replay", parents=[json_flag], help="re-send delivered events (same ids)")
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--since", type=_time_arg, help="RFC 3339 time, e.g. 2026-11-01T00:00:00Z")
+    start.add_argument("--from-event", type=_uuid_arg, help="this event id and every later one")
+    p.add_argument("--sink", action="append", help="only to this sink (repeatable)")
+    p.add_argument("--org", type=_uuid_arg, default=None, help="only this organization's events")
+    p.set_defaults(func=cmd_events_replay)
+    evs.add_parser(
+        "signing-key", parents=[json_flag], help="the Ed25519 public key receivers verify v1a with"
+    ).set_defaults(func=cmd_events_signing_key)
+    evs.add_parser(
+        "keygen", parents=[json_flag], help="generate a webhook secret and an Ed25519 signing key"
+    ).set_defaults(func=cmd_events_keygen)
     return parser
 
 

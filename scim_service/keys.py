@@ -6,6 +6,7 @@ import asyncpg
 from aiohttp import web
 
 from scim_service.config import Settings
+from scim_service.events.publisher import Publisher
 from scim_service.lifecycle import Lifecycle
 from scim_service.store.outbox import Emitter
 from scim_service.tenancy import Principal
@@ -15,6 +16,7 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ADMIN_DIGEST = web.AppKey("admin_digest", bytes)
 EMITTER = web.AppKey("emitter", Emitter)
+PUBLISHER = web.AppKey("publisher", Publisher)
 
 # Set by the auth middleware on every authenticated SCIM request.
 PRINCIPAL = web.RequestKey("principal", Principal)

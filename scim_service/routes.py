@@ -10,10 +10,14 @@ SCIM = "/scim/v2"
 ADMIN = "/admin/v1"
 
 
+def setup_health_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", health.healthz, allow_head=True)
+    app.router.add_get("/readyz", health.readyz, allow_head=True)
+
+
 def setup_routes(app: web.Application) -> None:
+    setup_health_routes(app)
     r = app.router
-    r.add_get("/healthz", health.healthz, allow_head=True)
-    r.add_get("/readyz", health.readyz, allow_head=True)
 
     r.add_get(f"{SCIM}/ServiceProviderConfig", discovery.service_provider_config)
     r.add_get(f"{SCIM}/ResourceTypes", discovery.resource_types)

@@ -16,7 +16,7 @@ import msgspec
 from aiohttp import web
 
 from scim_service import tenancy
-from scim_service.app import create_app
+from scim_service.app import create_app, create_publisher_app
 from scim_service.config import Settings
 from scim_service.keys import LIFECYCLE, POOL
 from scim_service.logs import get_logger
@@ -40,7 +40,8 @@ def _announce_first_run(settings: Settings, org_name: str, org_id: str, token: s
     )
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings, *, role: str = "serve") -> int:
+    """Run `serve` (SCIM + admin APIs + publisher) or `publisher` (publisher + health only)."""
     async with contextlib.AsyncExitStack() as stack:
         embedded = settings.database_url is None
         if embedded:
@@ -51,14 +52,14 @@ async def serve(settings: Settings) -> int:
             stack.callback(pg.stop)
             settings = msgspec.structs.replace(settings, database_url=dsn)
 
-        app = create_app(settings)
+        app = create_app(settings) if role == "serve" else create_publisher_app(settings)
         runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_grace
         )
         await runner.setup()  # opens the pool, migrates, starts background tasks
         stack.push_async_callback(runner.cleanup)
 
-        if embedded:
+        if embedded and role == "serve":
             async with app[POOL].acquire() as conn:
                 first = await tenancy.bootstrap_default(conn)
             if first is not None:
@@ -69,7 +70,13 @@ async def serve(settings: Settings) -> int:
 
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
-        log.info("server_started", url=settings.public_url, scim_base_url=settings.scim_base_url)
+        log.info(
+            "server_started",
+            role=role,
+            url=settings.public_url,
+            scim_base_url=settings.scim_base_url,
+            sinks=list(settings.sinks) if role == "publisher" or settings.publisher_enabled else [],
+        )
 
         lifecycle = app[LIFECYCLE]
         loop = asyncio.get_running_loop()

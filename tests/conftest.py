@@ -143,6 +143,8 @@ def fixture_settings(database_url: str) -> Settings:
         public_url_override="http://scim.test",
         db_pool_min=1,
         db_pool_max=10,
+        # Tests of the publisher start it themselves; other apps only write events.
+        publisher_enabled=False,
     )
 
 
@@ -185,3 +187,21 @@ async def fixture_tenant(db: asyncpg.Connection) -> Tenant:
 @pytest.fixture(name="admin_headers")
 def fixture_admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture(name="nats_url", scope="session")
+def fixture_nats_url() -> str:
+    """The NATS (JetStream) server: SCIM_TEST_NATS_URL or 127.0.0.1:4222. Skipped when none
+    answers, unless SCIM_REQUIRE_NATS=1 (CI sets it where nats-server is installed)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = os.environ.get("SCIM_TEST_NATS_URL", "nats://127.0.0.1:4222")
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), 2):
+            return url
+    except OSError:
+        if os.environ.get("SCIM_REQUIRE_NATS") == "1":
+            pytest.fail(f"no NATS server at {url}, and SCIM_REQUIRE_NATS=1")
+        pytest.skip(f"no NATS server at {url} (start nats-server -js)")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import msgspec
 from aiohttp import web
 
 from scim_service import errors, tenancy
+from scim_service.events import admin as events_admin
 from scim_service.http.responses import admin_json, read_json
 from scim_service.http.scim_users import render as render_user
-from scim_service.keys import EMITTER, POOL, SETTINGS
+from scim_service.keys import EMITTER, POOL, PUBLISHER, SETTINGS
 from scim_service.provisioning import users
 from scim_service.provisioning.scope import Scope
 from scim_service.scim.projection import Projection
@@ -116,3 +118,66 @@ async def complete_user_setup(request: web.Request) -> web.Response:
         await tenancy.get_org(conn, org_id)
         user = await users.complete_setup(conn, Scope(org_id, request.app[EMITTER]), user_id)
     return admin_json(render_user(request, user, Projection()))
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+class RetryRequest(msgspec.Struct, forbid_unknown_fields=True):
+    sink: str | None = None
+    event_ids: list[uuid.UUID] | None = None
+
+
+class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
+    since: datetime | None = None
+    from_event_id: uuid.UUID | None = None
+    sinks: list[str] | None = None
+    org_id: uuid.UUID | None = None
+
+
+async def event_stats(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        stats = await events_admin.stats(conn, request.app[SETTINGS])
+    return admin_json({"sinks": stats})
+
+
+async def list_dead_letters(request: web.Request) -> web.Response:
+    sink = request.query.get("sink")
+    async with request.app[POOL].acquire() as conn:
+        found = await events_admin.dead_letters(conn, request.app[SETTINGS], sink)
+    return admin_json({"dead_letters": found})
+
+
+async def retry_dead_letters(request: web.Request) -> web.Response:
+    body = await read_json(request, RetryRequest) if request.body_exists else RetryRequest()
+    async with request.app[POOL].acquire() as conn:
+        ids = await events_admin.retry(conn, request.app[SETTINGS], body.sink, body.event_ids)
+    _wake_publisher(request)
+    return admin_json({"retried": ids})
+
+
+async def replay_events(request: web.Request) -> web.Response:
+    body = await read_json(request, ReplayRequest)
+    async with request.app[POOL].acquire() as conn:
+        queued = await events_admin.replay(
+            conn,
+            request.app[SETTINGS],
+            since=body.since,
+            from_event=body.from_event_id,
+            sinks=body.sinks,
+            org_id=body.org_id,
+        )
+    _wake_publisher(request)
+    return admin_json({"queued": queued})
+
+
+async def signing_key(request: web.Request) -> web.Response:
+    return admin_json(
+        {"algorithm": "ed25519", "public_key": events_admin.public_key(request.app[SETTINGS])}
+    )
+
+
+def _wake_publisher(request: web.Request) -> None:
+    publisher = request.app.get(PUBLISHER)
+    if publisher is not None:
+        publisher.wake()

@@ -72,9 +72,6 @@ async def _update(
         current = await store.lock_user(conn, scope.org_id, user_id)
         check_if_match(if_match, current.version)
         attrs = new_attrs(current.attrs)
-        # A write that says nothing about `active` keeps it: a profile update must never
-        # reactivate a deprovisioned user by omission.
-        attrs.setdefault("active", current.attrs.get("active", True))
         if attrs == current.attrs:
             return current  # nothing changed: same version, no event
         events = ev.user_changes(scope.org_id, user_id, current.attrs, attrs)
@@ -93,7 +90,14 @@ async def replace_user(
     if body_id is not None and str(body_id) != str(user_id):
         raise errors.Mutability(f"id {body_id!r} in the body does not match the URL ({user_id})")
     attrs = _new_attrs(body)
-    return await _update(conn, scope, user_id, if_match, lambda current: dict(attrs))
+
+    def replace(current: dict[str, Any]) -> dict[str, Any]:
+        # A PUT that says nothing about `active` keeps it (RFC 7644 §3.5.1: not asserted): a
+        # profile update must never reactivate a deprovisioned user by omission. (A PATCH
+        # starts from the current attributes, so only an explicit remove unassigns it.)
+        return {**attrs, "active": attrs.get("active", current.get("active", True))}
+
+    return await _update(conn, scope, user_id, if_match, replace)
 
 
 async def patch_user(

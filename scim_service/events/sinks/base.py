@@ -1,0 +1,71 @@
+"""The contract between the publisher and the sinks.
+
+The publisher claims a batch of pending outbox events for one sink and calls
+`Sink.deliver(batch)`; it gets back one `Outcome` per event, in the same order, and records
+delivery, a retry or a dead letter from them. A batch never holds two events of the same
+resource, so a sink may deliver a batch's events concurrently without breaking per-resource
+order.
+
+A sink never raises from `deliver`: every failure becomes `Outcome(ok=False, error=...)`, and an
+outcome is ok only once the receiver confirmed it (a 2xx, a JetStream PubAck). Error strings are
+short and fixed-form ("HTTP 503", "timeout after 15.0s"): they go to logs and metrics, so they
+never carry a secret, a URL's credentials or a response body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+__all__ = ["OK", "Outbound", "Outcome", "Sink"]
+
+
+class Outbound(msgspec.Struct, frozen=True, kw_only=True):
+    """One event handed to a sink: its identity plus the exact bytes to send."""
+
+    seq: int
+    """Outbox/event sequence number (internal)."""
+    id: str
+    """CloudEvents `id` (a UUID string); also the `webhook-id` and the `Nats-Msg-Id`."""
+    type: str
+    """CloudEvents `type`, e.g. "user.provisioned"."""
+    org_id: str
+    subject: str
+    """CloudEvents `subject`: the resource id."""
+    payload: bytes
+    """The exact JSON bytes of the CloudEvent (structured mode) to send."""
+    attempts: int = 0
+    """Previous delivery attempts."""
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What happened to one event of a batch."""
+
+    ok: bool
+    error: str | None = None
+    """Short reason for logs/metrics: never secrets, never the body."""
+    retry_after: float | None = None
+    """Seconds the receiver asked us to wait (`Retry-After`)."""
+    permanent: bool = False
+    """Do not retry (e.g. webhook 410 Gone): dead-letter at once."""
+
+
+OK = Outcome(ok=True)
+"""The shared success outcome (immutable, so one instance serves every event)."""
+
+
+class Sink(Protocol):
+    name: str
+    """"webhook" | "nats" | "log"."""
+
+    async def open(self) -> None:
+        """Connect / create resources; may raise on misconfiguration."""
+        ...
+
+    async def deliver(self, batch: Sequence[Outbound]) -> list[Outcome]:
+        """One outcome per event, same length and order as `batch`; never raises."""
+        ...
+
+    async def close(self) -> None: ...

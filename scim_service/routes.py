@@ -54,3 +54,8 @@ def setup_routes(app: web.Application) -> None:
     r.add_post(
         f"{ADMIN}/orgs/{{org_id}}/users/{{user_id}}/setup-complete", admin.complete_user_setup
     )
+    r.add_get(f"{ADMIN}/events/stats", admin.event_stats)
+    r.add_get(f"{ADMIN}/events/dead-letters", admin.list_dead_letters)
+    r.add_post(f"{ADMIN}/events/dead-letters/retry", admin.retry_dead_letters)
+    r.add_post(f"{ADMIN}/events/replay", admin.replay_events)
+    r.add_get(f"{ADMIN}/events/signing-key", admin.signing_key)

@@ -295,9 +295,27 @@ class Publisher:
         while not self._stopping.is_set():
             try:
                 await self.purge_once()
+                await self._warn_orphans()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("publisher_retention_failed", error=type(exc).__name__)
             await self._sleep(RETENTION_EVERY)
+
+    async def _warn_orphans(self) -> None:
+        """Events waiting for a sink this publisher does not serve usually mean the API
+        replicas and the publishers were given different sink settings."""
+        conn = await self._connect()
+        try:
+            found = await outbox.stats(conn)
+        finally:
+            await conn.close()
+        for s in found:
+            if s.sink not in self.sinks and s.pending:
+                log.warning(
+                    "outbox_sink_not_served",
+                    sink=s.sink,
+                    pending=s.pending,
+                    hint="give every serve and publisher process the same sink settings",
+                )
 
     async def purge_once(self) -> int:
         """Delete delivered events older than the retention horizon; return how many."""

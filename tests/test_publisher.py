@@ -1,0 +1,552 @@
+"""The publisher against a real database, a real HTTP receiver and real NATS JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import msgspec
+import pytest
+from aiohttp import web
+from standardwebhooks import Webhook
+
+from scim_service.app import create_app
+from scim_service.config import Settings
+from scim_service.events.publisher import Publisher, build_sinks
+from scim_service.events.signing import generate_secret, generate_signing_key, verify_v1a
+from tests.conftest import REPO, Tenant
+
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+SECRET = generate_secret()
+SIGNING_KEY, PUBLIC_KEY = generate_signing_key()
+
+
+class Receiver:
+    """A webhook endpoint that records deliveries; `respond` decides each answer."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []  # every request, in arrival order
+        self.accepted: list[dict[str, Any]] = []  # the 2xx-answered ones
+        self.respond: Callable[[dict[str, Any]], Awaitable[int]] = self._ok
+        self.url = ""
+
+    async def _ok(self, request: dict[str, Any]) -> int:
+        return 200
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        entry = {"headers": dict(request.headers), "body": body, "event": json.loads(body)}
+        self.received.append(entry)
+        status = await self.respond(entry)
+        if 200 <= status < 300:
+            self.accepted.append(entry)
+        return web.Response(status=status)
+
+    def versions(self, entries: list[dict[str, Any]] | None = None) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for e in self.accepted if entries is None else entries:
+            out.setdefault(e["event"]["subject"], []).append(e["event"]["resourceversion"])
+        return out
+
+
+@pytest.fixture(name="receiver")
+async def fixture_receiver(aiohttp_server: Any) -> Receiver:
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", rec.handle)
+    server = await aiohttp_server(app)
+    rec.url = str(server.make_url("/hook"))
+    return rec
+
+
+def publisher_settings(settings: Settings, receiver: Receiver, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "publisher_enabled": True,
+        "webhook_url": receiver.url,
+        "webhook_secrets": (SECRET,),
+        "webhook_signing_key": SIGNING_KEY,
+        "webhook_timeout": 5.0,
+        "events_retry_schedule": (0.05, 0.1, 0.2),
+        "events_max_attempts": 50,
+        "publisher_poll_interval": 0.05,
+        "shutdown_grace": 5.0,
+    }
+    values.update(overrides)
+    return msgspec.structs.replace(settings, **values)
+
+
+async def until(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def pending(db: asyncpg.Connection) -> int:
+    return int(await db.fetchval("SELECT count(*) FROM outbox WHERE NOT dead"))
+
+
+async def make_user(client: Any, tenant: Tenant, name: str) -> str:
+    resp = await client.post("/scim/v2/Users", json={"userName": name}, headers=tenant.headers)
+    assert resp.status == 201, await resp.text()
+    return str((await resp.json(content_type=None))["id"])
+
+
+async def retitle(client: Any, tenant: Tenant, user_id: str, title: str) -> None:
+    body = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "path": "title", "value": title}],
+    }
+    resp = await client.patch(f"/scim/v2/Users/{user_id}", json=body, headers=tenant.headers)
+    assert resp.status == 200
+
+
+async def test_webhook_deliveries_are_signed_and_complete(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    receiver: Receiver,
+    db: asyncpg.Connection,
+) -> None:
+    client = await aiohttp_client(create_app(publisher_settings(settings, receiver)))
+    uid = await make_user(client, tenant, "signed@example.com")
+    await retitle(client, tenant, uid, "Guide")
+    await until(lambda: len(receiver.accepted) == 2, what="two deliveries")
+    stored = {
+        str(r["id"]): bytes(r["payload"]) for r in await db.fetch("SELECT id, payload FROM events")
+    }
+    for entry in receiver.accepted:
+        headers, body = entry["headers"], entry["body"]
+        assert headers["Content-Type"] == "application/cloudevents+json"
+        assert headers["webhook-id"] == entry["event"]["id"]
+        assert body == stored[headers["webhook-id"]], "the exact bytes written with the change"
+        # v1 (HMAC) with the standardwebhooks library; v1a (Ed25519) with the public key.
+        assert Webhook(SECRET).verify(body, headers) == entry["event"]
+        assert verify_v1a(
+            PUBLIC_KEY,
+            headers["webhook-id"],
+            headers["webhook-timestamp"],
+            body,
+            headers["webhook-signature"],
+        )
+    assert [e["event"]["type"] for e in receiver.accepted] == ["user.provisioned", "user.updated"]
+    await until(lambda: _empty(db), what="outbox drained")
+
+
+async def _empty(db: asyncpg.Connection) -> bool:
+    return await pending(db) == 0
+
+
+async def test_notify_wakes_the_publisher(
+    aiohttp_client: Any, settings: Settings, tenant: Tenant, receiver: Receiver
+) -> None:
+    """With a 30 s polling interval, an event still arrives at once: LISTEN/NOTIFY woke it."""
+    client = await aiohttp_client(
+        create_app(publisher_settings(settings, receiver, publisher_poll_interval=30.0))
+    )
+    await asyncio.sleep(0.3)  # let the LISTEN connection come up
+    started = time.monotonic()
+    await make_user(client, tenant, "quick@example.com")
+    await until(lambda: receiver.accepted, timeout=5, what="a prompt delivery")
+    assert time.monotonic() - started < 3
+
+
+async def test_failing_receiver_gets_every_event_in_order(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    receiver: Receiver,
+    db: asyncpg.Connection,
+) -> None:
+    """The receiver answers 500 (and sometimes 429 with Retry-After) for a while: events are
+    retried with backoff, and each resource's events are accepted in version order."""
+    failures = {"left": 15}
+
+    async def flaky(entry: dict[str, Any]) -> int:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            return random.choice([500, 503, 429])
+        return 200
+
+    receiver.respond = flaky
+    client = await aiohttp_client(create_app(publisher_settings(settings, receiver)))
+    users = [await make_user(client, tenant, f"u{i}@example.com") for i in range(3)]
+    for round_ in range(4):
+        for uid in users:
+            await retitle(client, tenant, uid, f"t{round_}")
+    await until(lambda: len(receiver.accepted) == 15, timeout=30, what="15 accepted deliveries")
+    for subject, versions in receiver.versions().items():
+        assert versions == [1, 2, 3, 4, 5], subject
+    assert len(receiver.received) > 15, "some deliveries were retried"
+    await until(lambda: _empty(db), what="outbox drained")
+
+
+async def test_dead_letters_block_their_resource_until_retried(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    receiver: Receiver,
+    db: asyncpg.Connection,
+    admin_headers: dict[str, str],
+) -> None:
+    down = {"yes": True}
+
+    async def outage(entry: dict[str, Any]) -> int:
+        return 503 if down["yes"] else 200
+
+    receiver.respond = outage
+    client = await aiohttp_client(
+        create_app(publisher_settings(settings, receiver, events_max_attempts=2))
+    )
+    uid = await make_user(client, tenant, "dead@example.com")
+    await until(lambda: _dead(db, 1), what="the event dead-lettered")
+    resp = await client.get("/admin/v1/events/dead-letters", headers=admin_headers)
+    assert resp.status == 200, await resp.text()
+    [dead] = (await resp.json())["dead_letters"]
+    assert (
+        dead["type"] == "user.provisioned"
+        and dead["attempts"] == 2
+        and dead["last_error"] == "HTTP 503"
+    )
+    assert dead["sink"] == "webhook"
+    stats = (await (await client.get("/admin/v1/events/stats", headers=admin_headers)).json())[
+        "sinks"
+    ]
+    assert stats == [{"sink": "webhook", "pending": 0, "oldest_age": 0.0, "dead": 1}]
+    # The receiver recovers; a later event of the same user waits behind the dead letter.
+    down["yes"] = False
+    await retitle(client, tenant, uid, "after")
+    other = await make_user(client, tenant, "other@example.com")
+    await until(
+        lambda: any(e["event"]["subject"] == other for e in receiver.accepted),
+        what="another user's event",
+    )
+    assert not any(e["event"]["subject"] == uid for e in receiver.accepted), (
+        "later events wait behind a dead letter"
+    )
+    # Retry it through the admin API: both arrive, in order.
+    resp = await client.post(
+        "/admin/v1/events/dead-letters/retry",
+        json={"event_ids": [dead["id"]]},
+        headers=admin_headers,
+    )
+    assert (await resp.json())["retried"] == [dead["id"]]
+    await until(
+        lambda: receiver.versions().get(uid) == [1, 2], what="the retried event and its successor"
+    )
+    await until(lambda: _empty(db), what="outbox drained")
+
+
+async def _dead(db: asyncpg.Connection, n: int) -> bool:
+    return int(await db.fetchval("SELECT count(*) FROM outbox WHERE dead")) == n
+
+
+async def test_gone_receiver_dead_letters_at_once(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    receiver: Receiver,
+    db: asyncpg.Connection,
+) -> None:
+    async def gone(entry: dict[str, Any]) -> int:
+        return 410
+
+    receiver.respond = gone
+    client = await aiohttp_client(create_app(publisher_settings(settings, receiver)))
+    await make_user(client, tenant, "gone@example.com")
+    await until(lambda: _dead(db, 1), what="a dead letter")
+    assert len(receiver.received) == 1, "410 Gone is not retried"
+
+
+async def test_two_publishers_keep_per_resource_order(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    receiver: Receiver,
+    db: asyncpg.Connection,
+) -> None:
+    """Two publishers on one database, a receiver with random latency: every event arrives
+    once, and no resource's events overtake each other."""
+
+    async def jittery(entry: dict[str, Any]) -> int:
+        await asyncio.sleep(random.uniform(0, 0.01))
+        return 200
+
+    receiver.respond = jittery
+    conf = publisher_settings(settings, receiver, publisher_batch_size=7)
+    # The API process writes the events (for the same sinks) but publishes nothing itself.
+    writer = await aiohttp_client(
+        create_app(msgspec.structs.replace(conf, publisher_enabled=False))
+    )
+    users = [await make_user(writer, tenant, f"p{i}@example.com") for i in range(5)]
+    publishers = [Publisher(conf, build_sinks(conf)) for _ in range(2)]
+    for p in publishers:
+        p.start()
+    try:
+        await asyncio.gather(
+            *(retitle(writer, tenant, uid, f"v{r}") for r in range(8) for uid in users[r % 5 :][:2])
+        )
+        total = int(await db.fetchval("SELECT count(*) FROM events"))
+        try:
+            await until(lambda: len(receiver.accepted) >= total, timeout=30, what="all events")
+        except AssertionError:
+            rows = await db.fetch("SELECT * FROM outbox")
+            raise AssertionError(
+                f"{len(receiver.accepted)}/{total} accepted; outbox: {[dict(r) for r in rows]}"
+            ) from None
+    finally:
+        for p in publishers:
+            await p.stop(deadline=5)
+    ids = [e["event"]["id"] for e in receiver.accepted]
+    assert len(ids) == len(set(ids)) == total, "each event delivered exactly once here"
+    for subject, versions in receiver.versions().items():
+        assert versions == list(range(1, len(versions) + 1)), subject
+
+
+async def test_out_of_order_commits_lose_nothing(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    receiver: Receiver,
+    db: asyncpg.Connection,
+    database_url: str,
+) -> None:
+    """An event whose transaction took an earlier sequence number but commits later (after the
+    publisher has delivered a later one) is still delivered: there is no global cursor."""
+    client = await aiohttp_client(create_app(publisher_settings(settings, receiver)))
+    slow = await asyncpg.connect(database_url)
+    try:
+        tx = slow.transaction()
+        await tx.start()
+        await slow.execute(
+            "INSERT INTO events (id, org_id, subject, resource_type, resource_version, type, time, payload) "
+            "VALUES ($1, $2, $3, 'User', 1, 'user.provisioned', now(), $4)",
+            uuid.uuid4(),
+            tenant.org_id,
+            uuid.uuid4(),
+            b'{"subject": "slow", "resourceversion": 1, "id": "slow"}',
+        )
+        seq = await slow.fetchval("SELECT max(seq) FROM events")
+        await slow.execute(
+            "INSERT INTO outbox (sink, event_seq, subject, resource_version) SELECT 'webhook', seq, subject, 1 FROM events WHERE seq = $1",
+            seq,
+        )
+        fast = await make_user(client, tenant, "fast@example.com")  # a later seq, committed first
+        await until(
+            lambda: any(e["event"].get("subject") == fast for e in receiver.accepted),
+            what="the later event",
+        )
+        await tx.commit()
+        await until(
+            lambda: any(e["event"].get("subject") == "slow" for e in receiver.accepted),
+            what="the earlier event",
+        )
+    finally:
+        await slow.close()
+
+
+async def test_replay_resends_with_the_same_ids(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    receiver: Receiver,
+    db: asyncpg.Connection,
+    admin_headers: dict[str, str],
+) -> None:
+    client = await aiohttp_client(create_app(publisher_settings(settings, receiver)))
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    uid = await make_user(client, tenant, "replay@example.com")
+    await retitle(client, tenant, uid, "x")
+    await until(lambda: len(receiver.accepted) == 2, what="first deliveries")
+    first_ids = [e["event"]["id"] for e in receiver.accepted]
+    resp = await client.post(
+        "/admin/v1/events/replay", json={"since": before.isoformat()}, headers=admin_headers
+    )
+    assert (await resp.json())["queued"] == 2
+    await until(lambda: len(receiver.accepted) == 4, what="replayed deliveries")
+    assert [e["event"]["id"] for e in receiver.accepted[2:]] == first_ids
+    resp = await client.post(
+        "/admin/v1/events/replay", json={"from_event_id": first_ids[1]}, headers=admin_headers
+    )
+    assert (await resp.json())["queued"] == 1
+    await until(lambda: len(receiver.accepted) == 5, what="replay from an event id")
+    resp = await client.post(
+        "/admin/v1/events/replay", json={"from_event_id": str(uuid.uuid4())}, headers=admin_headers
+    )
+    assert resp.status == 404
+    resp = await client.post("/admin/v1/events/replay", json={}, headers=admin_headers)
+    assert resp.status == 400
+
+
+async def test_retention_purges_only_delivered_events(
+    settings: Settings, tenant: Tenant, db: asyncpg.Connection, receiver: Receiver
+) -> None:
+    conf = publisher_settings(settings, receiver, events_retention_days=1.0)
+    old, pending_old, fresh = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for event_id, age_days in ((old, 3), (pending_old, 3), (fresh, 0)):
+        await db.execute(
+            "INSERT INTO events (id, org_id, subject, resource_type, resource_version, type, time, payload) "
+            "VALUES ($1, $2, $3, 'User', 1, 'user.updated', now() - make_interval(days => $4), '{}')",
+            event_id,
+            tenant.org_id,
+            uuid.uuid4(),
+            age_days,
+        )
+    await db.execute(
+        "INSERT INTO outbox (sink, event_seq, subject, resource_version) SELECT 'webhook', seq, subject, 1 FROM events WHERE id = $1",
+        pending_old,
+    )
+    publisher = Publisher(conf, {})
+    assert await publisher.purge_once() == 1
+    left = {r["id"] for r in await db.fetch("SELECT id FROM events")}
+    assert left == {pending_old, fresh}
+
+
+async def test_nats_and_webhook_keep_separate_delivery_state(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    receiver: Receiver,
+    db: asyncpg.Connection,
+    nats_url: str,
+) -> None:
+    """The webhook receiver is down; NATS still gets every event (de-duplicated by id)."""
+    import nats
+
+    async def down(entry: dict[str, Any]) -> int:
+        return 503
+
+    receiver.respond = down
+    suffix = uuid.uuid4().hex[:8]
+    prefix, stream = f"scimtest{suffix}", f"SCIMTEST_{suffix}"
+    conf = publisher_settings(
+        settings, receiver, nats_url=nats_url, nats_subject_prefix=prefix, nats_stream=stream
+    )
+    assert conf.sinks == ("webhook", "nats")
+    client = await aiohttp_client(create_app(conf))
+    uid = await make_user(client, tenant, "nats@example.com")
+    await retitle(client, tenant, uid, "t")
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await until(
+            lambda: _stream_count(js, stream, 2), timeout=15, what="2 messages in JetStream"
+        )
+        sub = await js.pull_subscribe(f"{prefix}.>", durable=None, stream=stream)
+        msgs = await sub.fetch(2, timeout=5)
+        stored = {
+            str(r["id"]): bytes(r["payload"])
+            for r in await db.fetch("SELECT id, payload FROM events")
+        }
+        assert [m.subject for m in msgs] == [
+            f"{prefix}.{tenant.org_id}.user.provisioned",
+            f"{prefix}.{tenant.org_id}.user.updated",
+        ]
+        for m in msgs:
+            assert m.data == stored[m.headers["Nats-Msg-Id"]]
+        assert int(await db.fetchval("SELECT count(*) FROM outbox WHERE sink = 'nats'")) == 0
+        assert int(await db.fetchval("SELECT count(*) FROM outbox WHERE sink = 'webhook'")) == 2, (
+            "webhook still pending"
+        )
+        await js.delete_stream(stream)
+    finally:
+        await nc.close()
+
+
+async def _stream_count(js: Any, stream: str, n: int) -> bool:
+    try:
+        info = await js.stream_info(stream)
+    except Exception:
+        return False
+    return bool(info.state.messages >= n)
+
+
+# --- a publisher process killed mid-delivery -----------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _publisher_process(database_url: str, webhook_url: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCIM_", "DATABASE_URL"))}
+    env |= {
+        "DATABASE_URL": database_url,
+        "SCIM_WEBHOOK_URL": webhook_url,
+        "SCIM_PORT": str(_free_port()),
+        "SCIM_PUBLISHER_POLL_INTERVAL": "0.05",
+        "SCIM_EVENTS_RETRY_SCHEDULE": "0.05",
+        "SCIM_LOG_FORMAT": "json",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "scim_service", "publisher"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def test_publisher_killed_mid_delivery_redelivers_same_id(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    receiver: Receiver,
+    db: asyncpg.Connection,
+    database_url: str,
+) -> None:
+    """The publisher sent the event but died before recording the delivery: a new publisher
+    sends it again, with the same id, and nothing is lost."""
+    hold = asyncio.Event()
+
+    async def hang_first(entry: dict[str, Any]) -> int:
+        if len(receiver.received) == 1:
+            await hold.wait()  # the first publisher never gets its answer
+        return 200
+
+    receiver.respond = hang_first
+    writer = await aiohttp_client(
+        create_app(msgspec.structs.replace(settings, webhook_url=receiver.url))
+    )
+    await make_user(writer, tenant, "killed@example.com")
+    first = _publisher_process(database_url, receiver.url)
+    try:
+        await until(lambda: receiver.received, timeout=30, what="the first attempt")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    hold.set()
+    assert await pending(db) == 1, "the delivery was never recorded"
+    second = _publisher_process(database_url, receiver.url)
+    try:
+        await until(lambda: receiver.accepted, timeout=30, what="the redelivery")
+        await until(lambda: _empty(db), what="outbox drained")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=15)
+    assert second.returncode == 0
+    assert (
+        receiver.received[0]["headers"]["webhook-id"]
+        == receiver.accepted[-1]["headers"]["webhook-id"]
+    )

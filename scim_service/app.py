@@ -9,12 +9,24 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from scim_service.config import ConfigError, Settings
+from scim_service.config import ConfigError, Settings, StartupError, describe_dsn
 from scim_service.events.publisher import Publisher, build_sinks
+from scim_service.http.metrics import metrics as metrics_handler
 from scim_service.http.middleware import auth_middleware, request_middleware
-from scim_service.keys import ADMIN_DIGEST, EMITTER, LIFECYCLE, POOL, PUBLISHER, SETTINGS
+from scim_service.keys import (
+    ADMIN_DIGEST,
+    EMITTER,
+    LIFECYCLE,
+    MAIN_APP,
+    METRICS,
+    METRICS_DIGEST,
+    POOL,
+    PUBLISHER,
+    SETTINGS,
+)
 from scim_service.lifecycle import Lifecycle
 from scim_service.logs import get_logger
+from scim_service.metrics import Metrics
 from scim_service.routes import setup_health_routes, setup_routes
 from scim_service.store import migrate
 from scim_service.store.db import create_pool
@@ -49,7 +61,15 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    pool = await open_pool(settings)
+    assert settings.database_url is not None
+    try:
+        pool = await open_pool(settings)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        where = describe_dsn(settings.database_url)
+        raise StartupError(
+            f"cannot reach the database at {where} within {settings.db_connect_timeout:g}s "
+            f"(SCIM_DB_CONNECT_TIMEOUT): {type(exc).__name__}: {exc}"
+        ) from exc
     try:
         if settings.migrate_on_start:
             async with pool.acquire() as conn:
@@ -65,7 +85,7 @@ async def _publisher(app: web.Application) -> AsyncIterator[None]:
     """The event publisher, owned by the app: started after the pool (and migrations), stopped
     before it, finishing or abandoning its batch within the shutdown grace."""
     settings = app[SETTINGS]
-    publisher = Publisher(settings, build_sinks(settings))
+    publisher = Publisher(settings, build_sinks(settings), metrics=app[METRICS])
     app[PUBLISHER] = publisher
     publisher.start()
     try:
@@ -84,6 +104,9 @@ def _base_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[LIFECYCLE] = Lifecycle()
     app[EMITTER] = Emitter(settings.event_source, settings.sinks)
+    app[METRICS] = Metrics()
+    if settings.metrics_token:
+        app[METRICS_DIGEST] = token_digest(settings.metrics_token)
     app.cleanup_ctx.append(_database)
     return app
 
@@ -96,7 +119,7 @@ def create_app(settings: Settings) -> web.Application:
         app[ADMIN_DIGEST] = token_digest(settings.admin_token)
     if settings.publisher_enabled:
         app.cleanup_ctx.append(_publisher)
-    setup_routes(app)
+    setup_routes(app, metrics=settings.metrics_enabled and settings.metrics_port is None)
     return app
 
 
@@ -104,5 +127,14 @@ def create_publisher_app(settings: Settings) -> web.Application:
     """`scim-service publisher`: only the publisher, plus health endpoints for probes."""
     app = _base_app(settings)
     app.cleanup_ctx.append(_publisher)
-    setup_health_routes(app)
+    setup_health_routes(app, metrics=settings.metrics_enabled and settings.metrics_port is None)
+    return app
+
+
+def create_metrics_app(main: web.Application) -> web.Application:
+    """A listener of its own for `/metrics` (SCIM_METRICS_PORT), reporting on `main`."""
+    app = web.Application(middlewares=[request_middleware])
+    app[SETTINGS] = main[SETTINGS]
+    app[MAIN_APP] = main
+    app.router.add_get("/metrics", metrics_handler)
     return app

@@ -25,7 +25,7 @@ import asyncpg
 import msgspec
 
 from scim_service import errors, tenancy
-from scim_service.config import ConfigError, Settings, load_settings
+from scim_service.config import ConfigError, Settings, StartupError, load_settings
 from scim_service.logs import configure_logging
 from scim_service.store import migrate as migrations
 from scim_service.store.db import connect
@@ -335,6 +335,20 @@ async def cmd_events_keygen(args: argparse.Namespace, settings: Settings) -> int
     return 0
 
 
+async def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
+    from scim_service.config import effective
+
+    values = effective(settings)
+    if args.json:
+        print_json(values)
+    else:
+        width = max(len(k) for k in values)
+        for key, value in values.items():
+            print(f"{key.ljust(width)}  {value if value is not None else '-'}")
+        print("\nconfiguration is valid")
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 
@@ -410,6 +424,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("token_id", type=_uuid_arg)
     p.set_defaults(func=cmd_token_revoke)
 
+    cfg = sub.add_parser("config", help="configuration").add_subparsers(
+        dest="config_cmd", required=True
+    )
+    cfg.add_parser(
+        "check",
+        parents=[json_flag],
+        help="validate and print the effective configuration (secrets masked)",
+    ).set_defaults(func=cmd_config_check)
+
     usr = sub.add_parser("user", help="provisioned users").add_subparsers(
         dest="user_cmd", required=True
     )
@@ -474,6 +497,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"scim-service: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"scim-service: {exc}", file=sys.stderr)
+        return 1
     except errors.ScimError as exc:
         print(f"scim-service: error: {exc.detail}", file=sys.stderr)
         return 1

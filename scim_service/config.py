@@ -23,6 +23,23 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+class StartupError(Exception):
+    """The process cannot start (for instance the database stayed unreachable); the message
+    is for an operator and holds no secret."""
+
+
+def describe_dsn(dsn: str) -> str:
+    """host:port/database of a DSN, without user or password (safe to print)."""
+    parts = urlsplit(dsn)
+    host = parts.hostname or ""
+    if not host:
+        for item in parts.query.split("&"):
+            if item.startswith("host="):
+                host = item[5:]
+    port = f":{parts.port}" if parts.port else ""
+    return f"{host or 'localhost'}{port}{parts.path or ''}"
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The effective configuration of one process.
 
@@ -75,6 +92,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     )
     publisher_batch_size: int = 200
     publisher_poll_interval: float = 1.0
+
+    # Metrics: /metrics on the main port, or only on a separate one (SCIM_METRICS_PORT).
+    metrics_enabled: bool = True
+    metrics_port: int | None = None
+    metrics_host: str | None = None  # default: SCIM_HOST
+    metrics_token: str | None = None  # secret: scrapes must send it as a bearer token
+    # Seconds /readyz answers 503 before the listener closes on SIGTERM (load balancers notice).
+    shutdown_drain_delay: float = 0.0
 
     @property
     def public_url(self) -> str:
@@ -302,6 +327,22 @@ def load_settings(
         lambda n, r, p: _parse_float(n, r, p, 0.01, 3600),
     )
     _take_webhook_keys(env, values, problems)
+    take("SCIM_METRICS_ENABLED", "metrics_enabled", _parse_bool)
+    take("SCIM_METRICS_PORT", "metrics_port", lambda n, r, p: _parse_int(n, r, p, 1, 65535))
+    take("SCIM_METRICS_HOST", "metrics_host", lambda n, r, p: r.strip())
+    take(
+        "SCIM_SHUTDOWN_DRAIN_DELAY",
+        "shutdown_drain_delay",
+        lambda n, r, p: _parse_float(n, r, p, 0, 600),
+    )
+    metrics_token = env.get("SCIM_METRICS_TOKEN")
+    if metrics_token:
+        if len(metrics_token) < 16:
+            problems.append(
+                "SCIM_METRICS_TOKEN is too short (at least 16 characters; value not shown)"
+            )
+        else:
+            values["metrics_token"] = metrics_token
 
     admin = env.get("SCIM_ADMIN_TOKEN")
     if admin is not None and admin != "":
@@ -339,3 +380,41 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+SECRET_FIELDS = frozenset(
+    ("admin_token", "webhook_secrets", "webhook_signing_key", "metrics_token")
+)
+
+
+def mask_dsn(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def effective(settings: Settings) -> dict[str, object]:
+    """Every setting (and the values derived from them), secrets masked: `config check`."""
+    out: dict[str, object] = {}
+    for field in msgspec.structs.fields(settings):
+        value = getattr(settings, field.name)
+        if field.name in SECRET_FIELDS:
+            if isinstance(value, tuple):
+                value = [f"<set: {len(value)} secret(s)>"] if value else []
+            else:
+                value = "<set>" if value else None
+        elif field.name == "database_url" and isinstance(value, str):
+            value = mask_dsn(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[field.name] = value
+    out["database"] = "external" if settings.database_url else f"embedded ({settings.data_dir}/pg)"
+    out["public_url"] = settings.public_url
+    out["scim_base_url"] = settings.scim_base_url
+    out["event_source"] = settings.event_source
+    out["sinks"] = list(settings.sinks)
+    return out

@@ -95,6 +95,10 @@ class Unauthorized(ScimError):
     status = 401
     default_detail = "Authentication required: send 'Authorization: Bearer <token>'"
 
+    def __init__(self, detail: str | None = None, *, reason: str = "missing") -> None:
+        super().__init__(detail)
+        self.reason = reason  # for metrics: missing, malformed, invalid, revoked, expired, admin
+
 
 class Forbidden(ScimError):
     status = 403

@@ -8,6 +8,7 @@ from aiohttp import web
 from scim_service.config import Settings
 from scim_service.events.publisher import Publisher
 from scim_service.lifecycle import Lifecycle
+from scim_service.metrics import Metrics
 from scim_service.store.outbox import Emitter
 from scim_service.tenancy import Principal
 
@@ -17,6 +18,10 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ADMIN_DIGEST = web.AppKey("admin_digest", bytes)
 EMITTER = web.AppKey("emitter", Emitter)
 PUBLISHER = web.AppKey("publisher", Publisher)
+METRICS = web.AppKey("metrics", Metrics)
+METRICS_DIGEST = web.AppKey("metrics_digest", bytes)
+# The app a separate metrics listener reports on.
+MAIN_APP = web.AppKey("main_app", web.Application)
 
 # Set by the auth middleware on every authenticated SCIM request.
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -5,18 +5,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from scim_service.http import admin, discovery, health, scim_groups, scim_search, scim_users
+from scim_service.http import metrics as metrics_handler
 
 SCIM = "/scim/v2"
 ADMIN = "/admin/v1"
 
 
-def setup_health_routes(app: web.Application) -> None:
+def setup_health_routes(app: web.Application, *, metrics: bool) -> None:
     app.router.add_get("/healthz", health.healthz, allow_head=True)
     app.router.add_get("/readyz", health.readyz, allow_head=True)
+    if metrics:
+        app.router.add_get("/metrics", metrics_handler.metrics)
 
 
-def setup_routes(app: web.Application) -> None:
-    setup_health_routes(app)
+def setup_routes(app: web.Application, *, metrics: bool = True) -> None:
+    setup_health_routes(app, metrics=metrics)
     r = app.router
 
     r.add_get(f"{SCIM}/ServiceProviderConfig", discovery.service_provider_config)

@@ -16,7 +16,7 @@ import msgspec
 from aiohttp import web
 
 from scim_service import tenancy
-from scim_service.app import create_app, create_publisher_app
+from scim_service.app import create_app, create_metrics_app, create_publisher_app
 from scim_service.config import Settings
 from scim_service.keys import LIFECYCLE, POOL
 from scim_service.logs import get_logger
@@ -70,12 +70,22 @@ async def serve(settings: Settings, *, role: str = "serve") -> int:
 
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
+        if settings.metrics_enabled and settings.metrics_port is not None:
+            metrics_runner = web.AppRunner(
+                create_metrics_app(app), handle_signals=False, access_log=None
+            )
+            await metrics_runner.setup()
+            stack.push_async_callback(metrics_runner.cleanup)
+            await web.TCPSite(
+                metrics_runner, settings.metrics_host or settings.host, settings.metrics_port
+            ).start()
         log.info(
             "server_started",
             role=role,
             url=settings.public_url,
             scim_base_url=settings.scim_base_url,
             sinks=list(settings.sinks) if role == "publisher" or settings.publisher_enabled else [],
+            metrics_port=settings.metrics_port,
         )
 
         lifecycle = app[LIFECYCLE]
@@ -87,6 +97,14 @@ async def serve(settings: Settings, *, role: str = "serve") -> int:
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-        log.info("server_stopping", grace_seconds=settings.shutdown_grace)
+        # /readyz already answers 503 (draining); give load balancers a moment to notice before
+        # the listener closes. Then in-flight requests get the grace period (runner.cleanup).
+        log.info(
+            "server_stopping",
+            drain_delay_seconds=settings.shutdown_drain_delay,
+            grace_seconds=settings.shutdown_grace,
+        )
+        if settings.shutdown_drain_delay > 0:
+            await asyncio.sleep(settings.shutdown_drain_delay)
     log.info("server_stopped")
     return 0

@@ -103,14 +103,14 @@ async def revoke_token(conn: asyncpg.Connection, token_id: uuid.UUID) -> TokenIn
 async def authenticate(conn: asyncpg.Connection, token: str) -> Principal:
     """Resolve a bearer token to its organization, or raise 401/403."""
     if not looks_like_token(token):
-        raise errors.Unauthorized("The bearer token is not valid")
+        raise errors.Unauthorized("The bearer token is not valid", reason="invalid")
     row = await store.lookup_token(conn, token_digest(token))
     if row is None:
-        raise errors.Unauthorized("The bearer token is not valid")
+        raise errors.Unauthorized("The bearer token is not valid", reason="invalid")
     if row.revoked_at is not None:
-        raise errors.Unauthorized("The bearer token has been revoked")
+        raise errors.Unauthorized("The bearer token has been revoked", reason="revoked")
     if row.expires_at is not None and row.expires_at <= row.db_now:
-        raise errors.Unauthorized("The bearer token has expired")
+        raise errors.Unauthorized("The bearer token has expired", reason="expired")
     if not row.scim_enabled:
         raise errors.Forbidden(SCIM_DISABLED_DETAIL)
     if row.last_used_at is None or row.db_now - row.last_used_at > TOUCH_INTERVAL:

@@ -42,23 +42,8 @@ DEFAULT_SHUTDOWN_GRACE = 20.0  # Settings.shutdown_grace
 # Variables of features being built now (event publisher, metrics) that scim_service/config.py
 # may not read yet. The manifests already set them; once config.py reads a name, it is found
 # there and its entry here becomes redundant (remove it then).
-PLANNED = frozenset(
-    {
-        "SCIM_PUBLISHER_ENABLED",
-        "SCIM_WEBHOOK_URL",
-        "SCIM_WEBHOOK_SECRET",
-        "SCIM_WEBHOOK_SIGNING_KEY",
-        "SCIM_WEBHOOK_TIMEOUT",
-        "SCIM_NATS_URL",
-        "SCIM_NATS_SUBJECT_PREFIX",
-        "SCIM_NATS_STREAM",
-        "SCIM_EVENTS_MAX_ATTEMPTS",
-        "SCIM_EVENTS_MAX_AGE_HOURS",
-        "SCIM_EVENTS_RETENTION_DAYS",
-        "SCIM_METRICS_PORT",
-        "SCIM_METRICS_TOKEN",
-    }
-)
+# Names deploy files may use that config.py does not read (none today: every setting exists).
+PLANNED: frozenset[str] = frozenset()
 
 # Not in kustomization.yaml on purpose: the scaling option, switched on by hand.
 OPTIONAL_MANIFESTS = frozenset({"publisher-deployment.yaml"})

@@ -12,7 +12,7 @@ import structlog
 from aiohttp import web
 
 from scim_service import errors, tenancy
-from scim_service.keys import ADMIN_DIGEST, POOL, PRINCIPAL, REQUEST_ID, SETTINGS
+from scim_service.keys import ADMIN_DIGEST, METRICS, POOL, PRINCIPAL, REQUEST_ID, SETTINGS
 from scim_service.logs import get_logger
 from scim_service.tokens import matches_digest
 
@@ -100,12 +100,17 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         )
     resp.headers["X-Request-ID"] = rid
     principal = request.get(PRINCIPAL)
+    route = _route_template(request)
+    elapsed = time.perf_counter() - started
+    metrics = request.app.get(METRICS)
+    if metrics is not None:
+        metrics.observe_request(request.method, route, resp.status, elapsed)
     log.info(
         "http_request",
         method=request.method,
-        route=_route_template(request),
+        route=route,
         status=resp.status,
-        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        duration_ms=round(elapsed * 1000, 3),
         org_id=str(principal.org_id) if principal is not None else None,
     )
     return resp
@@ -117,7 +122,7 @@ def bearer_token(request: web.Request) -> str:
         raise errors.Unauthorized()
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
-        raise errors.Unauthorized("Use 'Authorization: Bearer <token>'")
+        raise errors.Unauthorized("Use 'Authorization: Bearer <token>'", reason="malformed")
     return value.strip()
 
 
@@ -125,14 +130,21 @@ def bearer_token(request: web.Request) -> str:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """SCIM paths: a SCIM token resolves to its organization. Admin paths: the admin token."""
     path = request.path
-    if path.startswith("/scim/") or path == "/scim":
-        token = bearer_token(request)
-        async with request.app[POOL].acquire() as conn:
-            request[PRINCIPAL] = await tenancy.authenticate(conn, token)
-    elif path.startswith("/admin/") or path == "/admin":
-        digest = request.app.get(ADMIN_DIGEST)
-        if digest is None:
-            raise errors.NotFound("The admin API is disabled (SCIM_ADMIN_TOKEN is not set)")
-        if not matches_digest(bearer_token(request), digest):
-            raise errors.Unauthorized("The admin token is not valid")
+    try:
+        if path.startswith("/scim/") or path == "/scim":
+            token = bearer_token(request)
+            async with request.app[POOL].acquire() as conn:
+                request[PRINCIPAL] = await tenancy.authenticate(conn, token)
+        elif path.startswith("/admin/") or path == "/admin":
+            digest = request.app.get(ADMIN_DIGEST)
+            if digest is None:
+                raise errors.NotFound("The admin API is disabled (SCIM_ADMIN_TOKEN is not set)")
+            if not matches_digest(bearer_token(request), digest):
+                raise errors.Unauthorized("The admin token is not valid", reason="admin")
+    except errors.Unauthorized as exc:
+        request.app[METRICS].auth_failure(exc.reason)
+        raise
+    except errors.Forbidden:
+        request.app[METRICS].auth_failure("disabled")
+        raise
     return await handler(request)

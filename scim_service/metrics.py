@@ -1,0 +1,151 @@
+"""Prometheus metrics (`GET /metrics`, text exposition format).
+
+One registry per app (tests run many apps in one process). Labels are route templates
+(`/scim/v2/Users/{id}`), never raw paths with ids. Gauges that describe the database (outbox
+backlog, pool) are read when Prometheus scrapes, so they are never stale and cost nothing
+between scrapes.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+from scim_service.store import outbox
+
+# Route template prefix → SCIM resource label.
+_RESOURCES = {
+    "/scim/v2/Users": "User",
+    "/scim/v2/Groups": "Group",
+    "/scim/v2/.search": "Search",
+}
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def scim_operation(method: str, route: str) -> tuple[str, str] | None:
+    """(resource, operation) of a SCIM route, or None for other routes."""
+    for prefix, resource in _RESOURCES.items():
+        if route == prefix or route.startswith(prefix + "/"):
+            rest = route[len(prefix) :]
+            if rest.endswith(".search") or prefix.endswith(".search"):
+                return resource, "search"
+            if rest == "":
+                return resource, {"GET": "list", "POST": "create"}.get(method, method.lower())
+            return resource, {
+                "GET": "get",
+                "PUT": "replace",
+                "PATCH": "patch",
+                "DELETE": "delete",
+            }.get(method, method.lower())
+    return None
+
+
+def outcome_of(status: int) -> str:
+    if status < 400:
+        return "success"
+    return "client_error" if status < 500 else "server_error"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.requests = Counter(
+            "scim_http_requests", "HTTP requests", ["method", "route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "scim_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.operations = Counter(
+            "scim_operations", "SCIM operations", ["resource", "operation", "outcome"], registry=r
+        )
+        self.auth_failures = Counter(
+            "scim_auth_failures",
+            "Rejected credentials (missing, malformed, invalid, revoked, expired, disabled, admin)",
+            ["reason"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "scim_event_deliveries",
+            "Event delivery attempts by sink and outcome (delivered, failed, dead_lettered)",
+            ["sink", "outcome"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "scim_outbox_pending_events",
+            "Events not yet delivered (not dead-lettered)",
+            ["sink"],
+            registry=r,
+        )
+        self.outbox_oldest = Gauge(
+            "scim_outbox_oldest_pending_age_seconds",
+            "Age of the oldest undelivered event",
+            ["sink"],
+            registry=r,
+        )
+        self.outbox_dead = Gauge(
+            "scim_outbox_dead_letters",
+            "Dead-lettered events waiting for an operator",
+            ["sink"],
+            registry=r,
+        )
+        self.pool_size = Gauge("scim_db_pool_connections", "Database pool size", registry=r)
+        self.pool_in_use = Gauge(
+            "scim_db_pool_connections_in_use", "Pool connections in use", registry=r
+        )
+
+    # --- HTTP ------------------------------------------------------------------------------
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+        op = scim_operation(method, route)
+        if op is not None:
+            self.operations.labels(op[0], op[1], outcome_of(status)).inc()
+
+    def auth_failure(self, reason: str) -> None:
+        self.auth_failures.labels(reason).inc()
+
+    # --- publisher (implements events.publisher.PublisherMetrics) ----------------------------
+    def delivered(self, sink: str, count: int) -> None:
+        if count:
+            self.deliveries.labels(sink, "delivered").inc(count)
+
+    def failed(self, sink: str, count: int) -> None:
+        if count:
+            self.deliveries.labels(sink, "failed").inc(count)
+
+    def dead_lettered(self, sink: str, count: int) -> None:
+        if count:
+            self.deliveries.labels(sink, "dead_lettered").inc(count)
+
+    # --- scrape ----------------------------------------------------------------------------
+    async def render(self, pool: asyncpg.Pool | None, sinks: tuple[str, ...]) -> bytes:
+        if pool is not None:
+            self.pool_size.set(pool.get_size())
+            self.pool_in_use.set(pool.get_size() - pool.get_idle_size())
+            async with pool.acquire() as conn:
+                found = {s.sink: s for s in await outbox.stats(conn)}
+            for sink in set(sinks) | set(found):
+                s = found.get(sink)
+                self.outbox_pending.labels(sink).set(s.pending if s else 0)
+                self.outbox_oldest.labels(sink).set(s.oldest_age if s else 0)
+                self.outbox_dead.labels(sink).set(s.dead if s else 0)
+        return generate_latest(self.registry)
+
+
+# The classic text format (what generate_latest writes), which every Prometheus version reads.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

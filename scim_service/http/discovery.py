@@ -7,9 +7,9 @@ from aiohttp import web
 from scim_service import errors
 from scim_service.http.responses import scim_json
 from scim_service.keys import SETTINGS
-from scim_service.provisioning.query import list_response
 from scim_service.scim import discovery
 from scim_service.scim import schema as s
+from scim_service.scim.query import list_response
 
 
 def _base(request: web.Request) -> str:

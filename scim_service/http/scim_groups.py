@@ -16,15 +16,15 @@ from scim_service.http.responses import query_projection, read_scim_body, scim_j
 from scim_service.keys import POOL, SETTINGS
 from scim_service.provisioning import groups
 from scim_service.provisioning.etags import matches_any
-from scim_service.provisioning.query import (
+from scim_service.scim import schema as s
+from scim_service.scim.mapping import etag, group_location, group_resource
+from scim_service.scim.projection import Projection, apply_projection, parse_projection
+from scim_service.scim.query import (
     ListQuery,
     list_response,
     query_from_params,
     query_from_search_body,
 )
-from scim_service.scim import schema as s
-from scim_service.scim.mapping import etag, group_location, group_resource
-from scim_service.scim.projection import Projection, apply_projection, parse_projection
 from scim_service.store import groups as store
 from scim_service.store.groups import StoredGroup
 

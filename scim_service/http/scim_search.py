@@ -19,9 +19,9 @@ from scim_service.http import scim_groups, scim_users
 from scim_service.http.responses import read_scim_body, scim_json, scope
 from scim_service.keys import POOL
 from scim_service.provisioning import groups, users
-from scim_service.provisioning.query import ListQuery, list_response, query_from_search_body
 from scim_service.scim import schema as s
 from scim_service.scim.projection import parse_projection
+from scim_service.scim.query import ListQuery, list_response, query_from_search_body
 from scim_service.store.filters import sort_expression
 from scim_service.store.groups import GROUP_SPEC
 from scim_service.store.users import USER_SPEC

@@ -16,10 +16,10 @@ from scim_service import errors
 from scim_service.events import envelope as ev
 from scim_service.provisioning import tx
 from scim_service.provisioning.etags import check_if_match
-from scim_service.provisioning.query import ListQuery
 from scim_service.provisioning.scope import Scope, numbers
 from scim_service.scim import schema as s
 from scim_service.scim.patch_members import plan_group_patch
+from scim_service.scim.query import ListQuery
 from scim_service.scim.resource import body_id_of, check_required, normalize_resource
 from scim_service.store import groups as store
 from scim_service.store.groups import StoredGroup
@@ -269,15 +269,7 @@ async def delete_group(
 async def search_groups(
     conn: asyncpg.Connection, scope: Scope, query: ListQuery, *, with_members: bool
 ) -> tuple[int, list[StoredGroup]]:
-    total, page = await store.search_groups(
-        conn,
-        scope.org_id,
-        filter=query.filter,
-        sort_by=query.sort_by,
-        descending=query.descending,
-        offset=query.offset,
-        limit=query.count,
-    )
+    total, page = await store.search_groups(conn, scope.org_id, query)
     if with_members and page:
         members = await store.members_of(conn, [g.id for g in page])
         for g in page:

@@ -12,10 +12,10 @@ from scim_service import errors
 from scim_service.events import envelope as ev
 from scim_service.provisioning import tx
 from scim_service.provisioning.etags import check_if_match
-from scim_service.provisioning.query import ListQuery
 from scim_service.provisioning.scope import Scope, numbers
 from scim_service.scim import schema as s
 from scim_service.scim.patch import apply_patch
+from scim_service.scim.query import ListQuery
 from scim_service.scim.resource import body_id_of, check_required, normalize_resource
 from scim_service.store import groups as group_store
 from scim_service.store import users as store
@@ -145,15 +145,7 @@ async def delete_user(
 async def search_users(
     conn: asyncpg.Connection, scope: Scope, query: ListQuery, *, with_groups: bool = False
 ) -> tuple[int, list[StoredUser]]:
-    total, page = await store.search_users(
-        conn,
-        scope.org_id,
-        filter=query.filter,
-        sort_by=query.sort_by,
-        descending=query.descending,
-        offset=query.offset,
-        limit=query.count,
-    )
+    total, page = await store.search_users(conn, scope.org_id, query)
     if with_groups:
         await store.attach_groups(conn, page)
     return total, page

@@ -30,6 +30,7 @@ from scim_service.errors import InvalidFilter, InvalidValue
 from scim_service.scim import schema as s
 from scim_service.scim.evaluate import Resolved, check_comparable, resolve, resolve_sub
 from scim_service.scim.filter import And, Compare, Expr, Not, Or, Present, ValuePath
+from scim_service.scim.query import ListQuery
 
 Kind = Literal["text", "text_exact", "bool", "timestamp", "uuid"]
 
@@ -359,33 +360,25 @@ def where_sql(spec: TableSpec, org_id: uuid.UUID, filter: Expr | None) -> tuple[
 
 
 async def search_page(
-    conn: asyncpg.Connection,
-    spec: TableSpec,
-    org_id: uuid.UUID,
-    *,
-    filter: Expr | None,
-    sort_by: str | None,
-    descending: bool,
-    offset: int,
-    limit: int,
+    conn: asyncpg.Connection, spec: TableSpec, org_id: uuid.UUID, query: ListQuery
 ) -> tuple[int, list[asyncpg.Record]]:
     """(totalResults, one page of rows), in a stable order (RFC 7644 §3.4.2.4).
 
     The statements are assembled from whitelisted fragments only; values are parameters.
     """
-    where, params = where_sql(spec, org_id, filter)
+    where, params = where_sql(spec, org_id, query.filter)
     a = spec.alias
     stable = f"{a}.created_at, {a}.id"
-    if sort_by:
-        direction = "DESC" if descending else "ASC"
-        order = f"{sort_expression(spec, sort_by)} {direction}, {stable}"
+    if query.sort_by:
+        direction = "DESC" if query.descending else "ASC"
+        order = f"{sort_expression(spec, query.sort_by)} {direction}, {stable}"
     else:
         order = stable
     frm = f"FROM {spec.table} {a} WHERE {where}"
     total = int(await conn.fetchval(f"SELECT count(*) {frm}", *params.values))
-    if limit == 0 or total <= offset:
+    if query.count == 0 or total <= query.offset:
         return total, []
-    lim, off = params.add(limit), params.add(offset)
+    lim, off = params.add(query.count), params.add(query.offset)
     rows = await conn.fetch(
         f"SELECT {spec.select} {frm} ORDER BY {order} LIMIT {lim} OFFSET {off}", *params.values
     )

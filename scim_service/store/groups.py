@@ -11,7 +11,7 @@ import msgspec
 
 from scim_service import errors
 from scim_service.scim import schema as s
-from scim_service.scim.filter import Expr
+from scim_service.scim.query import ListQuery
 from scim_service.store.db import QUERIES as Q
 from scim_service.store.db import (
     register_foreign_key,
@@ -231,23 +231,7 @@ async def remove_user_from_groups(
 
 
 async def search_groups(
-    conn: asyncpg.Connection,
-    org_id: uuid.UUID,
-    *,
-    filter: Expr | None,
-    sort_by: str | None,
-    descending: bool,
-    offset: int,
-    limit: int,
+    conn: asyncpg.Connection, org_id: uuid.UUID, query: ListQuery
 ) -> tuple[int, list[StoredGroup]]:
-    total, rows = await search_page(
-        conn,
-        GROUP_SPEC,
-        org_id,
-        filter=filter,
-        sort_by=sort_by,
-        descending=descending,
-        offset=offset,
-        limit=limit,
-    )
+    total, rows = await search_page(conn, GROUP_SPEC, org_id, query)
     return total, [_group(r) for r in rows]

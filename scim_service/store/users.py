@@ -12,6 +12,7 @@ import msgspec
 from scim_service import errors
 from scim_service.scim import schema as s
 from scim_service.scim.filter import Expr
+from scim_service.scim.query import ListQuery
 from scim_service.store.db import QUERIES as Q
 from scim_service.store.db import register_unique_constraint, translate_errors
 from scim_service.store.filters import (
@@ -171,23 +172,7 @@ def filter_sql(org_id: uuid.UUID, filter: Expr | None) -> tuple[str, Params]:
 
 
 async def search_users(
-    conn: asyncpg.Connection,
-    org_id: uuid.UUID,
-    *,
-    filter: Expr | None,
-    sort_by: str | None,
-    descending: bool,
-    offset: int,
-    limit: int,
+    conn: asyncpg.Connection, org_id: uuid.UUID, query: ListQuery
 ) -> tuple[int, list[StoredUser]]:
-    total, rows = await search_page(
-        conn,
-        USER_SPEC,
-        org_id,
-        filter=filter,
-        sort_by=sort_by,
-        descending=descending,
-        offset=offset,
-        limit=limit,
-    )
+    total, rows = await search_page(conn, USER_SPEC, org_id, query)
     return total, [_user(r) for r in rows]

@@ -18,7 +18,7 @@ from aiohttp import web
 from scim_service import tenancy
 from scim_service.app import create_app, create_metrics_app, create_publisher_app
 from scim_service.config import Settings
-from scim_service.keys import LIFECYCLE, POOL
+from scim_service.keys import LIFECYCLE, POOL, PUBLISHER
 from scim_service.logs import get_logger
 
 log = get_logger("scim_service.server")
@@ -106,5 +106,10 @@ async def serve(settings: Settings, *, role: str = "serve") -> int:
         )
         if settings.shutdown_drain_delay > 0:
             await asyncio.sleep(settings.shutdown_drain_delay)
+        # The publisher winds down while in-flight requests finish (runner.cleanup, on leaving
+        # this block, then awaits it), so a shutdown takes at most drain delay + grace.
+        publisher = app.get(PUBLISHER)
+        if publisher is not None:
+            publisher.begin_stop(settings.shutdown_grace)
     log.info("server_stopped")
     return 0

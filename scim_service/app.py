@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
+from scim_service.auth import Authenticator
 from scim_service.config import ConfigError, Settings, StartupError, describe_dsn
 from scim_service.events.publisher import Publisher, build_sinks
 from scim_service.http.metrics import metrics as metrics_handler
 from scim_service.http.middleware import auth_middleware, request_middleware
 from scim_service.keys import (
     ADMIN_DIGEST,
+    AUTH,
     EMITTER,
     LIFECYCLE,
     MAIN_APP,
@@ -76,7 +78,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 await migrate.migrate(conn)
             app[LIFECYCLE].migrations_current = True
         app[POOL] = pool
-        yield
+        auth = Authenticator(pool, settings.database_url, settings.auth_cache_seconds)
+        app[AUTH] = auth
+        auth.start()
+        try:
+            yield
+        finally:
+            await auth.stop()
     finally:
         await pool.close()
 

@@ -60,6 +60,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_max: int = 10
     db_connect_timeout: float = 10.0
     max_body_bytes: int = 1024 * 1024
+    # Seconds a token lookup is cached per process (0: no cache). Revocations still apply at
+    # once: see scim_service/auth.py.
+    auth_cache_seconds: float = 10.0
     shutdown_grace: float = 20.0
 
     # Events (transactional outbox + publisher)
@@ -293,6 +296,11 @@ def load_settings(
         lambda n, r, p: _parse_float(n, r, p, 0, 3600),
     )
 
+    take(
+        "SCIM_AUTH_CACHE_SECONDS",
+        "auth_cache_seconds",
+        lambda n, r, p: _parse_float(n, r, p, 0, 3600),
+    )
     take("SCIM_PUBLISHER_ENABLED", "publisher_enabled", _parse_bool)
     take("SCIM_EVENT_SOURCE", "event_source_override", lambda n, r, p: r.strip())
     take("SCIM_WEBHOOK_URL", "webhook_url", _parse_http_url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from scim_service.auth import Authenticator
 from scim_service.config import Settings
 from scim_service.events.publisher import Publisher
 from scim_service.lifecycle import Lifecycle
@@ -13,6 +14,7 @@ from scim_service.store.outbox import Emitter
 from scim_service.tenancy import Principal
 
 SETTINGS = web.AppKey("settings", Settings)
+AUTH = web.AppKey("auth", Authenticator)
 POOL = web.AppKey("pool", asyncpg.Pool)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ADMIN_DIGEST = web.AppKey("admin_digest", bytes)

@@ -23,8 +23,12 @@ _LEVELS = {
 }
 
 
-def configure_logging(log_format: str = "json", level: str = "info") -> None:
-    """Configure structlog (and the stdlib root logger it may receive records from)."""
+def configure_logging(log_format: str = "json", level: str = "info", *, cache: bool = True) -> None:
+    """Configure structlog (and the stdlib root logger it may receive records from).
+
+    `cache` lets each logger bind its processors once (structlog's performance advice); tests
+    that reconfigure logging in one process pass False.
+    """
     numeric = _LEVELS.get(level, logging.INFO)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -45,7 +49,7 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         # No fixed file: each logger writes to whatever sys.stdout is when it is created.
         logger_factory=structlog.PrintLoggerFactory(),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache,
     )
     # Libraries log through the stdlib; keep their noise at warning and route it to stderr.
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)

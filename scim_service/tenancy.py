@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import msgspec
@@ -100,22 +100,28 @@ async def revoke_token(conn: asyncpg.Connection, token_id: uuid.UUID) -> TokenIn
     return await store.revoke_token(conn, token_id)
 
 
+def check_token(row: store.TokenRow, now: datetime) -> Principal:
+    """The rules a found token must pass: not revoked, not expired, SCIM switched on."""
+    if row.revoked_at is not None:
+        raise errors.Unauthorized("The bearer token has been revoked", reason="revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise errors.Unauthorized("The bearer token has expired", reason="expired")
+    if not row.scim_enabled:
+        raise errors.Forbidden(SCIM_DISABLED_DETAIL)
+    return Principal(row.org_id, row.token_id)
+
+
 async def authenticate(conn: asyncpg.Connection, token: str) -> Principal:
-    """Resolve a bearer token to its organization, or raise 401/403."""
+    """Resolve a bearer token to its organization, or raise 401/403 (no cache: see auth.py)."""
     if not looks_like_token(token):
         raise errors.Unauthorized("The bearer token is not valid", reason="invalid")
     row = await store.lookup_token(conn, token_digest(token))
     if row is None:
         raise errors.Unauthorized("The bearer token is not valid", reason="invalid")
-    if row.revoked_at is not None:
-        raise errors.Unauthorized("The bearer token has been revoked", reason="revoked")
-    if row.expires_at is not None and row.expires_at <= row.db_now:
-        raise errors.Unauthorized("The bearer token has expired", reason="expired")
-    if not row.scim_enabled:
-        raise errors.Forbidden(SCIM_DISABLED_DETAIL)
+    principal = check_token(row, row.db_now)
     if row.last_used_at is None or row.db_now - row.last_used_at > TOUCH_INTERVAL:
         await store.touch_token(conn, row.token_id)
-    return Principal(row.org_id, row.token_id)
+    return principal
 
 
 async def bootstrap_default(conn: asyncpg.Connection) -> tuple[Org, NewToken] | None:

@@ -145,6 +145,9 @@ def fixture_settings(database_url: str) -> Settings:
         db_pool_max=10,
         # Tests of the publisher start it themselves; other apps only write events.
         publisher_enabled=False,
+        # Tests change tokens behind the app's back and expect the next request to see it;
+        # the cache and its invalidation are tested on their own (test_auth_cache.py).
+        auth_cache_seconds=0,
     )
 
 

@@ -28,7 +28,7 @@ def _restore_logging() -> Iterator[None]:
 async def test_request_log_line_and_no_secrets(
     client: Any, tenant: Tenant, admin_headers: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    configure_logging("json", "debug")
+    configure_logging("json", "debug", cache=False)
     capsys.readouterr()
     await client.get(SPC, headers={**tenant.headers, "X-Request-ID": "rid-1"})
     await client.get(SPC, headers={"Authorization": f"Bearer {tenant.token[:-1]}X"})

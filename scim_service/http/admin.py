@@ -12,7 +12,7 @@ from scim_service import errors, tenancy
 from scim_service.events import admin as events_admin
 from scim_service.http.responses import admin_json, read_json
 from scim_service.http.scim_users import render as render_user
-from scim_service.keys import EMITTER, POOL, PUBLISHER, SETTINGS
+from scim_service.keys import AUTH, EMITTER, POOL, PUBLISHER, SETTINGS
 from scim_service.provisioning import users
 from scim_service.provisioning.scope import Scope
 from scim_service.scim.projection import Projection
@@ -80,6 +80,7 @@ async def _set_scim(request: web.Request, enabled: bool) -> web.Response:
     org_id = path_uuid(request, "org_id", "Organization")
     async with request.app[POOL].acquire() as conn:
         org = await tenancy.set_scim_enabled(conn, org_id, enabled)
+    request.app[AUTH].forget()  # this process at once; the others on the trigger's NOTIFY
     return admin_json(org)
 
 
@@ -107,6 +108,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     token_id = path_uuid(request, "token_id", "Token")
     async with request.app[POOL].acquire() as conn:
         info = await tenancy.revoke_token(conn, token_id)
+    request.app[AUTH].forget()  # this process at once; the others on the trigger's NOTIFY
     return admin_json(info)
 
 

@@ -11,8 +11,8 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from scim_service import errors, tenancy
-from scim_service.keys import ADMIN_DIGEST, METRICS, POOL, PRINCIPAL, REQUEST_ID, SETTINGS
+from scim_service import errors
+from scim_service.keys import ADMIN_DIGEST, AUTH, METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
 from scim_service.logs import get_logger
 from scim_service.tokens import matches_digest
 
@@ -132,9 +132,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     path = request.path
     try:
         if path.startswith("/scim/") or path == "/scim":
-            token = bearer_token(request)
-            async with request.app[POOL].acquire() as conn:
-                request[PRINCIPAL] = await tenancy.authenticate(conn, token)
+            request[PRINCIPAL] = await request.app[AUTH].authenticate(bearer_token(request))
         elif path.startswith("/admin/") or path == "/admin":
             digest = request.app.get(ADMIN_DIGEST)
             if digest is None:

@@ -93,8 +93,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         72000,
         86400,
     )
-    publisher_batch_size: int = 200
+    publisher_batch_size: int = 1000
     publisher_poll_interval: float = 1.0
+    publisher_workers: int = 2  # concurrent claim/deliver loops per sink (one connection each)
 
     # Metrics: /metrics on the main port, or only on a separate one (SCIM_METRICS_PORT).
     metrics_enabled: bool = True
@@ -328,6 +329,11 @@ def load_settings(
         "SCIM_PUBLISHER_BATCH_SIZE",
         "publisher_batch_size",
         lambda n, r, p: _parse_int(n, r, p, 1, 5000),
+    )
+    take(
+        "SCIM_PUBLISHER_WORKERS",
+        "publisher_workers",
+        lambda n, r, p: _parse_int(n, r, p, 1, 32),
     )
     take(
         "SCIM_PUBLISHER_POLL_INTERVAL",

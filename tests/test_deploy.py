@@ -539,8 +539,8 @@ def test_every_process_gets_the_same_sinks() -> None:
 
 def test_configmap_counts_connections_right() -> None:
     """The ConfigMap's connection arithmetic matches the manifests: each `serve` replica holds
-    its pool plus, while it runs the publisher, 1 LISTEN + 1 per sink; each publisher replica
-    its own (capped) pool plus 1 LISTEN + 1 per sink."""
+    its pool plus, while it runs the publisher, 1 LISTEN + SCIM_PUBLISHER_WORKERS per sink;
+    each publisher replica its own (capped) pool plus the same."""
     text = " ".join(
         line.strip().lstrip("#").strip()
         for line in (K8S / "configmap.yaml").read_text("utf-8").splitlines()
@@ -549,13 +549,14 @@ def test_configmap_counts_connections_right() -> None:
     pub = settings_of(container_env(publisher()[1]))
     replicas = one("Deployment", "platform-api")["spec"]["replicas"]
     pub_replicas = one("Deployment", "scim-publisher")["spec"]["replicas"]
-    sinks = len(side.sinks)
+    loops = len(side.sinks) * side.publisher_workers
+    assert pub.publisher_workers == side.publisher_workers
     assert side.publisher_enabled, "the arithmetic below assumes publishers in `serve`"
-    serve_only = replicas * (side.db_pool_max + 1 + sinks)
-    split = replicas * side.db_pool_max + pub_replicas * (pub.db_pool_max + 1 + sinks)
-    assert f"{replicas} x ({side.db_pool_max} + 1 + {sinks}) = {serve_only}" in text
+    serve_only = replicas * (side.db_pool_max + 1 + loops)
+    split = replicas * side.db_pool_max + pub_replicas * (pub.db_pool_max + 1 + loops)
+    assert f"{replicas} x ({side.db_pool_max} + 1 + {loops}) = {serve_only}" in text
     expected = (
-        f"{replicas} x {side.db_pool_max} + {pub_replicas} x ({pub.db_pool_max} + 1 + {sinks})"
+        f"{replicas} x {side.db_pool_max} + {pub_replicas} x ({pub.db_pool_max} + 1 + {loops})"
         f" = {split}"
     )
     assert expected in text

@@ -80,7 +80,15 @@ class Publisher:
         self.settings = settings
         self.sinks = dict(sinks)
         self.metrics: PublisherMetrics = metrics or _NoMetrics()
-        self._wake = {name: asyncio.Event() for name in self.sinks}
+        # Several workers per sink: while one waits for its receiver, another claims the next
+        # batch. Per-resource order still holds: a claimed event's row exists (locked) until
+        # it is delivered, so no worker can claim that resource's next event meanwhile.
+        self.workers = max(1, settings.publisher_workers)
+        self._wake = {
+            (name, i): asyncio.Event() for name in self.sinks for i in range(self.workers)
+        }
+        self._opened: dict[str, asyncio.Lock] = {name: asyncio.Lock() for name in self.sinks}
+        self._open: set[str] = set()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stop_task: asyncio.Future[None] | None = None
@@ -88,9 +96,12 @@ class Publisher:
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         for name, sink in self.sinks.items():
-            self._tasks.append(
-                asyncio.create_task(self._sink_loop(name, sink), name=f"publisher:{name}")
-            )
+            for i in range(self.workers):
+                self._tasks.append(
+                    asyncio.create_task(
+                        self._sink_loop(name, sink, i), name=f"publisher:{name}:{i}"
+                    )
+                )
         self._tasks.append(asyncio.create_task(self._listen_loop(), name="publisher:listen"))
         self._tasks.append(asyncio.create_task(self._retention_loop(), name="publisher:retention"))
         log.info("publisher_started", sinks=list(self.sinks))
@@ -168,23 +179,26 @@ class Publisher:
                     with contextlib.suppress(Exception):
                         await conn.close(timeout=2)
 
-    async def _sink_loop(self, name: str, sink: Sink) -> None:
+    async def _open_sink(self, name: str, sink: Sink) -> None:
+        async with self._opened[name]:
+            if name not in self._open:
+                await sink.open()
+                self._open.add(name)
+
+    async def _sink_loop(self, name: str, sink: Sink, worker: int) -> None:
         delay = 0.5
-        opened = False
         conn: asyncpg.Connection | None = None
         try:
             while not self._stopping.is_set():
                 try:
-                    if not opened:
-                        await sink.open()
-                        opened = True
+                    await self._open_sink(name, sink)
                     if conn is None or conn.is_closed():
                         conn = await self._connect()
                     handled = await self.cycle(conn, name, sink)
                     delay = 0.5
                     if handled:
                         continue  # there may be more right away
-                    await self._wait(name)
+                    await self._wait((name, worker))
                 except (
                     OSError,
                     asyncpg.PostgresError,
@@ -293,8 +307,8 @@ class Publisher:
             failures.append((c.seq, delay, o.error or "failed", dead))
         return delivered, failures
 
-    async def _wait(self, name: str) -> None:
-        ev = self._wake[name]
+    async def _wait(self, key: tuple[str, int]) -> None:
+        ev = self._wake[key]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ev.wait(), timeout=self.settings.publisher_poll_interval)
         ev.clear()

@@ -6,9 +6,10 @@ Headers: `Nats-Msg-Id` = the CloudEvents id, so JetStream drops a redelivery tha
 the stream's duplicate window, and `Content-Type: application/cloudevents+json`.
 
 An event counts as delivered only once its PubAck arrived. For throughput a batch is published
-in one go with nats-py's `publish_async` (one buffered write for many messages, one reply
-subscription for all acks) and the acks are then awaited together under one deadline, instead
-of one request/ack round trip after another.
+in one go (buffered writes, each with its own reply subject under one inbox subscription that
+this sink owns) and the acks are then awaited together under one deadline, instead of one
+request/ack round trip after another. This is what nats-py's `publish_async` does, minus its
+per-message semaphore timeout and JSON parsing, which made it the relay's bottleneck.
 
 `open()` connects with a bounded timeout (and a client that reconnects in the background for
 ever afterwards), then makes sure the stream exists and covers `<prefix>.>`.
@@ -19,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig, StreamInfo
 
@@ -115,6 +117,9 @@ class NatsSink:
         self._timeout_error = Outcome(ok=False, error=f"no PubAck within {self._publish_timeout}s")
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self._ack_prefix = ""
+        self._acks: dict[str, asyncio.Future[None]] = {}
+        self._next_ack = 0
         self._valid_types: set[str] = set()
         self._closing = False  # a close we asked for: its callbacks are not news
 
@@ -167,6 +172,8 @@ class NatsSink:
         except BaseException:
             await self._close_quietly(nc)
             raise
+        self._ack_prefix = nc.new_inbox()
+        await nc.subscribe(self._ack_prefix + ".*", cb=self._on_ack)
         self._nc, self._js = nc, js
         _log.info(
             "nats_sink_opened",
@@ -260,7 +267,8 @@ class NatsSink:
         self, nc: Client, js: JetStreamContext, chunk: Sequence[Outbound]
     ) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(chunk)
-        pending: list[tuple[int, asyncio.Future[Any]]] = []
+        pending: list[tuple[int, str, asyncio.Future[None]]] = []
+        loop = asyncio.get_running_loop()
         try:
             for index, event in enumerate(chunk):
                 # Not connected (reconnecting): fail fast rather than buffer messages that
@@ -272,29 +280,55 @@ class NatsSink:
                 if rejected is not None:
                     outcomes[index] = rejected
                     continue
+                self._next_ack += 1
+                reply = f"{self._ack_prefix}.{self._next_ack}"
+                future: asyncio.Future[None] = loop.create_future()
+                self._acks[reply] = future
                 try:
-                    future = await js.publish_async(
+                    await nc.publish(
                         self.subject_for(event),
                         event.payload,
+                        reply=reply,
                         headers={"Nats-Msg-Id": event.id, "Content-Type": CONTENT_TYPE},
                     )
                 except Exception as exc:  # deliver never raises
+                    self._acks.pop(reply, None)
                     outcomes[index] = _failure(exc)
                     continue
-                pending.append((index, future))
+                pending.append((index, reply, future))
             if pending:
-                await asyncio.wait([future for _, future in pending], timeout=self._publish_timeout)
+                await asyncio.wait([f for _, _, f in pending], timeout=self._publish_timeout)
         finally:
-            for _, future in pending:  # timed out, or deliver itself was cancelled
+            for _, reply, future in pending:  # timed out, or deliver itself was cancelled
+                self._acks.pop(reply, None)
                 if not future.done():
                     future.cancel()
-        for index, future in pending:
+        for index, _, future in pending:
             if future.cancelled():
                 outcomes[index] = self._timeout_error
                 continue
             error = future.exception()
             outcomes[index] = OK if error is None else _failure(error)
         return [outcome if outcome is not None else _NOT_OPEN for outcome in outcomes]
+
+    async def _on_ack(self, msg: Msg) -> None:
+        """A PubAck (or a JetStream error, or "no responders") for one published event."""
+        future = self._acks.pop(msg.subject, None)
+        if future is None or future.done():
+            return
+        if msg.headers and msg.headers.get("Status") == "503":
+            future.set_exception(nats.js.errors.NoStreamResponseError())
+            return
+        try:
+            ack = msgspec.json.decode(msg.data)
+        except msgspec.DecodeError:
+            future.set_exception(nats.errors.Error("unreadable PubAck"))
+            return
+        error = ack.get("error") if isinstance(ack, dict) else None
+        if error:
+            future.set_exception(nats.js.errors.APIError.from_error(error))
+        else:
+            future.set_result(None)
 
     def _check(self, nc: Client, event: Outbound) -> Outcome | None:
         """Reject, permanently, an event no retry could publish (and that nats-py would fail

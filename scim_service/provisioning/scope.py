@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -24,6 +25,10 @@ class Scope(msgspec.Struct, frozen=True):
     ) -> None:
         """Write events in the caller's transaction (see store/outbox.py)."""
         await outbox.write_events(conn, self.emitter, self.org_id, events, versions)
+
+    def event_params(self, events: Sequence[NewEvent], versions: Sequence[int]) -> list[Any]:
+        """For statements that write a change and its events at once (see store/outbox.py)."""
+        return outbox.event_params(self.emitter, self.org_id, events, versions)
 
 
 def numbers(last: int, count: int) -> list[int]:

@@ -82,6 +82,13 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release without asyncpg's reset query (RESET ALL, UNLISTEN *, ...): our pooled
+    connections never change session state (LISTEN and SETs live on dedicated connections,
+    the migration lock is released in a finally), so that query was a wasted round trip on
+    every request. asyncpg still rolls back a transaction left open before calling this."""
+
+
 async def create_pool(
     dsn: str, *, min_size: int = 2, max_size: int = 10, timeout: float = 10.0
 ) -> asyncpg.Pool:
@@ -91,6 +98,7 @@ async def create_pool(
         max_size=max_size,
         timeout=timeout,
         init=init_connection,
+        reset=_keep_session,
         server_settings={"application_name": "scim-service"},
     )
     assert pool is not None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -70,25 +71,21 @@ class SinkStats(msgspec.Struct, frozen=True, kw_only=True):
     dead: int
 
 
-async def write_events(
-    conn: asyncpg.Connection,
+def event_params(
     emitter: Emitter,
     org_id: uuid.UUID,
     events: Sequence[NewEvent],
     versions: Sequence[int],
-) -> None:
-    """Insert events (with their resource versions) and one outbox row per sink, in one
-    statement on the caller's connection — inside the caller's transaction."""
-    if not events:
-        return
+) -> list[Any]:
+    """The nine parameters of the `insert_events` statement (and of the statements that end
+    with it): encoded events, their ids, versions and sinks."""
     now = datetime.now(UTC)  # the change's time (no round trip to ask the database)
     ids = [uuid.uuid4() for _ in events]
     payloads = [
         encode(e, event_id=i, source=emitter.source, time=now, org_id=org_id, version=v)
         for e, i, v in zip(events, ids, versions, strict=True)
     ]
-    await conn.execute(
-        Q["insert_events"],
+    return [
         ids,
         [org_id] * len(events),
         [e.subject for e in events],
@@ -98,7 +95,20 @@ async def write_events(
         [now] * len(events),
         payloads,
         list(emitter.sinks),
-    )
+    ]
+
+
+async def write_events(
+    conn: asyncpg.Connection,
+    emitter: Emitter,
+    org_id: uuid.UUID,
+    events: Sequence[NewEvent],
+    versions: Sequence[int],
+) -> None:
+    """Insert events (with their resource versions) and one outbox row per sink, in one
+    statement on the caller's connection — inside the caller's transaction."""
+    if events:
+        await conn.execute(Q["insert_events"], *event_params(emitter, org_id, events, versions))
 
 
 async def claim(conn: asyncpg.Connection, sink: str, limit: int) -> list[Claimed]:

@@ -92,16 +92,20 @@ def _user(row: asyncpg.Record) -> StoredUser:
     return StoredUser(**dict(row))
 
 
-async def insert_user(
+async def insert_user_with_events(
     conn: asyncpg.Connection,
     org_id: uuid.UUID,
     user_id: uuid.UUID,
     attrs: dict[str, Any],
+    event_params: list[Any],
     *,
     events: int,
 ) -> StoredUser:
+    """A new user with its events and their outbox rows: one statement, one round trip."""
     with translate_errors():
-        row = await conn.fetchrow(Q["insert_user"], org_id, user_id, attrs, events)
+        row = await conn.fetchrow(
+            Q["insert_user_with_events"], org_id, user_id, attrs, events, *event_params
+        )
     assert row is not None
     return _user(row)
 

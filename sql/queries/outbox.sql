@@ -2,6 +2,7 @@
 
 -- name: insert_events
 -- Any number of events and sinks in one statement, on the writer's connection and transaction.
+-- (The same three inserts close `insert_user_with_events` in users.sql: keep them alike.)
 WITH e AS (
     INSERT INTO events (id, org_id, subject, resource_type, resource_version, type, time, payload)
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[],

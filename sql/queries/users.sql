@@ -1,9 +1,23 @@
 -- SCIM Users. Every query is scoped by org_id ($1), taken from the caller's token.
 
--- name: insert_user
-INSERT INTO users (id, org_id, attrs, event_seq)
-VALUES ($2, $1, $3, $4)
-RETURNING id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at;
+-- name: insert_user_with_events
+-- POST /Users in one statement (one round trip, one implicit transaction): the user, its
+-- provisioning event and the event's outbox rows. $5..$13 are the insert_events parameters.
+WITH u AS (
+    INSERT INTO users (id, org_id, attrs, event_seq)
+    VALUES ($2, $1, $3, $4)
+    RETURNING id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at
+), e AS (
+    INSERT INTO events (id, org_id, subject, resource_type, resource_version, type, time, payload)
+    SELECT * FROM unnest($5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::bigint[], $10::text[],
+                         $11::timestamptz[], $12::bytea[])
+    RETURNING seq, subject, resource_version
+), o AS (
+    INSERT INTO outbox (sink, event_seq, subject, resource_version)
+    SELECT k.sink, e.seq, e.subject, e.resource_version
+    FROM e CROSS JOIN unnest($13::text[]) AS k(sink)
+)
+SELECT * FROM u;
 
 -- name: get_user
 SELECT id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at

@@ -1,0 +1,533 @@
+"""`make bench`: scim-service side by side with scim2-server 0.8.3 and the PostgreSQL ceiling.
+
+Phases (see bench/README.md for what each scenario does and how to read the table):
+
+  0. prerequisites: wrk, pgbench, the peer's virtual environment (bench/.venv-peer)
+  1. a fresh database on the local PostgreSQL (else the embedded one), migrated; an org and a
+     token made with the CLI; 10,000 users bulk-loaded (loader.py), ANALYZE
+  2. at 10,000 users: co / sw filters, us vs peer vs pgbench
+  3. 90,000 more users + groups (the peer's launcher preloads 100,000 meanwhile), ANALYZE;
+     GET /Users/{id}, eq / co / sw filters, POST /Users, PATCH add member, GET a 50,000-member
+     group, PATCH adding 1,000 members; peak RSS of both servers
+  4. events: webhook commit-to-receipt at a controlled rate, NATS relay throughput from a
+     pre-filled outbox, and the bare claim loop of the same database
+  5. the table, target verdicts, and bench/results/bench-<timestamp>.json
+
+Everything the benchmark starts is stopped on exit, on error and on Ctrl-C; the database is
+dropped. Every load loop is bounded in time (and count); traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import cpu
+import dataset
+import loader
+import loadgen
+import procs
+import report
+import svc
+from ceiling import Ceiling
+from checks import Checks
+from common import CONCURRENCY, HERE, ROOT, Failure, Target, http_json, say, with_database
+from prereqs import ensure_peer_venv, ensure_tool
+from scenarios import Scenarios
+
+from scim_service.tokens import token_digest
+
+WORK = HERE / "work"
+RESULTS = HERE / "results"
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+PEER_TOKEN = "scim_bench_peer_token_" + uuid.uuid4().hex  # the peer accepts only this
+
+
+class Bench(Checks, Scenarios):
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.a = args
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + args.budget
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.stamp = stamp
+        if WORK.is_dir():  # keep the logs of the last few runs only
+            runs = sorted(p for p in WORK.iterdir() if p.is_dir() and p.name[:1].isdigit())
+            for old in runs[:-3]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.work = WORK / stamp
+        self.logs = self.work / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.rng = random.Random(20261129)  # noqa: S311 - reproducible samples
+        self.rows: list[dict[str, Any]] = []
+        self.extra: dict[str, Any] = {}
+        self.memory: dict[str, Any] = {}
+        self.skipped: list[str] = []
+        self.checks: list[str] = []
+        self.profiles: dict[str, Any] = {}
+        self.dbname = f"scim_bench_{stamp.replace('-', '_')}"
+        self.admin_dsn = ""
+        self.dsn = ""
+        self.embedded: Any = None
+        self.us: Target | None = None
+        self.peer: Target | None = None
+        self.us_service: svc.Service | None = None
+        self.peer_proc: procs.Proc | None = None
+        self.offsets = {"us": 0, "peer": 0}
+        self.revision = service_revision()
+
+    # -- time ----------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def measurement_seconds(self) -> float:
+        return self.a.warmup + self.a.repeats * self.a.duration + 0.5 * (self.a.repeats + 1)
+
+    def has_time(self, seconds: float, what: str) -> bool:
+        if time.monotonic() + seconds <= self.deadline:
+            return True
+        self.skipped.append(f"{what}: skipped, the time budget ({self.a.budget:.0f}s) is spent")
+        say(f"  ! {self.skipped[-1]}")
+        return False
+
+    def wanted(self, key: str) -> bool:
+        return not self.a.only or key in self.a.only
+
+    # -- phase 1 ------------------------------------------------------------------------------
+    def setup_database(self) -> None:
+        base = os.environ.get("BENCH_DATABASE_URL") or None
+        if base is None or base == "embedded":
+            if base is None and procs.tcp_open("127.0.0.1", 5432):
+                base = DEFAULT_PG
+            else:
+                say("  starting the embedded PostgreSQL (no server on 127.0.0.1:5432, or asked)")
+                from scim_service.embedded import EmbeddedPostgres
+
+                self.embedded = EmbeddedPostgres(WORK / "embedded")
+                base = self.embedded.start()
+        self.admin_dsn = base
+        self.dsn = with_database(base, self.dbname)
+
+        async def create() -> tuple[str, str]:
+            conn = await asyncpg.connect(base, timeout=10)
+            try:
+                await conn.execute(f'CREATE DATABASE "{self.dbname}"')
+                return (
+                    await conn.fetchval("SHOW server_version"),
+                    await conn.fetchval("SHOW shared_buffers"),
+                )
+            finally:
+                await conn.close()
+
+        try:
+            version, buffers = asyncio.run(create())
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise Failure(f"cannot create a database on {base}: {exc}") from exc
+        self.extra["postgres"] = {"version": version, "shared_buffers": buffers}
+        say(f"  database {self.dbname} (PostgreSQL {version}, shared_buffers {buffers})")
+        svc.cli(self.dsn, "migrate")
+        org = svc.cli(self.dsn, "org", "create", "bench")
+        self.org_id = uuid.UUID(org["id"])
+        token = svc.cli(self.dsn, "token", "create", str(self.org_id), "--description", "bench")
+        self.token = token["token"]
+        self.source = "http://127.0.0.1:8080/scim/v2"
+
+    def drop_database(self) -> None:
+        if not self.admin_dsn or self.a.keep_db:
+            return
+
+        async def drop() -> None:
+            conn = await asyncpg.connect(self.admin_dsn, timeout=10)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+        with contextlib.suppress(Exception):
+            asyncio.run(drop())
+        if self.embedded is not None:
+            with contextlib.suppress(Exception):
+                self.embedded.stop()
+
+    def load(self, start: int, end: int, groups: bool) -> None:
+        async def run() -> None:
+            conn = await asyncpg.connect(self.dsn, timeout=10)
+            try:
+                await loader.load_users(conn, self.org_id, start, end, self.source)
+                if groups:
+                    await loader.create_group(
+                        conn,
+                        self.org_id,
+                        dataset.BIG_GROUP_NAME,
+                        range(self.a.big_group),
+                        self.source,
+                    )
+                    await loader.create_group(
+                        conn,
+                        self.org_id,
+                        dataset.TEAM_GROUP_NAME,
+                        range(dataset.TEAM_SIZE),
+                        self.source,
+                    )
+                    for n in range(len(CONCURRENCY) * (1 + self.a.repeats)):
+                        await loader.create_group(
+                            conn,
+                            self.org_id,
+                            f"{dataset.TEAM_GROUP_NAME} pg {n}",
+                            range(dataset.TEAM_SIZE),
+                            self.source,
+                        )
+                await conn.execute("VACUUM ANALYZE")
+            finally:
+                await conn.close()
+
+        t = time.monotonic()
+        asyncio.run(run())
+        say(
+            f"  loaded users {start:,}..{end - 1:,}{' and groups' if groups else ''}, "
+            f"VACUUM ANALYZE: {time.monotonic() - t:.1f}s"
+        )
+
+    # -- servers --------------------------------------------------------------------------
+    def start_us(self, name: str) -> None:
+        self.us_service = svc.start(name, self.dsn, self.logs, SCIM_PUBLISHER_ENABLED="false")
+        self.us = Target(
+            "us", self.us_service.base, "/scim/v2", self.token, self.us_service.proc.pid
+        )
+
+    def stop_us(self, label: str) -> None:
+        if self.us_service is not None:
+            self.memory[label] = procs.memory_kb(self.us_service.proc.pid)
+            procs.stop(self.us_service.proc)
+            self.us_service = None
+
+    def start_peer(self, users: int) -> None:
+        if self.a.no_peer:
+            return
+        port = procs.free_port()
+        self.peer_proc = procs.start(
+            f"peer-{users}",
+            [
+                str(self.peer_python),
+                str(HERE / "peer_launcher.py"),
+                "--port",
+                str(port),
+                "--users",
+                str(users),
+                "--big-group",
+                str(min(self.a.big_group, users)),
+                "--token",
+                PEER_TOKEN,
+            ],
+            env={k: v for k, v in os.environ.items() if not k.startswith("SCIM_")},
+            log=self.logs / f"peer-{users}.log",
+            cwd=HERE,
+        )
+        self.peer = Target(
+            "peer", f"http://127.0.0.1:{port}", "/v2", PEER_TOKEN, self.peer_proc.pid
+        )
+
+    def wait_peer(self) -> None:
+        if self.peer_proc is None or self.peer is None:
+            return
+        procs.wait_http(self.peer.url("/ServiceProviderConfig"), self.peer_proc, 600)
+        say(f"  peer ready: {self.peer_proc.tail(3).splitlines()[0]}")
+
+    def stop_peer(self, label: str) -> None:
+        if self.peer_proc is not None:
+            self.memory[label] = procs.memory_kb(self.peer_proc.pid)
+            procs.stop(self.peer_proc)
+            self.peer_proc = None
+            self.peer = None
+
+    # -- HTTP measurements ------------------------------------------------------------------
+    def paths_file(self, name: str, target: Target, paths: list[str]) -> Path:
+        path = self.work / "paths" / f"{target.key}-{name}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(target.prefix + p for p in paths) + "\n")
+        return path
+
+    def run_http(self, target: Target, script: str, args_for: Any, c: int) -> dict[str, Any]:
+        def one(duration: float, index: int) -> loadgen.Run:
+            meter = cpu.CpuMeter(target.pid)
+            meter.start()
+            run = loadgen.wrk(
+                target.base, script, args_for(index, c), connections=c, duration=duration
+            )
+            run.extra.update(meter.stop())
+            if script == "patch_member.lua":
+                self.offsets[target.key] += run.requests + 2 * c + 20
+            run.extra["drain_s"] = self.drain(target)
+            return run
+
+        result = loadgen.measure(
+            one, warmup=self.a.warmup, repeats=self.a.repeats, duration=self.a.duration
+        )
+        rps, p50 = result["rps"]["median"], result["p50_ms"]["median"]
+        if c == 1 and rps * self.a.duration < 3 and p50 == p50 and p50 > 0:
+            # Too slow for a run to count requests (one in flight when the run ends is not
+            # counted): with one client, throughput is 1 / latency.
+            result["rps"]["median"] = 1000.0 / p50
+            result["rps_from_latency"] = True
+        cpus = [r["extra"].get("server_cpu_pct", 0.0) for r in result["runs"]]
+        pgs = [r["extra"].get("pg_cpu_pct", 0.0) for r in result["runs"]]
+        result["server_cpu_pct"] = sorted(cpus)[len(cpus) // 2]
+        result["pg_cpu_pct"] = sorted(pgs)[len(pgs) // 2]
+        return result
+
+    def drain(self, target: Target, limit: float = 90.0) -> float:
+        """Wait until the server has finished the requests wrk left in flight (a single-threaded
+        server keeps working on them after wrk closes its connections), so they do not slow
+        the next run: a cheap request must answer within 100 ms. Bounded by `limit` seconds."""
+        started = time.monotonic()
+        while time.monotonic() - started < limit:
+            t = time.monotonic()
+            status, _ = http_json(
+                "GET", target.url("/ServiceProviderConfig"), target.token, timeout=limit
+            )
+            if status == 200 and time.monotonic() - t < 0.1:
+                break
+        return time.monotonic() - started
+
+    def run_pg(self, script: Path, c: int, defines_for: Any) -> dict[str, Any]:
+        def one(duration: float, index: int) -> loadgen.Run:
+            meter = cpu.CpuMeter(None)
+            meter.start()
+            run = loadgen.pgbench(
+                self.dsn, script, clients=c, duration=duration, defines=defines_for(index, c)
+            )
+            run.extra.update(meter.stop())
+            return run
+
+        return loadgen.measure(
+            one, warmup=self.a.warmup, repeats=self.a.repeats, duration=self.a.pg_duration
+        )
+
+    def scenario(
+        self,
+        key: str,
+        title: str,
+        *,
+        http: dict[str, Any] | None,
+        pg: tuple[Path, Any] | None,
+        note: str = "",
+    ) -> None:
+        """Measure one scenario at each concurrency for us, the peer and pgbench.
+
+        `http[target_key]` is (script, args_for(index, c)) or a function of the Target
+        returning it."""
+        if not self.wanted(key):
+            return
+        targets = [t for t in (self.us, self.peer) if t is not None]
+        per_c = len(targets) * self.measurement_seconds()
+        per_c += (self.a.warmup + self.a.repeats * self.a.pg_duration + 2) if pg else 0
+        if not self.has_time(per_c * len(CONCURRENCY), title):
+            return
+        previous: dict[str, Any] = {}
+        for c in CONCURRENCY:
+            row: dict[str, Any] = {"key": key, "title": title, "c": c, "note": note}
+            for t in targets:
+                spec = (http or {}).get(t.key)
+                if spec is None:
+                    continue
+                before = previous.get(t.key)
+                if before and before["rps"]["median"] * self.a.duration < 2 * c:
+                    row[f"{t.key}_skipped"] = (
+                        f"c={c} not run: at c={previous['c']} it served "
+                        f"{before['rps']['median']:.2f} req/s, so {c} requests in flight would "
+                        f"only queue ({self.a.duration:g}s runs)"
+                    )
+                    continue
+                script, args_for = spec(t) if callable(spec) else spec
+                try:
+                    row[t.key] = self.run_http(t, script, args_for, c)
+                    if row[t.key].get("rps_from_latency"):
+                        row[f"{t.key}_note"] = (
+                            "req/s = 1 / p50 (a request outlasts most runs, so wrk counted "
+                            f"{row[t.key]['requests']} in all)"
+                        )
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    row[f"{t.key}_error"] = str(exc)[:500]
+                    say(f"  ! {title} c={c} {t.key}: {str(exc)[:300]}")
+            if pg is not None:
+                try:
+                    row["pg"] = self.run_pg(pg[0], c, pg[1])
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    row["pg_error"] = str(exc)[:500]
+                    say(f"  ! {title} c={c} pgbench: {str(exc)[:300]}")
+            self.rows.append(row)
+            previous = {"c": c, **{k: row[k] for k in ("us", "peer") if row.get(k)}}
+            say(report.http_table([row]).splitlines()[2])
+
+    def run(self) -> None:
+        say("[0] prerequisites")
+        allow_apt = os.environ.get("BENCH_NO_APT") != "1"
+        ensure_tool("wrk", "wrk", allow_apt)
+        ensure_tool("pgbench", "postgresql-client", allow_apt)
+        self.peer_python = None if self.a.no_peer else ensure_peer_venv()
+
+        say(f"[1] database and {self.a.small_users:,} users")
+        self.setup_database()
+        self.ceiling = Ceiling(
+            self.work / "pgbench", self.org_id, token_digest(self.token), ("log",)
+        )
+        self.start_peer(self.a.small_users)
+        self.load(0, self.a.small_users, groups=False)
+        self.start_us("scim-10k")
+        self.wait_peer()
+        self.check_fidelity()
+
+        say(f"[2] {self.a.small_users:,} users: filters")
+        self.check_filters(self.a.small_users, ["co", "sw"])
+        print(report.http_table([]).splitlines()[0], flush=True)
+        self.get_scenarios(self.a.small_users, f"{self.a.small_users // 1000}k", ["co", "sw"])
+        self.stop_peer("peer_10k")
+        self.stop_us("us_10k")
+
+        say(f"[3] {self.a.users:,} users")
+        self.start_peer(self.a.users)  # preloads in its own process while we load ours
+        self.load(self.a.small_users, self.a.users, groups=True)
+        self.start_us("scim-100k")
+        self.wait_peer()
+        self.check_filters(self.a.users, ["eq", "co", "sw"])
+        self.check_get(self.a.users)
+        print(report.http_table([]).splitlines()[0], flush=True)
+        self.full_scenarios(self.a.users)
+        self.profile(self.a.users)
+        self.stop_peer("peer_100k")
+        self.stop_us("us_100k")
+
+        say("[4] events")
+        self.events()
+
+    def results(self) -> dict[str, Any]:
+        return {
+            "timestamp": self.stamp,
+            "elapsed_seconds": self.elapsed(),
+            "config": {
+                k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(self.a).items()
+            },
+            "service_code": self.revision,
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+            },
+            "scenarios": self.rows,
+            "extra": self.extra,
+            "memory_kb": self.memory,
+            "profiles": self.profiles,
+            "checks": self.checks,
+            "skipped": self.skipped,
+            "verdicts": report.verdicts(self),
+        }
+
+
+def service_revision() -> str:
+    """The commit the service ran from, with `-dirty` when its tree had uncommitted changes
+    (read-only git calls; "unknown" outside a git checkout)."""
+    try:
+        proc = subprocess.run(  # noqa: S603
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty", "--exclude", "*"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except OSError:
+        return "unknown"
+    return proc.stdout.strip() or "unknown"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--users", type=int, default=100_000)
+    p.add_argument("--small-users", type=int, default=10_000)
+    p.add_argument("--big-group", type=int, default=50_000)
+    p.add_argument("--duration", type=float, default=3.0, help="seconds per HTTP run")
+    p.add_argument("--pg-duration", type=float, default=1.0, help="seconds per pgbench run")
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--patch1000-n", type=int, default=5)
+    p.add_argument(
+        "--patch1000-seconds",
+        type=float,
+        default=30.0,
+        help="stop sending PATCH +1,000 requests to one server after this long",
+    )
+    p.add_argument("--webhook-rate", type=float, default=1000.0)
+    p.add_argument("--webhook-seconds", type=float, default=5.0)
+    p.add_argument("--webhook-poll", type=float, default=0.05)
+    p.add_argument("--nats-events", type=int, default=50_000)
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=840.0,
+        help="seconds; scenarios that would not fit are skipped (and listed)",
+    )
+    p.add_argument(
+        "--only",
+        type=lambda s: set(s.split(",")),
+        default=set(),
+        help="comma-separated scenario keys: co10k,sw10k,get_user,eq100k,co100k,"
+        "sw100k,post_user,patch_member,get_group,patch_1000,webhook,nats",
+    )
+    p.add_argument("--no-peer", action="store_true", help="skip scim2-server")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also py-spy our server under GET /Users/{id} and POST /Users",
+    )
+    p.add_argument("--keep-db", action="store_true")
+    args = p.parse_args(argv)
+    if args.repeats < 3:
+        p.error("--repeats must be at least 3")
+    if args.users < args.big_group + args.patch1000_n * 1000 or args.small_users > args.users:
+        p.error("--users must hold the big group plus the PATCH +1,000 members")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    procs.install_signal_handlers()
+    bench = Bench(args)
+    status = 0
+    try:
+        bench.run()
+    except KeyboardInterrupt:
+        say("\ninterrupted: stopping everything the benchmark started")
+        status = 130
+    except Failure as exc:
+        say(f"\nbench: {exc}")
+        status = 2
+    except Exception as exc:  # a report with what was measured beats none
+        say(f"\nbench: failed: {type(exc).__name__}: {exc}")
+        import traceback
+
+        traceback.print_exc()
+        status = 1
+    finally:
+        procs.stop_all()
+        bench.drop_database()
+    if bench.rows or bench.extra:
+        path = RESULTS / f"bench-{bench.stamp}.json"
+        report.write_json(path, bench.results())
+        report.print_report(bench, path, bench.revision)
+    say(f"elapsed: {bench.elapsed():.0f}s ({bench.elapsed() / 60:.1f} min)")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,19 +17,26 @@ FROM e CROSS JOIN unnest($9::text[]) AS k(sink);
 -- The oldest claimable events of one sink: due, not dead, not locked by another publisher, and
 -- with no earlier version of the same resource still pending for this sink (pending, retrying,
 -- dead-lettered or being delivered right now by another publisher: all those rows exist).
-SELECT o.event_seq, o.attempts, o.created_at, e.id, e.type, e.org_id, e.subject, e.payload
-FROM outbox o
-JOIN events e ON e.seq = o.event_seq
-WHERE o.sink = $1
-  AND NOT o.dead
-  AND o.next_attempt_at <= now()
-  AND NOT EXISTS (
-      SELECT 1 FROM outbox p
-      WHERE p.sink = o.sink AND p.subject = o.subject AND p.resource_version < o.resource_version
-  )
-ORDER BY o.event_seq
-LIMIT $2
-FOR UPDATE OF o SKIP LOCKED;
+-- The outbox is scanned first (MATERIALIZED) and only the claimed rows are joined to events:
+-- driven from events, the planner would sometimes walk the whole retained history probing the
+-- outbox (measured: 71,000 buffers for 200 rows, and the relay down from 25,000 to 1,500/s).
+WITH c AS MATERIALIZED (
+    SELECT o.event_seq, o.attempts, o.created_at
+    FROM outbox o
+    WHERE o.sink = $1
+      AND NOT o.dead
+      AND o.next_attempt_at <= now()
+      AND NOT EXISTS (
+          SELECT 1 FROM outbox p
+          WHERE p.sink = o.sink AND p.subject = o.subject AND p.resource_version < o.resource_version
+      )
+    ORDER BY o.event_seq
+    LIMIT $2
+    FOR UPDATE OF o SKIP LOCKED
+)
+SELECT c.event_seq, c.attempts, c.created_at, e.id, e.type, e.org_id, e.subject, e.payload
+FROM c JOIN events e ON e.seq = c.event_seq
+ORDER BY c.event_seq;
 
 -- name: delivered
 DELETE FROM outbox WHERE sink = $1 AND event_seq = ANY($2::bigint[]);

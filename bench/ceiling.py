@@ -268,11 +268,12 @@ class Ceiling:
         a = USER_SPEC.alias
         frm = f"FROM {USER_SPEC.table} {a} WHERE {where}"
         count_sql = bind(f"SELECT count(*) {frm}", mapping)
-        lim, off = len(params.values) + 1, len(params.values) + 2
+        # These filters match at most 10 users, fewer than a page: search_page then sends the
+        # page query without LIMIT (every remaining match comes back), so the ceiling does too.
+        off = len(params.values) + 1
         page_sql = bind(
-            f"SELECT {USER_SPEC.select} {frm} ORDER BY {a}.created_at, {a}.id"
-            f" LIMIT ${lim} OFFSET ${off}",
-            {**mapping, lim: ":lim", off: ":off"},
+            f"SELECT {USER_SPEC.select} {frm} ORDER BY {a}.created_at, {a}.id OFFSET ${off}",
+            {**mapping, off: ":off"},
         )
         body = pick + self.auth + statement(count_sql) + statement(page_sql)
         body += statement(bind(Q["groups_of_users"], {1: ids}))

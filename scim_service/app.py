@@ -17,6 +17,7 @@ from scim_service.http.middleware import auth_middleware, request_middleware
 from scim_service.keys import (
     ADMIN_DIGEST,
     AUTH,
+    BASE_URL,
     EMITTER,
     LIFECYCLE,
     MAIN_APP,
@@ -110,6 +111,7 @@ def _base_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[BASE_URL] = settings.scim_base_url
     app[LIFECYCLE] = Lifecycle()
     app[EMITTER] = Emitter(settings.event_source, settings.sinks)
     app[METRICS] = Metrics()

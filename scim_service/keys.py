@@ -14,6 +14,7 @@ from scim_service.store.outbox import Emitter
 from scim_service.tenancy import Principal
 
 SETTINGS = web.AppKey("settings", Settings)
+BASE_URL = web.AppKey("base_url", str)  # Settings.scim_base_url, computed once
 AUTH = web.AppKey("auth", Authenticator)
 POOL = web.AppKey("pool", asyncpg.Pool)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)

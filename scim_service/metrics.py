@@ -8,6 +8,8 @@ between scrapes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 from prometheus_client import (
     CollectorRegistry,
@@ -107,14 +109,27 @@ class Metrics:
         self.pool_in_use = Gauge(
             "scim_db_pool_connections_in_use", "Pool connections in use", registry=r
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     # --- HTTP ------------------------------------------------------------------------------
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
-        op = scim_operation(method, route)
-        if op is not None:
-            self.operations.labels(op[0], op[1], outcome_of(status)).inc()
+        # The labelled children of one (method, route, status) are looked up once: labels()
+        # on every request was a measurable share of a GET's cost.
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            op = scim_operation(method, route)
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+                None if op is None else self.operations.labels(op[0], op[1], outcome_of(status)),
+            )
+            self._children[key] = children
+        count, latency, operation = children
+        count.inc()
+        latency.observe(seconds)
+        if operation is not None:
+            operation.inc()
 
     def auth_failure(self, reason: str) -> None:
         self.auth_failures.labels(reason).inc()

@@ -12,7 +12,7 @@ from scim_service import errors, tenancy
 from scim_service.events import admin as events_admin
 from scim_service.http.responses import admin_json, read_json
 from scim_service.http.scim_users import render as render_user
-from scim_service.keys import AUTH, EMITTER, POOL, PUBLISHER, SETTINGS
+from scim_service.keys import AUTH, BASE_URL, EMITTER, POOL, PUBLISHER, SETTINGS
 from scim_service.provisioning import users
 from scim_service.provisioning.scope import Scope
 from scim_service.scim.projection import Projection
@@ -91,9 +91,7 @@ async def create_token(request: web.Request) -> web.Response:
         new = await tenancy.create_token(
             conn, org_id, description=body.description, ttl_days=body.ttl_days
         )
-    created = CreatedToken(
-        token=new.token, scim_base_url=request.app[SETTINGS].scim_base_url, info=new.info
-    )
+    created = CreatedToken(token=new.token, scim_base_url=request.app[BASE_URL], info=new.info)
     return admin_json(created, status=201)
 
 

@@ -6,14 +6,14 @@ from aiohttp import web
 
 from scim_service import errors
 from scim_service.http.responses import scim_json
-from scim_service.keys import SETTINGS
+from scim_service.keys import BASE_URL
 from scim_service.scim import discovery
 from scim_service.scim import schema as s
 from scim_service.scim.query import list_response
 
 
 def _base(request: web.Request) -> str:
-    return request.app[SETTINGS].scim_base_url
+    return request.app[BASE_URL]
 
 
 async def service_provider_config(request: web.Request) -> web.Response:

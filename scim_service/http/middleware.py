@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -31,7 +31,7 @@ def _request_id(request: web.Request) -> str:
     incoming = request.headers.get("X-Request-ID")
     if incoming and _REQUEST_ID_RE.match(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 32 hex characters, like uuid4().hex, at half the cost
 
 
 def _route_template(request: web.Request) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from scim_service.http.responses import query_projection, read_scim_body, scim_json, scope
-from scim_service.keys import POOL, SETTINGS
+from scim_service.keys import BASE_URL, POOL
 from scim_service.provisioning import groups
 from scim_service.provisioning.etags import matches_any
 from scim_service.scim import schema as s
@@ -39,7 +39,7 @@ def render(request: web.Request, group: StoredGroup, projection: Projection) -> 
         version=group.version,
         created_at=group.created_at,
         updated_at=group.updated_at,
-        base_url=request.app[SETTINGS].scim_base_url,
+        base_url=request.app[BASE_URL],
     )
     return apply_projection(resource, projection)
 
@@ -49,7 +49,7 @@ def _one(
 ) -> web.Response:
     headers = {"ETag": etag(group.version)}
     if status == 201:
-        headers["Location"] = group_location(request.app[SETTINGS].scim_base_url, group.id)
+        headers["Location"] = group_location(request.app[BASE_URL], group.id)
     return scim_json(render(request, group, projection), status=status, headers=headers)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from scim_service.http.responses import query_projection, read_scim_body, scim_json, scope
-from scim_service.keys import POOL, SETTINGS
+from scim_service.keys import BASE_URL, POOL
 from scim_service.provisioning import users
 from scim_service.provisioning.etags import matches_any
 from scim_service.scim import schema as s
@@ -32,7 +32,7 @@ def render(request: web.Request, user: StoredUser, projection: Projection) -> di
         created_at=user.created_at,
         updated_at=user.updated_at,
         groups=user.groups,
-        base_url=request.app[SETTINGS].scim_base_url,
+        base_url=request.app[BASE_URL],
     )
     return apply_projection(resource, projection)
 
@@ -42,7 +42,7 @@ def _one(
 ) -> web.Response:
     headers = {"ETag": etag(user.version)}
     if status == 201:
-        headers["Location"] = user_location(request.app[SETTINGS].scim_base_url, user.id)
+        headers["Location"] = user_location(request.app[BASE_URL], user.id)
     return scim_json(render(request, user, projection), status=status, headers=headers)
 
 

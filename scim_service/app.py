@@ -13,7 +13,7 @@ from scim_service.auth import Authenticator
 from scim_service.config import ConfigError, Settings, StartupError, describe_dsn
 from scim_service.events.publisher import Publisher, build_sinks
 from scim_service.http.metrics import metrics as metrics_handler
-from scim_service.http.middleware import auth_middleware, request_middleware
+from scim_service.http.middleware import request_middleware
 from scim_service.keys import (
     ADMIN_DIGEST,
     AUTH,
@@ -107,7 +107,7 @@ def _base_app(settings: Settings) -> web.Application:
     if settings.database_url is None:
         raise ConfigError(["create_app needs a database_url (the CLI starts the embedded one)"])
     app = web.Application(
-        middlewares=[request_middleware, auth_middleware],
+        middlewares=[request_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -8,14 +8,18 @@ PATCH_MEMBERS_LIMIT members and when not excluded: an IdP adding one member to a
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from scim_service.http.responses import query_projection, read_scim_body, scim_json, scope
 from scim_service.keys import BASE_URL, POOL
 from scim_service.provisioning import groups
 from scim_service.provisioning.etags import matches_any
+from scim_service.provisioning.scope import Scope
 from scim_service.scim import schema as s
 from scim_service.scim.mapping import etag, group_location, group_resource
 from scim_service.scim.projection import Projection, apply_projection, parse_projection
@@ -25,10 +29,15 @@ from scim_service.scim.query import (
     query_from_params,
     query_from_search_body,
 )
-from scim_service.store import groups as store
 from scim_service.store.groups import StoredGroup
 
 PATCH_MEMBERS_LIMIT = 100
+
+
+GroupWrite = Callable[
+    [asyncpg.Connection, Scope, uuid.UUID, Any, str | None],
+    Awaitable[tuple[StoredGroup, groups.GroupChange]],
+]
 
 
 def render(request: web.Request, group: StoredGroup, projection: Projection) -> dict[str, Any]:
@@ -59,7 +68,7 @@ async def create_group(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         group, _ = await groups.create_group(conn, scope(request), body)
         if not projection.excludes("members"):
-            group.members = (await store.members_of(conn, [group.id]))[group.id]
+            await groups.load_members(conn, group)
     return _one(request, group, projection, status=201)
 
 
@@ -72,34 +81,34 @@ async def get_group(request: web.Request) -> web.Response:
         if inm is not None and matches_any(inm, group.version):
             return web.Response(status=304, headers={"ETag": etag(group.version)})
         if not projection.excludes("members"):
-            group.members = (await store.members_of(conn, [group.id]))[group.id]
+            await groups.load_members(conn, group)
+    return _one(request, group, projection)
+
+
+async def _write(
+    request: web.Request, write: GroupWrite, members_limit: int | None
+) -> web.Response:
+    """PUT and PATCH: the write, then the group as the answer; its members only when not
+    excluded and (for PATCH) the group is at most `members_limit` big."""
+    group_id = groups.parse_id(request.match_info["id"])
+    body = await read_scim_body(request)
+    projection = query_projection(request, s.GROUP_TYPE)
+    async with request.app[POOL].acquire() as conn:
+        group, _ = await write(
+            conn, scope(request), group_id, body, request.headers.get("If-Match")
+        )
+        small = members_limit is None or group.member_count <= members_limit
+        if small and not projection.excludes("members"):
+            await groups.load_members(conn, group)
     return _one(request, group, projection)
 
 
 async def replace_group(request: web.Request) -> web.Response:
-    group_id = groups.parse_id(request.match_info["id"])
-    body = await read_scim_body(request)
-    projection = query_projection(request, s.GROUP_TYPE)
-    async with request.app[POOL].acquire() as conn:
-        group, _ = await groups.replace_group(
-            conn, scope(request), group_id, body, request.headers.get("If-Match")
-        )
-        if not projection.excludes("members"):
-            group.members = (await store.members_of(conn, [group.id]))[group.id]
-    return _one(request, group, projection)
+    return await _write(request, groups.replace_group, None)
 
 
 async def patch_group(request: web.Request) -> web.Response:
-    group_id = groups.parse_id(request.match_info["id"])
-    body = await read_scim_body(request)
-    projection = query_projection(request, s.GROUP_TYPE)
-    async with request.app[POOL].acquire() as conn:
-        group, _ = await groups.patch_group(
-            conn, scope(request), group_id, body, request.headers.get("If-Match")
-        )
-        if not projection.excludes("members") and group.member_count <= PATCH_MEMBERS_LIMIT:
-            group.members = (await store.members_of(conn, [group.id]))[group.id]
-    return _one(request, group, projection)
+    return await _write(request, groups.patch_group, PATCH_MEMBERS_LIMIT)
 
 
 async def delete_group(request: web.Request) -> web.Response:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from scim_service.http.responses import query_projection, read_scim_body, scim_json, scope
 from scim_service.keys import BASE_URL, POOL
 from scim_service.provisioning import users
 from scim_service.provisioning.etags import matches_any
+from scim_service.provisioning.scope import Scope
 from scim_service.scim import schema as s
 from scim_service.scim.mapping import etag, user_location, user_resource
 from scim_service.scim.projection import Projection, apply_projection, parse_projection
@@ -20,6 +24,8 @@ from scim_service.scim.query import (
     query_from_search_body,
 )
 from scim_service.store.users import StoredUser, attach_groups
+
+UserWrite = Callable[[asyncpg.Connection, Scope, uuid.UUID, Any, str | None], Awaitable[StoredUser]]
 
 
 def render(request: web.Request, user: StoredUser, projection: Projection) -> dict[str, Any]:
@@ -66,30 +72,24 @@ async def get_user(request: web.Request) -> web.Response:
     return _one(request, user, projection)
 
 
-async def replace_user(request: web.Request) -> web.Response:
+async def _write(request: web.Request, write: UserWrite) -> web.Response:
+    """PUT and PATCH: the write, then the user as the answer (with its groups)."""
     user_id = users.parse_id(request.match_info["id"])
     body = await read_scim_body(request)
     projection = query_projection(request, s.USER_TYPE)
     async with request.app[POOL].acquire() as conn:
-        user = await users.replace_user(
-            conn, scope(request), user_id, body, request.headers.get("If-Match")
-        )
+        user = await write(conn, scope(request), user_id, body, request.headers.get("If-Match"))
         if not projection.excludes("groups"):
             await attach_groups(conn, [user])
     return _one(request, user, projection)
+
+
+async def replace_user(request: web.Request) -> web.Response:
+    return await _write(request, users.replace_user)
 
 
 async def patch_user(request: web.Request) -> web.Response:
-    user_id = users.parse_id(request.match_info["id"])
-    body = await read_scim_body(request)
-    projection = query_projection(request, s.USER_TYPE)
-    async with request.app[POOL].acquire() as conn:
-        user = await users.patch_user(
-            conn, scope(request), user_id, body, request.headers.get("If-Match")
-        )
-        if not projection.excludes("groups"):
-            await attach_groups(conn, [user])
-    return _one(request, user, projection)
+    return await _write(request, users.patch_user)
 
 
 async def delete_user(request: web.Request) -> web.Response:

@@ -96,7 +96,8 @@ def _new_attrs(body: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
     return attrs, ids
 
 
-async def _with_members(conn: asyncpg.Connection, group: StoredGroup) -> StoredGroup:
+async def load_members(conn: asyncpg.Connection, group: StoredGroup) -> StoredGroup:
+    """Fill a group's members (user id, display) from the membership table."""
     group.members = (await store.members_of(conn, [group.id]))[group.id]
     return group
 
@@ -127,7 +128,7 @@ async def get_group(
     group = await store.get_group(conn, scope.org_id, group_id)
     if group is None:
         raise errors.NotFound(f"Group {group_id} not found")
-    return await _with_members(conn, group) if with_members else group
+    return await load_members(conn, group) if with_members else group
 
 
 async def replace_group(

@@ -162,20 +162,33 @@ async def delete_group(conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uu
     return await conn.fetchval(Q["delete_group"], org_id, group_id) is not None
 
 
+async def _member_statement(
+    conn: asyncpg.Connection,
+    query: str,
+    org_id: uuid.UUID,
+    group_id: uuid.UUID,
+    ids: tuple[str, ...],
+) -> asyncpg.Record:
+    """Run add_members/replace_members; 400 (the transaction rolls back) when some ids are not
+    users of the organization."""
+    with translate_errors():
+        row = await conn.fetchrow(Q[query], org_id, group_id, _uuids(ids))
+    assert row is not None
+    if row["missing"]:
+        missing = sorted(str(m) for m in row["missing"])
+        raise errors.InvalidValue(
+            "members: not users of this organization: " + ", ".join(missing[:20])
+        )
+    return row
+
+
 async def add_members(
     conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, ids: tuple[str, ...]
 ) -> tuple[uuid.UUID, ...]:
     """Add members (already-present ones are a no-op); every id must be a user of the org."""
     if not ids:
         return ()
-    with translate_errors():
-        row = await conn.fetchrow(Q["add_members"], org_id, group_id, _uuids(ids))
-    assert row is not None
-    if row["missing"]:
-        raise errors.InvalidValue(
-            "members: not users of this organization: "
-            + ", ".join(sorted(str(m) for m in row["missing"])[:20])
-        )
+    row = await _member_statement(conn, "add_members", org_id, group_id, ids)
     return tuple(row["added"])
 
 
@@ -197,14 +210,7 @@ async def remove_all_members(
 async def replace_members(
     conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, ids: tuple[str, ...]
 ) -> MemberChange:
-    with translate_errors():
-        row = await conn.fetchrow(Q["replace_members"], org_id, group_id, _uuids(ids))
-    assert row is not None
-    if row["missing"]:
-        raise errors.InvalidValue(
-            "members: not users of this organization: "
-            + ", ".join(sorted(str(m) for m in row["missing"])[:20])
-        )
+    row = await _member_statement(conn, "replace_members", org_id, group_id, ids)
     return MemberChange(tuple(row["added"]), tuple(row["removed"]))
 
 

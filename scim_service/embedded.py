@@ -8,10 +8,8 @@ As root it runs the server as a system user `pgserver`, which it creates.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +55,3 @@ class EmbeddedPostgres:
             self._server.cleanup()
             self._server = None
             log.info("embedded_postgres_stopped")
-
-
-@contextlib.contextmanager
-def embedded_postgres(data_dir: Path) -> Iterator[str]:
-    pg = EmbeddedPostgres(data_dir)
-    dsn = pg.start()
-    try:
-        yield dsn
-    finally:
-        pg.stop()

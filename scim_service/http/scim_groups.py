@@ -76,7 +76,7 @@ async def get_group(request: web.Request) -> web.Response:
     group_id = groups.parse_id(request.match_info["id"])
     projection = query_projection(request, s.GROUP_TYPE)
     async with request.app[POOL].acquire() as conn:
-        group = await groups.get_group(conn, scope(request), group_id, with_members=False)
+        group = await groups.get_group(conn, scope(request), group_id)
         inm = request.headers.get("If-None-Match")
         if inm is not None and matches_any(inm, group.version):
             return web.Response(status=304, headers={"ETag": etag(group.version)})

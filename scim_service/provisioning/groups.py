@@ -122,13 +122,13 @@ async def create_group(
     return await tx.write(conn, work)
 
 
-async def get_group(
-    conn: asyncpg.Connection, scope: Scope, group_id: uuid.UUID, *, with_members: bool
-) -> StoredGroup:
+async def get_group(conn: asyncpg.Connection, scope: Scope, group_id: uuid.UUID) -> StoredGroup:
+    """The group without its members (see load_members: the handler decides whether to read
+    them, after its conditional-request check)."""
     group = await store.get_group(conn, scope.org_id, group_id)
     if group is None:
         raise errors.NotFound(f"Group {group_id} not found")
-    return await load_members(conn, group) if with_members else group
+    return group
 
 
 async def replace_group(

@@ -77,7 +77,7 @@ CASES = [
     ('externalId eq "ext-99"', "users_org_external_id"),
     ('emails.value eq "u42@corp42.example"', "users_emails"),
     ('emails eq "u42@corp42.example"', "users_emails"),
-    ('emails.value sw "u4242@"', "users_emails_trgm"),
+    ('emails.value sw "u4242@"', "user_emails_org_value"),
     ('emails.value co "4242@corp"', "users_emails_trgm"),
 ]
 

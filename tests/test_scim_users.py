@@ -550,6 +550,53 @@ async def test_like_wildcards_in_values_are_literal(client: Any, tenant: Tenant)
     assert [u["userName"] for u in got["Resources"]] == ["a_b%c"]
 
 
+async def test_email_prefix_filter_follows_every_write(
+    client: Any, tenant: Tenant, db: asyncpg.Connection
+) -> None:
+    """`emails.value sw` answers from a per-value index kept beside the user row: it must see
+    creates, PUT, PATCH (adding, replacing and removing emails) and DELETE at once, and never
+    another organization's users."""
+
+    async def found(prefix: str, t: Tenant = tenant) -> list[str]:
+        got = await listing(client, t, q(f'emails.value sw "{prefix}"'))
+        assert got["totalResults"] == len(got.get("Resources", []))
+        return [u["userName"] for u in got.get("Resources", [])]
+
+    other = await make_tenant(db, "other")
+    await create(client, other, barbara())
+    user = await create(client, tenant, barbara())
+    path = f"/scim/v2/Users/{user['id']}"
+    assert await found("BJensen@") == ["bjensen@example.com"]
+    assert await found("babs@") == ["bjensen@example.com"]
+    assert await found("nobody") == []
+
+    resp = await client.put(
+        path,
+        json=barbara(emails=[{"value": "barbara@new.example", "type": "work"}]),
+        headers=tenant.headers,
+    )
+    assert resp.status == 200
+    assert await found("bjensen@") == [] and await found("babs@") == []
+    assert await found("barbara@") == ["bjensen@example.com"]
+
+    ops = [{"op": "add", "path": "emails", "value": [{"value": "b2@else.example"}]}]
+    patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}
+    assert (await client.patch(path, json=patch, headers=tenant.headers)).status == 200
+    assert await found("b2@") == ["bjensen@example.com"]
+    assert await found("barbara@") == ["bjensen@example.com"]
+
+    patch["Operations"] = [{"op": "remove", "path": "emails"}]
+    assert (await client.patch(path, json=patch, headers=tenant.headers)).status == 200
+    assert await found("b2@") == [] and await found("barbara@") == []
+
+    patch["Operations"] = [{"op": "add", "path": "emails", "value": [{"value": "Z@z.example"}]}]
+    assert (await client.patch(path, json=patch, headers=tenant.headers)).status == 200
+    assert await found("z@") == ["bjensen@example.com"]
+    assert (await client.delete(path, headers=tenant.headers)).status == 204
+    assert await found("z@") == []
+    assert await found("bjensen@", other) == ["bjensen@example.com"]
+
+
 async def test_paging_is_stable_and_total_is_true(client: Any, tenant: Tenant) -> None:
     users = await seed(client, tenant, 12)
     seen: list[str] = []

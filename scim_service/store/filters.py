@@ -13,7 +13,8 @@ evaluator (`scim/evaluate.py`), which the property tests check:
 
 Index use: `eq` on userName/displayName/externalId/emails hits btree/GIN indexes; `sw` on
 them is a byte-order range (`~>=~`/`~<~`, served by the text_pattern_ops indexes even in
-generic plans); `co`/`ew` are LIKE patterns that pg_trgm GIN indexes serve where installed.
+generic plans; for emails on the `user_emails` table, one row per value); `co`/`ew` are LIKE
+patterns that pg_trgm GIN indexes serve where installed.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class TableSpec:
     attrs_sql: str  # the jsonb column of client attributes
     columns: dict[str, Column]
     email_array: str | None = None  # text[] of lower-cased email values (users)
+    # A table of (user_id, org_id, value) rows, one per lower-cased email value, with a
+    # text_pattern_ops btree on (org_id, value): `emails.value sw` is a range scan on it.
+    email_table: str | None = None
     specials: dict[str, Special] = field(default_factory=dict)
 
 
@@ -115,9 +119,10 @@ def _typed_text(text_sql: str, kind: Kind) -> str:
 
 
 class Compiler:
-    def __init__(self, spec: TableSpec, params: Params) -> None:
+    def __init__(self, spec: TableSpec, params: Params, org: str) -> None:
         self.spec = spec
         self.p = params
+        self.org = org  # the placeholder of the organization id
 
     # --- entry ---------------------------------------------------------------------------
     def compile(self, expr: Expr) -> str:
@@ -231,6 +236,16 @@ class Compiler:
             return f"({present} IS NOT TRUE)" if expr.op == "eq" else present
         if expr.op == "eq":
             return f"({arr} @> ARRAY[lower({self.p.add(value)})])"
+        if expr.op == "sw" and self.spec.email_table:
+            # A byte-order range on the per-value table (an index range scan, like
+            # `userName sw`); the LIKE keeps it exact past the range's upper bound.
+            lo = f"lower({self.p.add(value)})"
+            esc = self.p.add(like_escape(value))
+            return (
+                f"({self.spec.alias}.id IN (SELECT e.user_id FROM {self.spec.email_table} e "
+                f"WHERE e.org_id = {self.org} AND e.value ~>=~ {lo} "
+                f"AND e.value ~<~ ({lo} || '{_MAX_CHAR}') AND e.value LIKE lower({esc}) || '%'))"
+            )
         if expr.op in ("co", "sw", "ew"):
             esc = self.p.add(like_escape(value))
             pattern = {
@@ -302,8 +317,9 @@ class Compiler:
 _SQL_ORDER = {"eq": "=", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
-def compile_filter(spec: TableSpec, expr: Expr, params: Params) -> str:
-    return Compiler(spec, params).compile(expr)
+def compile_filter(spec: TableSpec, expr: Expr, params: Params, org: str) -> str:
+    """SQL for `expr`; `org` is the placeholder already holding the organization id."""
+    return Compiler(spec, params, org).compile(expr)
 
 
 # --- sorting ------------------------------------------------------------------------------------
@@ -355,7 +371,7 @@ def where_sql(spec: TableSpec, org_id: uuid.UUID, filter: Expr | None) -> tuple[
     params = Params([org_id])
     where = f"{spec.alias}.org_id = $1"
     if filter is not None:
-        where += " AND " + compile_filter(spec, filter, params)
+        where += " AND " + compile_filter(spec, filter, params, "$1")
     return where, params
 
 

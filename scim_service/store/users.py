@@ -80,6 +80,7 @@ USER_SPEC = TableSpec(
         f"{s.PLATFORM_USER_SCHEMA}:setupCompletedAt": Column("u.setup_completed_at", "timestamp"),
     },
     email_array="u.emails",
+    email_table="user_emails",
     specials={"groups": _groups_special},
 )
 

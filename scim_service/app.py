@@ -79,15 +79,23 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 await migrate.migrate(conn)
             app[LIFECYCLE].migrations_current = True
         app[POOL] = pool
-        auth = Authenticator(pool, settings.database_url, settings.auth_cache_seconds)
-        app[AUTH] = auth
-        auth.start()
-        try:
-            yield
-        finally:
-            await auth.stop()
+        yield
     finally:
         await pool.close()
+
+
+async def _authenticator(app: web.Application) -> AsyncIterator[None]:
+    """SCIM token lookups (cached, with a LISTEN connection for invalidations): only where the
+    SCIM API is served. Without it, `/scim` paths answer 404 (the publisher's listener)."""
+    settings = app[SETTINGS]
+    assert settings.database_url is not None
+    auth = Authenticator(app[POOL], settings.database_url, settings.auth_cache_seconds)
+    app[AUTH] = auth
+    auth.start()
+    try:
+        yield
+    finally:
+        await auth.stop()
 
 
 async def _publisher(app: web.Application) -> AsyncIterator[None]:
@@ -127,6 +135,7 @@ def create_app(settings: Settings) -> web.Application:
     app = _base_app(settings)
     if settings.admin_token:
         app[ADMIN_DIGEST] = token_digest(settings.admin_token)
+    app.cleanup_ctx.append(_authenticator)
     if settings.publisher_enabled:
         app.cleanup_ctx.append(_publisher)
     setup_routes(app, metrics=settings.metrics_enabled and settings.metrics_port is None)

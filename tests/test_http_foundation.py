@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from scim_service import tenancy
-from scim_service.app import create_app
+from scim_service.app import create_app, create_publisher_app
 from scim_service.config import Settings
 from tests.conftest import Tenant
 
@@ -147,3 +147,20 @@ async def test_health_endpoints_need_no_auth(client: Any) -> None:
     resp = await client.get("/readyz")
     assert resp.status == 200
     assert (await resp.json())["status"] == "ready"
+
+
+async def test_publisher_listener_serves_probes_but_no_scim_api(
+    settings: Settings, tenant: Tenant, aiohttp_client: Any, admin_headers: dict[str, str]
+) -> None:
+    """`scim-service publisher` listens only for probes (and metrics): the SCIM and admin APIs
+    are not there, so even a valid token gets 404, not 401 (a probe or an IdP pointed at the
+    wrong container learns where it is)."""
+    client = await aiohttp_client(create_publisher_app(settings))
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/readyz")).status == 200
+    for headers in (tenant.headers, {}):
+        body = await scim_error(await client.get(SPC, headers=headers), 404)
+        assert "No endpoint" in body["detail"]
+    resp = await client.get("/admin/v1/orgs", headers=admin_headers)
+    assert resp.status == 404
+    assert (await resp.json())["detail"] == "No endpoint at /admin/v1/orgs"

@@ -139,6 +139,8 @@ async def authenticate(request: web.Request) -> None:
             request[PRINCIPAL] = await auth.authenticate(bearer_token(request))
         elif path.startswith("/admin/") or path == "/admin":
             digest = request.app.get(ADMIN_DIGEST)
+            if digest is None and request.app.get(AUTH) is None:
+                raise errors.NotFound(f"No endpoint at {path}")  # the publisher's listener
             if digest is None:
                 raise errors.NotFound("The admin API is disabled (SCIM_ADMIN_TOKEN is not set)")
             if not matches_digest(bearer_token(request), digest):

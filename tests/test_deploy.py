@@ -539,8 +539,9 @@ def test_every_process_gets_the_same_sinks() -> None:
 
 def test_configmap_counts_connections_right() -> None:
     """The ConfigMap's connection arithmetic matches the manifests: each `serve` replica holds
-    its pool plus, while it runs the publisher, 1 LISTEN + SCIM_PUBLISHER_WORKERS per sink;
-    each publisher replica its own (capped) pool plus the same."""
+    its pool, 1 LISTEN for token-cache invalidation (when the cache is on) and, while it runs
+    the publisher, 1 LISTEN + SCIM_PUBLISHER_WORKERS per sink; each publisher replica its own
+    (capped) pool plus the publisher's connections (no token cache: it serves no SCIM API)."""
     text = " ".join(
         line.strip().lstrip("#").strip()
         for line in (K8S / "configmap.yaml").read_text("utf-8").splitlines()
@@ -552,12 +553,14 @@ def test_configmap_counts_connections_right() -> None:
     loops = len(side.sinks) * side.publisher_workers
     assert pub.publisher_workers == side.publisher_workers
     assert side.publisher_enabled, "the arithmetic below assumes publishers in `serve`"
-    serve_only = replicas * (side.db_pool_max + 1 + loops)
-    split = replicas * side.db_pool_max + pub_replicas * (pub.db_pool_max + 1 + loops)
-    assert f"{replicas} x ({side.db_pool_max} + 1 + {loops}) = {serve_only}" in text
+    auth = 1 if side.auth_cache_seconds > 0 else 0
+    assert auth == 1, "the arithmetic below assumes the token cache is on"
+    serve_only = replicas * (side.db_pool_max + auth + 1 + loops)
+    split = replicas * (side.db_pool_max + auth) + pub_replicas * (pub.db_pool_max + 1 + loops)
+    assert f"{replicas} x ({side.db_pool_max} + {auth} + 1 + {loops}) = {serve_only}" in text
     expected = (
-        f"{replicas} x {side.db_pool_max} + {pub_replicas} x ({pub.db_pool_max} + 1 + {loops})"
-        f" = {split}"
+        f"{replicas} x ({side.db_pool_max} + {auth}) + {pub_replicas} x "
+        f"({pub.db_pool_max} + 1 + {loops}) = {split}"
     )
     assert expected in text
     assert f"caps it at {pub.db_pool_max}" in text

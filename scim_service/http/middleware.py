@@ -131,20 +131,21 @@ def bearer_token(request: web.Request) -> str:
 async def authenticate(request: web.Request) -> None:
     """SCIM paths: a SCIM token resolves to its organization. Admin paths: the admin token."""
     path = request.path
+    scim = path.startswith("/scim/") or path == "/scim"
+    if not scim and not (path.startswith("/admin/") or path == "/admin"):
+        return
+    auth = request.app.get(AUTH)
+    if auth is None:  # a listener without the APIs (the metrics port, the publisher's)
+        raise errors.NotFound(f"No endpoint at {path}")
     try:
-        if path.startswith("/scim/") or path == "/scim":
-            auth = request.app.get(AUTH)
-            if auth is None:  # a listener without the SCIM API (the metrics port)
-                raise errors.NotFound(f"No endpoint at {path}")
+        if scim:
             request[PRINCIPAL] = await auth.authenticate(bearer_token(request))
-        elif path.startswith("/admin/") or path == "/admin":
-            digest = request.app.get(ADMIN_DIGEST)
-            if digest is None and request.app.get(AUTH) is None:
-                raise errors.NotFound(f"No endpoint at {path}")  # the publisher's listener
-            if digest is None:
-                raise errors.NotFound("The admin API is disabled (SCIM_ADMIN_TOKEN is not set)")
-            if not matches_digest(bearer_token(request), digest):
-                raise errors.Unauthorized("The admin token is not valid", reason="admin")
+            return
+        digest = request.app.get(ADMIN_DIGEST)
+        if digest is None:
+            raise errors.NotFound("The admin API is disabled (SCIM_ADMIN_TOKEN is not set)")
+        if not matches_digest(bearer_token(request), digest):
+            raise errors.Unauthorized("The admin token is not valid", reason="admin")
     except errors.Unauthorized as exc:
         request.app[METRICS].auth_failure(exc.reason)
         raise

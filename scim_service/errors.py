@@ -20,6 +20,8 @@ class ScimError(Exception):
     status: ClassVar[int] = 400
     scim_type: ClassVar[str | None] = None
     default_detail: ClassVar[str] = "The request could not be processed"
+    retry_after: float | None = None
+    """Seconds a client should wait before retrying (rendered as `Retry-After`), or None."""
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or self.default_detail
@@ -145,9 +147,27 @@ class UnsupportedMediaType(ScimError):
     default_detail = "Send 'Content-Type: application/scim+json' (or application/json)"
 
 
+class TooManyRequests(ScimError):
+    """429: this organization (or token) is over its share; retry after `retry_after`."""
+
+    status = 429
+    default_detail = "Too many requests; retry later"
+
+    def __init__(self, detail: str | None = None, *, retry_after: float = 1.0) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class Unavailable(ScimError):
+    """503: the database (or another dependency) cannot serve now. IdPs retry on a 503 that
+    carries `Retry-After` (RFC 9110 §15.6.4), so it always does."""
+
     status = 503
     default_detail = "The service is temporarily unavailable; retry later"
+
+    def __init__(self, detail: str | None = None, *, retry_after: float = 2.0) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class InternalError(ScimError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -50,6 +51,8 @@ def error_response(request: web.Request, err: errors.ScimError) -> web.Response:
         resp.headers["WWW-Authenticate"] = (
             'Bearer realm="scim"' if is_scim else 'Bearer realm="admin"'
         )
+    if err.retry_after is not None:  # RFC 9110 §10.2.3: delay-seconds, a whole number
+        resp.headers["Retry-After"] = str(max(1, math.ceil(err.retry_after)))
     if isinstance(err, errors.MethodNotAllowed) and err.allowed:
         resp.headers["Allow"] = ", ".join(sorted(err.allowed))
     return resp

@@ -32,7 +32,7 @@ from scim_service.logs import get_logger
 from scim_service.metrics import Metrics
 from scim_service.routes import setup_health_routes, setup_routes
 from scim_service.store import migrate
-from scim_service.store.db import create_pool
+from scim_service.store.db import create_pool, session_settings
 from scim_service.store.outbox import Emitter
 from scim_service.tokens import token_digest
 
@@ -52,6 +52,7 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
                 min_size=settings.db_pool_min,
                 max_size=settings.db_pool_max,
                 timeout=max(1.0, min(10.0, settings.db_connect_timeout)),
+                extra=session_settings(settings),
             )
         except (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError) as exc:
             remaining = deadline - time.monotonic()

@@ -5,8 +5,11 @@ database round trip per request, so successful lookups are cached per process fo
 `SCIM_AUTH_CACHE_SECONDS`. The cache never makes a revocation late: a trigger NOTIFYs
 `scim_auth` on any change to a token or an organization's SCIM switch, and a dedicated
 listener connection empties every process's cache when it arrives. While that listener is not
-connected the cache is bypassed, so a missed notification cannot keep a revoked token alive.
-Expiry is checked against the clock on every request, cached or not.
+connected the cache is not trusted (every request asks the database, so a missed notification
+cannot keep a revoked token alive), and it is emptied when the listener is back. When the
+database cannot answer at all, a token cached within the TTL still authenticates (nothing can be
+revoked meanwhile), so requests that need no database (discovery) keep working; the others get
+503. Expiry is checked against the clock on every request, cached or not.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import asyncpg
 from scim_service import errors
 from scim_service.logs import get_logger
 from scim_service.store import tenants as store
-from scim_service.store.db import connect
+from scim_service.store.db import as_unavailable
+from scim_service.store.listen import listen
 from scim_service.store.tenants import TokenRow
 from scim_service.tenancy import TOUCH_INTERVAL, Principal, check_token
 from scim_service.tokens import looks_like_token, token_digest
@@ -64,54 +68,61 @@ class Authenticator:
     def forget(self) -> None:
         self._cache.clear()
 
+    def _listener_state(self, up: bool) -> None:
+        if up:
+            self.forget()  # whatever changed while nobody listened
+        self._listening = up
+
     async def _listen(self) -> None:
-        delay = 0.5
-        while True:
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await connect(self.dsn)
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(CHANNEL, lambda *_: self.forget())
-                self.forget()  # whatever changed while nobody listened
-                self._listening = True
-                delay = 0.5
-                await lost.wait()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("auth_listen_failed", error=type(exc).__name__, retry_in=delay)
-            finally:
-                self._listening = False
-                self.forget()
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=2)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+        await listen(self.dsn, CHANNEL, self.forget, self._listener_state)
 
     # --- authentication --------------------------------------------------------------------
+    async def _lookup(self, digest: bytes, cached: _Entry | None, now: float) -> _Entry:
+        try:
+            async with self.pool.acquire() as conn:
+                row = await store.lookup_token(conn, digest)
+        except Exception as exc:
+            unavailable = as_unavailable(exc)
+            if unavailable is None:
+                raise
+            if cached is None:
+                raise unavailable from exc
+            log.info("auth_served_from_cache", reason="database_unavailable")
+            return cached
+        if row is None:
+            raise errors.Unauthorized("The bearer token is not valid", reason="invalid")
+        touched = cached.touched_at if cached is not None else _touched_at(row, now)
+        entry = _Entry(row, now, touched)
+        if self.ttl > 0 and row.revoked_at is None and row.scim_enabled:
+            if len(self._cache) >= _MAX_ENTRIES:
+                self._cache.clear()
+            self._cache[digest] = entry
+        return entry
+
     async def authenticate(self, token: str) -> Principal:
         if not looks_like_token(token):
             raise errors.Unauthorized("The bearer token is not valid", reason="invalid")
         digest = token_digest(token)
         now = time.monotonic()
-        entry = self._cache.get(digest) if self._listening else None
-        if entry is not None and now - entry.cached_at > self.ttl:
-            entry = None
+        cached = self._cache.get(digest)
+        if cached is not None and now - cached.cached_at > self.ttl:
+            cached = None
+        # Trusted only while the invalidation listener is connected (a revocation cannot be
+        # missed); otherwise the database decides, and the cached entry is only a fallback for
+        # when the database cannot answer (nothing can be revoked there meanwhile either).
+        entry = cached if self._listening else None
         if entry is None:
-            async with self.pool.acquire() as conn:
-                row = await store.lookup_token(conn, digest)
-            if row is None:
-                raise errors.Unauthorized("The bearer token is not valid", reason="invalid")
-            entry = _Entry(row, now, _touched_at(row, now))
-            if self._listening and row.revoked_at is None and row.scim_enabled:
-                if len(self._cache) >= _MAX_ENTRIES:
-                    self._cache.clear()
-                self._cache[digest] = entry
+            entry = await self._lookup(digest, cached, now)
         principal = check_token(entry.row, datetime.now(UTC))
         if now - entry.touched_at > TOUCH_INTERVAL.total_seconds():
             entry.touched_at = now  # at most about once a minute per token and process
-            async with self.pool.acquire() as conn:
-                await store.touch_token(conn, entry.row.token_id)
+            try:
+                async with self.pool.acquire() as conn:
+                    await store.touch_token(conn, entry.row.token_id)
+            except Exception as exc:  # bookkeeping: never fails a request that is allowed
+                if as_unavailable(exc) is None:
+                    raise
+                log.info("token_touch_skipped", reason="database_unavailable")
         return principal
 
 

@@ -26,7 +26,7 @@ import msgspec
 
 from scim_service import errors, tenancy
 from scim_service.config import ConfigError, Settings, StartupError, load_settings
-from scim_service.logs import configure_logging
+from scim_service.logs import configure_logging, get_logger
 from scim_service.store import migrate as migrations
 from scim_service.store.db import connect
 from scim_service.store.tenants import Org, TokenInfo
@@ -236,9 +236,38 @@ async def cmd_events_stats(args: argparse.Namespace, settings: Settings) -> int:
         print_json(stats)
     else:
         print_table(
-            [[s.sink, s.pending, f"{s.oldest_age:.1f}s", s.dead] for s in stats],
-            ["sink", "pending", "oldest pending", "dead-lettered"],
+            [
+                [
+                    s.sink,
+                    s.pending,
+                    s.leased,
+                    f"{s.oldest_age:.1f}s",
+                    s.dead,
+                    "yes" if s.configured else "NO (see: events orphans)",
+                ]
+                for s in stats
+            ],
+            ["sink", "pending", "in flight", "oldest pending", "dead-lettered", "configured"],
         )
+    return 0
+
+
+async def cmd_events_orphans(args: argparse.Namespace, settings: Settings) -> int:
+    from scim_service.events import admin as events_admin
+
+    async with database(settings) as conn:
+        if args.orphans_cmd == "discard":
+            count = await events_admin.discard_orphans(conn, settings, args.sink)
+            result: dict[str, Any] = {"sink": args.sink, "discarded": count}
+        else:
+            count = await events_admin.move_orphans(conn, settings, args.sink, args.to)
+            result = {"sink": args.sink, "to": args.to, "moved": count}
+    if args.json:
+        print_json(result)
+    elif args.orphans_cmd == "discard":
+        print(f"discarded {count} event(s) queued for {args.sink!r}")
+    else:
+        print(f"handed {count} event(s) queued for {args.sink!r} to {args.to!r}")
     return 0
 
 
@@ -466,6 +495,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sink", action="append", help="only to this sink (repeatable)")
     p.add_argument("--org", type=_uuid_arg, default=None, help="only this organization's events")
     p.set_defaults(func=cmd_events_replay)
+    orph = evs.add_parser(
+        "orphans",
+        help="events queued for a sink that is no longer configured: hand on or discard",
+    ).add_subparsers(dest="orphans_cmd", required=True)
+    p = orph.add_parser(
+        "move", parents=[json_flag], help="hand a removed sink's events to a configured sink"
+    )
+    p.add_argument("sink", help="the sink no longer configured (see: events stats)")
+    p.add_argument("--to", required=True, help="a configured sink (webhook, nats or log)")
+    p.set_defaults(func=cmd_events_orphans)
+    p = orph.add_parser(
+        "discard", parents=[json_flag], help="drop a removed sink's queued events (logged)"
+    )
+    p.add_argument("sink", help="the sink no longer configured (see: events stats)")
+    p.set_defaults(func=cmd_events_orphans)
     evs.add_parser(
         "signing-key", parents=[json_flag], help="the Ed25519 public key receivers verify v1a with"
     ).set_defaults(func=cmd_events_signing_key)
@@ -492,22 +536,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"scim-service: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
+    # The long-running commands report a fatal failure as a log line (JSON where logs are
+    # JSON: log pipelines parse every line); the others print it for the person at the prompt.
+    daemon = args.func in (cmd_serve, cmd_publisher) and settings.log_format == "json"
     try:
         return _run(args.func(args, settings))
     except ConfigError as exc:
         print(f"scim-service: {exc}", file=sys.stderr)
         return 2
     except StartupError as exc:
-        print(f"scim-service: {exc}", file=sys.stderr)
+        _fatal(daemon, "startup_failed", str(exc))
         return 1
     except errors.ScimError as exc:
-        print(f"scim-service: error: {exc.detail}", file=sys.stderr)
+        _fatal(daemon, "command_failed", f"error: {exc.detail}")
         return 1
     except (OSError, asyncpg.PostgresError) as exc:
-        print(f"scim-service: database error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _fatal(daemon, "database_error", f"database error: {type(exc).__name__}: {exc}")
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        if daemon:  # one JSON line with the traceback, not a raw dump
+            get_logger("scim_service.cli").exception("fatal_error")
+            return 1
+        raise
+
+
+def _fatal(daemon: bool, event: str, message: str) -> None:
+    if daemon:
+        get_logger("scim_service.cli").error(event, message=message)
+    else:
+        print(f"scim-service: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

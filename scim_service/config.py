@@ -59,6 +59,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_min: int = 2
     db_pool_max: int = 10
     db_connect_timeout: float = 10.0
+    # Bounds on every transaction of ours (request pool and publisher), in seconds; 0 = none.
+    # A statement past `db_statement_timeout` is cancelled (the request gets a 503); a lock
+    # not granted within `db_lock_timeout` gives up (503); a transaction idle for longer than
+    # `db_idle_in_transaction_timeout` is ended by the server.
+    db_statement_timeout: float = 30.0
+    db_lock_timeout: float = 10.0
+    db_idle_in_transaction_timeout: float = 60.0
     max_body_bytes: int = 1024 * 1024
     # Seconds a token lookup is cached per process (0: no cache). Revocations still apply at
     # once: see scim_service/auth.py.
@@ -72,6 +79,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_secrets: tuple[str, ...] = ()  # secrets: never logged, masked by `config check`
     webhook_signing_key: str | None = None
     webhook_timeout: float = 15.0
+    webhook_concurrency: int = 64  # webhook requests in flight at most, per sink and process
     nats_url: str | None = None
     nats_subject_prefix: str = "scim"
     nats_stream: str = "SCIM_EVENTS"
@@ -95,7 +103,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     )
     publisher_batch_size: int = 1000
     publisher_poll_interval: float = 1.0
-    publisher_workers: int = 2  # concurrent claim/deliver loops per sink (one connection each)
+    publisher_workers: int = 2  # claim loops per sink (one database connection each)
+    # Seconds a claimed event stays leased to its publisher; a publisher that dies mid-delivery
+    # leaves leases that run out after this long, then any publisher claims the event again.
+    publisher_lease_seconds: float = 60.0
 
     # Metrics: /metrics on the main port, or only on a separate one (SCIM_METRICS_PORT).
     metrics_enabled: bool = True
@@ -291,6 +302,13 @@ def load_settings(
         lambda n, r, p: _parse_float(n, r, p, 0.1, 3600),
     )
 
+    for env_name, key in (
+        ("SCIM_DB_STATEMENT_TIMEOUT", "db_statement_timeout"),
+        ("SCIM_DB_LOCK_TIMEOUT", "db_lock_timeout"),
+        ("SCIM_DB_IDLE_IN_TRANSACTION_TIMEOUT", "db_idle_in_transaction_timeout"),
+    ):
+        take(env_name, key, lambda n, r, p: _parse_float(n, r, p, 0, 86400))
+
     take(
         "SCIM_SHUTDOWN_GRACE",
         "shutdown_grace",
@@ -306,6 +324,11 @@ def load_settings(
     take("SCIM_EVENT_SOURCE", "event_source_override", lambda n, r, p: r.strip())
     take("SCIM_WEBHOOK_URL", "webhook_url", _parse_http_url)
     take("SCIM_WEBHOOK_TIMEOUT", "webhook_timeout", lambda n, r, p: _parse_float(n, r, p, 0.1, 300))
+    take(
+        "SCIM_WEBHOOK_CONCURRENCY",
+        "webhook_concurrency",
+        lambda n, r, p: _parse_int(n, r, p, 1, 4096),
+    )
     take("SCIM_NATS_URL", "nats_url", _parse_nats_url)
     take("SCIM_NATS_SUBJECT_PREFIX", "nats_subject_prefix", _parse_subject_token)
     take("SCIM_NATS_STREAM", "nats_stream", _parse_stream_name)
@@ -334,6 +357,11 @@ def load_settings(
         "SCIM_PUBLISHER_WORKERS",
         "publisher_workers",
         lambda n, r, p: _parse_int(n, r, p, 1, 32),
+    )
+    take(
+        "SCIM_PUBLISHER_LEASE_SECONDS",
+        "publisher_lease_seconds",
+        lambda n, r, p: _parse_float(n, r, p, 1, 86400),
     )
     take(
         "SCIM_PUBLISHER_POLL_INTERVAL",
@@ -390,6 +418,14 @@ def load_settings(
     pool_max = values.get("db_pool_max", _DEFAULTS.db_pool_max)
     if isinstance(pool_min, int) and isinstance(pool_max, int) and pool_min > pool_max:
         problems.append(f"SCIM_DB_POOL_MIN={pool_min} is larger than SCIM_DB_POOL_MAX={pool_max}")
+
+    lease = values.get("publisher_lease_seconds", _DEFAULTS.publisher_lease_seconds)
+    hook_timeout = values.get("webhook_timeout", _DEFAULTS.webhook_timeout)
+    if isinstance(lease, float) and isinstance(hook_timeout, float) and lease < hook_timeout + 5:
+        problems.append(
+            f"SCIM_PUBLISHER_LEASE_SECONDS={lease:g} must exceed SCIM_WEBHOOK_TIMEOUT="
+            f"{hook_timeout:g} by at least 5 seconds (a lease must outlast a delivery)"
+        )
 
     if problems:
         raise ConfigError(problems)

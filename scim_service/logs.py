@@ -51,8 +51,30 @@ def configure_logging(log_format: str = "json", level: str = "info", *, cache: b
         logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=cache,
     )
-    # Libraries log through the stdlib; keep their noise at warning and route it to stderr.
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)
+    # Libraries log through the stdlib (asyncpg's pool warnings, asyncio's "Task exception was
+    # never retrieved", Python warnings): keep their noise at warning, route it to stderr, and
+    # render it like our own lines, so in JSON mode every line is one JSON object, tracebacks
+    # included (as an "exception" field).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *(
+                    [structlog.dev.ConsoleRenderer(colors=False)]
+                    if log_format == "console"
+                    else [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+                ),
+            ],
+        )
+    )
+    logging.basicConfig(level=max(numeric, logging.WARNING), handlers=[handler], force=True)
+    logging.captureWarnings(True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 

@@ -61,4 +61,6 @@ def setup_routes(app: web.Application, *, metrics: bool = True) -> None:
     r.add_get(f"{ADMIN}/events/dead-letters", admin.list_dead_letters)
     r.add_post(f"{ADMIN}/events/dead-letters/retry", admin.retry_dead_letters)
     r.add_post(f"{ADMIN}/events/replay", admin.replay_events)
+    r.add_post(f"{ADMIN}/events/orphans/{{sink}}/discard", admin.discard_orphans)
+    r.add_post(f"{ADMIN}/events/orphans/{{sink}}/move", admin.move_orphans)
     r.add_get(f"{ADMIN}/events/signing-key", admin.signing_key)

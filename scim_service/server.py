@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 
 import msgspec
 from aiohttp import web
 
 from scim_service import tenancy
 from scim_service.app import create_app, create_metrics_app, create_publisher_app
-from scim_service.config import Settings
+from scim_service.config import Settings, StartupError
 from scim_service.keys import LIFECYCLE, POOL, PUBLISHER
 from scim_service.logs import get_logger
 
@@ -40,9 +41,30 @@ def _announce_first_run(settings: Settings, org_name: str, org_id: str, token: s
     )
 
 
+def listen_socket(host: str, port: int, what: str) -> socket.socket:
+    """Bind the listening socket first, before any database or background task: a port in
+    use is reported as what it is, and nothing has started that would need stopping."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=1024)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise StartupError(f"cannot listen on {host}:{port} ({what}): {reason}") from exc
+
+
 async def serve(settings: Settings, *, role: str = "serve") -> int:
     """Run `serve` (SCIM + admin APIs + publisher) or `publisher` (publisher + health only)."""
     async with contextlib.AsyncExitStack() as stack:
+        sock = listen_socket(settings.host, settings.port, "SCIM_HOST/SCIM_PORT")
+        stack.callback(sock.close)
+        metrics_sock: socket.socket | None = None
+        if settings.metrics_enabled and settings.metrics_port is not None:
+            metrics_sock = listen_socket(
+                settings.metrics_host or settings.host,
+                settings.metrics_port,
+                "SCIM_METRICS_HOST/SCIM_METRICS_PORT",
+            )
+            stack.callback(metrics_sock.close)
         embedded = settings.database_url is None
         if embedded:
             from scim_service.embedded import EmbeddedPostgres
@@ -68,17 +90,14 @@ async def serve(settings: Settings, *, role: str = "serve") -> int:
             else:
                 print(f"\n  SCIM Base URL: {settings.scim_base_url}\n", flush=True)
 
-        site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
-        if settings.metrics_enabled and settings.metrics_port is not None:
+        await web.SockSite(runner, sock).start()
+        if metrics_sock is not None:
             metrics_runner = web.AppRunner(
                 create_metrics_app(app), handle_signals=False, access_log=None
             )
             await metrics_runner.setup()
             stack.push_async_callback(metrics_runner.cleanup)
-            await web.TCPSite(
-                metrics_runner, settings.metrics_host or settings.host, settings.metrics_port
-            ).start()
+            await web.SockSite(metrics_runner, metrics_sock).start()
         log.info(
             "server_started",
             role=role,

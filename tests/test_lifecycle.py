@@ -153,6 +153,7 @@ async def test_shutdown_abandons_a_stuck_delivery_without_losing_it(
             SCIM_SHUTDOWN_GRACE="1",
             SCIM_WEBHOOK_URL=str(server.make_url("/hook")),
             SCIM_WEBHOOK_TIMEOUT="60",
+            SCIM_PUBLISHER_LEASE_SECONDS="600",
             SCIM_PUBLISHER_POLL_INTERVAL="0.05",
         )
     )
@@ -174,9 +175,14 @@ async def test_shutdown_abandons_a_stuck_delivery_without_losing_it(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    row = await db.fetchrow("SELECT attempts, dead FROM outbox WHERE sink = 'webhook'")
+    row = await db.fetchrow(
+        "SELECT attempts, dead, lease_owner, lease_until FROM outbox WHERE sink = 'webhook'"
+    )
     assert row is not None, "the event is still waiting to be delivered"
     assert row["attempts"] == 0 and not row["dead"], "an abandoned batch is not a failed attempt"
+    assert row["lease_owner"] is None and row["lease_until"] is None, (
+        "the lease was handed back: the next publisher need not wait for it to run out"
+    )
 
 
 async def test_unreachable_database_fails_fast_with_a_clear_message() -> None:

@@ -229,7 +229,16 @@ async def test_dead_letters_block_their_resource_until_retried(
     stats = (await (await client.get("/admin/v1/events/stats", headers=admin_headers)).json())[
         "sinks"
     ]
-    assert stats == [{"sink": "webhook", "pending": 0, "oldest_age": 0.0, "dead": 1}]
+    assert stats == [
+        {
+            "sink": "webhook",
+            "pending": 0,
+            "oldest_age": 0.0,
+            "dead": 1,
+            "leased": 0,
+            "configured": True,
+        }
+    ]
     # The receiver recovers; a later event of the same user waits behind the dead letter.
     down["yes"] = False
     await retitle(client, tenant, uid, "after")
@@ -504,6 +513,9 @@ def _publisher_process(database_url: str, webhook_url: str) -> subprocess.Popen[
         "SCIM_PUBLISHER_POLL_INTERVAL": "0.05",
         "SCIM_EVENTS_RETRY_SCHEDULE": "0.05",
         "SCIM_LOG_FORMAT": "json",
+        # A killed publisher's leases run out after this long; then the next one takes over.
+        "SCIM_WEBHOOK_TIMEOUT": "2",
+        "SCIM_PUBLISHER_LEASE_SECONDS": "7",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "scim_service", "publisher"],
@@ -546,6 +558,8 @@ async def test_publisher_killed_mid_delivery_redelivers_same_id(
             first.kill()
     hold.set()
     assert await pending(db) == 1, "the delivery was never recorded"
+    row = await db.fetchrow("SELECT attempts, lease_owner FROM outbox")
+    assert row["attempts"] == 1 and row["lease_owner"], "the attempt was counted at claim time"
     second = _publisher_process(database_url, receiver.url)
     try:
         await until(lambda: receiver.accepted, timeout=30, what="the redelivery")

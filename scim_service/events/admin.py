@@ -10,11 +10,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
+import msgspec
 
 from scim_service import errors
 from scim_service.config import Settings
+from scim_service.logs import get_logger
 from scim_service.store import outbox
 from scim_service.store.outbox import DeadLetter, SinkStats
+
+log = get_logger("scim_service.events.admin")
 
 
 def _check_sink(settings: Settings, sink: str | None) -> None:
@@ -64,9 +68,45 @@ async def replay(
 
 
 async def stats(conn: asyncpg.Connection, settings: Settings) -> list[SinkStats]:
+    """Every configured sink, and every sink still holding events although it is no longer
+    configured (`configured: false`: hand its events on or discard them, see `orphans`)."""
     found = {s.sink: s for s in await outbox.stats(conn)}
     names = list(settings.sinks) + sorted(set(found) - set(settings.sinks))
-    return [found.get(n) or SinkStats(sink=n, pending=0, oldest_age=0.0, dead=0) for n in names]
+    return [
+        msgspec.structs.replace(
+            found.get(n) or SinkStats(sink=n, pending=0, oldest_age=0.0, dead=0),
+            configured=n in settings.sinks,
+        )
+        for n in names
+    ]
+
+
+def _check_orphan(settings: Settings, sink: str) -> None:
+    if sink in settings.sinks:
+        raise errors.Conflict(
+            f"Sink {sink!r} is configured: its events are being delivered; only the events of "
+            "a sink that is no longer configured can be discarded or handed on"
+        )
+
+
+async def discard_orphans(conn: asyncpg.Connection, settings: Settings, sink: str) -> int:
+    """Drop every event still queued for a sink that is no longer configured (an operator's
+    explicit choice; logged with the count)."""
+    _check_orphan(settings, sink)
+    count = await outbox.discard_sink(conn, sink)
+    log.warning("outbox_orphans_discarded", sink=sink, count=count)
+    return count
+
+
+async def move_orphans(conn: asyncpg.Connection, settings: Settings, sink: str, target: str) -> int:
+    """Hand every event still queued for an unconfigured sink to a configured one (fresh
+    attempts, order per resource kept)."""
+    _check_orphan(settings, sink)
+    _check_sink(settings, target)
+    async with conn.transaction():
+        count = await outbox.move_sink(conn, sink, target)
+    log.warning("outbox_orphans_moved", sink=sink, to=target, count=count)
+    return count
 
 
 def public_key(settings: Settings) -> str:

@@ -1,24 +1,44 @@
 """The event publisher: outbox rows → sinks, at least once, in order per resource.
 
-One loop per sink, each on a dedicated connection: wait for "notify | poll timeout | stop",
-claim a batch (FOR UPDATE SKIP LOCKED, oldest pending version per resource — the ordering
-argument is in store/outbox.py), deliver it, and in the same transaction delete the delivered
-rows and schedule retries (exponential backoff with jitter, honouring Retry-After) or dead-letter
-events that ran out of attempts or age. A dedicated LISTEN connection wakes the loops the moment
-a write commits; polling covers a lost notification and due retries. Any number of publishers
-(in `serve` replicas or `scim-service publisher` processes) may run against one database.
+Per sink, a *lane*: claim loops, delivery tasks and one recorder, sharing a small pool.
 
-Stopping: the loops finish the batch in hand (its transaction commits) or, past the deadline,
-are cancelled — their transaction aborts and the batch stays pending. Nothing is lost either
-way; at worst an event is delivered again with the same id.
+1. **Claim** (one short statement, store/outbox.py `claim`): lease up to as many events as the
+   lane has free delivery slots, counting the attempt. No transaction stays open afterwards.
+2. **Deliver** with no transaction open: each claimed unit (one event for the webhook sink, a
+   whole batch for NATS and the log sink) is its own task, so the claim loop goes straight back
+   to claiming while receivers answer, and a slow event never holds up events of other
+   resources. In-flight events per sink are bounded (`SCIM_WEBHOOK_CONCURRENCY` for webhooks).
+3. **Record** (a second short transaction, by the lane's recorder): outcomes that arrived
+   meanwhile are written together: delivered rows are deleted; failures get their next attempt
+   (exponential backoff with jitter, honouring Retry-After) or are dead-lettered (attempts or
+   age used up, or a permanent refusal such as HTTP 410). Then the claim loops are woken: the
+   next versions of the delivered resources have become claimable.
+
+Order per resource holds because a row exists until its event is delivered: leased, retrying
+or dead, it keeps its resource's later versions from being claimed (the argument is in
+store/outbox.py). A publisher that dies leaves leases that run out after
+`SCIM_PUBLISHER_LEASE_SECONDS`; any publisher then claims those events again (same ids). A
+database that goes away stops claims and recording; outcomes not yet recorded are kept and
+written once it answers again (until then their leases may run out and the events be re-sent,
+with the same ids). A dedicated LISTEN connection wakes the claim loops the moment a write
+commits; polling covers a lost notification and due retries. Any number of publishers (in `serve`
+replicas or `scim-service publisher` processes) may run against one database.
+
+Stopping: claim loops stop at once; deliveries in flight get the deadline to finish and their
+outcomes are recorded; past it they are cancelled and their leases handed back (so another
+publisher takes them at once). Nothing is lost either way; at worst an event is delivered
+again with the same id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import socket
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -29,14 +49,18 @@ from scim_service.config import Settings
 from scim_service.events.sinks.base import Outbound, Outcome, Sink
 from scim_service.logs import get_logger
 from scim_service.store import outbox
-from scim_service.store.db import connect
+from scim_service.store.db import create_pool, session_settings
+from scim_service.store.listen import listen
+from scim_service.store.outbox import Claimed, Failure
 
 log = get_logger("scim_service.publisher")
 
 CHANNEL = "scim_outbox"
 RETENTION_EVERY = 600.0  # seconds between retention passes
 MAX_RETRY_AFTER = 86400.0
-_RECONNECT_MAX = 10.0
+_BACKOFF_FIRST = 0.25
+_BACKOFF_MAX = 5.0
+_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class PublisherMetrics(Protocol):
@@ -59,13 +83,47 @@ class _NoMetrics:
 
 
 def retry_delay(schedule: Sequence[float], attempts: int, retry_after: float | None) -> float:
-    """Seconds before the next attempt: the schedule's entry for this attempt, ±20% jitter, and
-    never sooner than the receiver's Retry-After."""
-    base = schedule[min(attempts, len(schedule) - 1)]
+    """Seconds before the next attempt after `attempts` failed ones (1 = the first failed):
+    the schedule's entry, ±20% jitter, and never sooner than the receiver's Retry-After."""
+    base = schedule[min(max(attempts - 1, 0), len(schedule) - 1)]
     delay = base * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
     if retry_after is not None:
         delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
     return delay
+
+
+def _outbound(c: Claimed) -> Outbound:
+    return Outbound(
+        seq=c.seq,
+        id=str(c.id),
+        type=c.type,
+        org_id=str(c.org_id),
+        subject=str(c.subject),
+        payload=c.payload,
+        attempts=c.attempts - 1,
+    )
+
+
+class _Lane:
+    """One sink's delivery state in this process."""
+
+    def __init__(self, name: str, sink: Sink, capacity: int, unit: int, workers: int) -> None:
+        self.name = name
+        self.sink = sink
+        self.capacity = capacity  # events in flight at most
+        self.unit = unit  # events per deliver() call
+        self.in_flight = 0
+        self.slot_freed = asyncio.Event()
+        self.wake = [asyncio.Event() for _ in range(workers)]
+        self.outcomes: list[tuple[Claimed, Outcome]] = []
+        self.outcome_ready = asyncio.Event()
+        self.deliveries: dict[asyncio.Task[None], list[Claimed]] = {}
+        self.opened = False
+        self.open_lock = asyncio.Lock()
+
+    def wake_all(self) -> None:
+        for ev in self.wake:
+            ev.set()
 
 
 class Publisher:
@@ -80,36 +138,63 @@ class Publisher:
         self.settings = settings
         self.sinks = dict(sinks)
         self.metrics: PublisherMetrics = metrics or _NoMetrics()
-        # Several workers per sink: while one waits for its receiver, another claims the next
-        # batch. Per-resource order still holds: a claimed event's row exists (locked) until
-        # it is delivered, so no worker can claim that resource's next event meanwhile.
+        # Who holds a lease: visible in the outbox, unique per process start.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.workers = max(1, settings.publisher_workers)
-        self._wake = {
-            (name, i): asyncio.Event() for name in self.sinks for i in range(self.workers)
+        self.lanes = {
+            name: _Lane(name, sink, *self._shape(name, sink), self.workers)
+            for name, sink in self.sinks.items()
         }
-        self._opened: dict[str, asyncio.Lock] = {name: asyncio.Lock() for name in self.sinks}
-        self._open: set[str] = set()
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops: list[asyncio.Task[None]] = []
+        self._recorders: list[asyncio.Task[None]] = []
         self._stop_task: asyncio.Future[None] | None = None
 
-    # --- lifecycle ---------------------------------------------------------------------------
+    def _shape(self, name: str, sink: Sink) -> tuple[int, int]:
+        """(events in flight at most, events per deliver call) for a sink."""
+        batch = self.settings.publisher_batch_size
+        unit = max(1, min(batch, getattr(sink, "max_batch", batch)))
+        if unit == 1:  # one request per event (webhooks): bounded by the sink's concurrency
+            return max(1, getattr(sink, "concurrency", batch)), 1
+        return batch * self.workers, unit
+
+    # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
-        for name, sink in self.sinks.items():
+        for name, lane in self.lanes.items():
             for i in range(self.workers):
-                self._tasks.append(
-                    asyncio.create_task(
-                        self._sink_loop(name, sink, i), name=f"publisher:{name}:{i}"
-                    )
+                self._loops.append(
+                    asyncio.create_task(self._claim_loop(lane, i), name=f"publisher:{name}:{i}")
                 )
-        self._tasks.append(asyncio.create_task(self._listen_loop(), name="publisher:listen"))
-        self._tasks.append(asyncio.create_task(self._retention_loop(), name="publisher:retention"))
-        log.info("publisher_started", sinks=list(self.sinks))
+            self._recorders.append(
+                asyncio.create_task(self._record_loop(lane), name=f"publisher:{name}:record")
+            )
+        self._loops.append(
+            asyncio.create_task(
+                listen(
+                    self.settings.database_url or "",
+                    CHANNEL,
+                    self.wake,
+                    lambda up: self.wake() if up else None,
+                    connect_timeout=self.settings.db_connect_timeout,
+                ),
+                name="publisher:listen",
+            )
+        )
+        self._loops.append(asyncio.create_task(self._retention_loop(), name="publisher:retention"))
+        log.info(
+            "publisher_started",
+            sinks=list(self.sinks),
+            owner=self.owner,
+            in_flight={n: lane.capacity for n, lane in self.lanes.items()},
+            lease_seconds=self.settings.publisher_lease_seconds,
+        )
 
     async def stop(self, deadline: float) -> None:
-        """Finish the batches in hand within `deadline` seconds, else abandon them (they stay
-        pending and will be delivered again). Safe to call more than once: later calls wait for
-        the first."""
+        """Finish the deliveries in hand within `deadline` seconds, else hand them back (they
+        stay pending and will be delivered again). Safe to call more than once: later calls
+        wait for the first."""
         self.begin_stop(deadline)
         assert self._stop_task is not None
         await asyncio.shield(self._stop_task)
@@ -120,183 +205,210 @@ class Publisher:
             self._stop_task = asyncio.ensure_future(self._stop(deadline))
 
     async def _stop(self, deadline: float) -> None:
+        ends = time.monotonic() + deadline
         self._stopping.set()
-        for ev in self._wake.values():
-            ev.set()
-        done, pending = (
-            await asyncio.wait(self._tasks, timeout=deadline) if self._tasks else (set(), set())
-        )
-        for task in pending:
+        self.wake()
+        await _finish(self._loops, 1.0)  # claim loops, listener, retention: nothing to finish
+        deliveries = [t for lane in self.lanes.values() for t in lane.deliveries]
+        unfinished = await _finish(deliveries, max(0.0, ends - time.monotonic()), cancel=False)
+        abandoned: dict[str, list[int]] = {}
+        for lane in self.lanes.values():
+            for task, claimed in list(lane.deliveries.items()):
+                if task in unfinished:
+                    abandoned.setdefault(lane.name, []).extend(c.seq for c in claimed)
+        for task in unfinished:
             task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                log.error(
-                    "publisher_task_failed", task=task.get_name(), error=repr(task.exception())
-                )
+        await _finish(list(unfinished), 1.0)
+        for lane in self.lanes.values():
+            lane.outcome_ready.set()
+        # The recorders write what arrived (give them a moment even past the deadline).
+        await _finish(self._recorders, max(2.0, ends - time.monotonic()))
+        if abandoned:
+            await self._release(abandoned)
         for sink in self.sinks.values():
             with contextlib.suppress(Exception):
                 await sink.close()
-        log.info("publisher_stopped", abandoned=len(pending))
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._pool.close(), timeout=2)
+        log.info("publisher_stopped", abandoned=sum(len(v) for v in abandoned.values()))
+
+    async def _release(self, abandoned: dict[str, list[int]]) -> None:
+        try:
+            async with self._acquire(timeout=2.0) as conn:
+                for name, seqs in abandoned.items():
+                    await outbox.release_leases(conn, name, self.owner, seqs)
+        except _DB_ERRORS as exc:  # the leases run out by themselves
+            log.warning("publisher_release_failed", error=type(exc).__name__)
 
     def wake(self) -> None:
-        for ev in self._wake.values():
-            ev.set()
+        for lane in self.lanes.values():
+            lane.wake_all()
 
-    # --- loops -------------------------------------------------------------------------------
-    async def _connect(self) -> asyncpg.Connection:
-        assert self.settings.database_url is not None
-        conn = await connect(self.settings.database_url, timeout=self.settings.db_connect_timeout)
-        # Re-plan every claim: a plan cached while the outbox was empty keeps scanning badly
-        # once it grows (measured: the publisher fell 300k rows behind).
-        await conn.execute("SET plan_cache_mode = force_custom_plan")
-        return conn
-
-    async def _listen_loop(self) -> None:
-        delay = 0.5
-        while not self._stopping.is_set():
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await self._connect()
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(CHANNEL, lambda *_: self.wake())
-                delay = 0.5
-                self.wake()  # whatever committed while we were not listening
-                stop = asyncio.create_task(self._stopping.wait())
-                gone = asyncio.create_task(lost.wait())
-                await asyncio.wait({stop, gone}, return_when=asyncio.FIRST_COMPLETED)
-                stop.cancel()
-                gone.cancel()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("publisher_listen_failed", error=type(exc).__name__, retry_in=delay)
-                await self._sleep(delay)
-                delay = min(delay * 2, _RECONNECT_MAX)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=2)
-
-    async def _open_sink(self, name: str, sink: Sink) -> None:
-        async with self._opened[name]:
-            if name not in self._open:
-                await sink.open()
-                self._open.add(name)
-
-    async def _sink_loop(self, name: str, sink: Sink, worker: int) -> None:
-        delay = 0.5
-        conn: asyncpg.Connection | None = None
-        try:
-            while not self._stopping.is_set():
-                try:
-                    await self._open_sink(name, sink)
-                    if conn is None or conn.is_closed():
-                        conn = await self._connect()
-                    handled = await self.cycle(conn, name, sink)
-                    delay = 0.5
-                    if handled:
-                        continue  # there may be more right away
-                    await self._wait((name, worker))
-                except (
-                    OSError,
-                    asyncpg.PostgresError,
-                    asyncpg.InterfaceError,
-                    TimeoutError,
-                ) as exc:
-                    log.warning(
-                        "publisher_cycle_failed",
-                        sink=name,
-                        error=type(exc).__name__,
-                        retry_in=delay,
-                    )
-                    if conn is not None:
-                        with contextlib.suppress(Exception):
-                            conn.terminate()
-                        conn = None
-                    await self._sleep(delay)
-                    delay = min(delay * 2, _RECONNECT_MAX)
-                except Exception as exc:  # a sink that cannot open (bad config, NATS down, ...)
-                    log.error("publisher_sink_error", sink=name, error=repr(exc), retry_in=delay)
-                    await self._sleep(delay)
-                    delay = min(delay * 2, _RECONNECT_MAX)
-        finally:
-            if conn is not None and not conn.is_closed():
-                with contextlib.suppress(Exception):
-                    await conn.close(timeout=2)
-
-    async def cycle(self, conn: asyncpg.Connection, name: str, sink: Sink) -> int:
-        """Claim, deliver and record one batch; return how many events it held."""
-        settings = self.settings
-        async with conn.transaction():
-            claimed = await outbox.claim(conn, name, settings.publisher_batch_size)
-            if not claimed:
-                return 0
-            batch = [
-                Outbound(
-                    seq=c.seq,
-                    id=str(c.id),
-                    type=c.type,
-                    org_id=str(c.org_id),
-                    subject=str(c.subject),
-                    payload=c.payload,
-                    attempts=c.attempts,
+    # --- the database --------------------------------------------------------------------------
+    async def _get_pool(self) -> asyncpg.Pool:
+        async with self._pool_lock:
+            if self._pool is None:
+                assert self.settings.database_url is not None
+                # One connection per claim loop; recorders and retention share them (their
+                # statements are short). min_size=0: nothing to connect until needed.
+                self._pool = await create_pool(
+                    self.settings.database_url,
+                    min_size=0,
+                    max_size=max(1, len(self.sinks) * self.workers),
+                    timeout=max(1.0, min(10.0, self.settings.db_connect_timeout)),
+                    # Re-plan every claim: a plan cached while the outbox was empty keeps
+                    # scanning badly once it grows (measured: the publisher fell 300k behind).
+                    extra={
+                        "plan_cache_mode": "force_custom_plan",
+                        **session_settings(self.settings),
+                    },
                 )
-                for c in claimed
-            ]
-            started = time.perf_counter()
-            outcomes = await sink.deliver(batch)
-            elapsed = time.perf_counter() - started
-            delivered, failures = self._judge(claimed, outcomes)
-            await outbox.mark_delivered(conn, name, delivered)
-            await outbox.mark_failed(conn, name, failures)
-        dead = [f for f in failures if f[3]]
-        self.metrics.delivered(name, len(delivered))
-        if failures:
-            self.metrics.failed(name, len(failures) - len(dead))
-            log.warning(
-                "publisher_batch_failures",
-                sink=name,
-                failed=len(failures),
-                dead_lettered=len(dead),
-                event_ids=[str(c.id) for c, o in zip(claimed, outcomes, strict=True) if not o.ok][
-                    :20
-                ],
-                error=next((o.error for o in outcomes if not o.ok), None),
-            )
-        if dead:
-            self.metrics.dead_lettered(name, len(dead))
-            log.error("publisher_dead_lettered", sink=name, count=len(dead))
-        log.debug(
-            "publisher_batch",
-            sink=name,
-            size=len(claimed),
-            delivered=len(delivered),
-            seconds=round(elapsed, 4),
-        )
-        return len(claimed)
+            return self._pool
 
-    def _judge(
-        self, claimed: Sequence[outbox.Claimed], outcomes: Sequence[Outcome]
-    ) -> tuple[list[int], list[tuple[int, float, str, bool]]]:
+    @contextlib.asynccontextmanager
+    async def _acquire(self, timeout: float | None = None) -> Any:
+        pool = await self._get_pool()
+        async with pool.acquire(timeout=timeout or self.settings.db_connect_timeout) as conn:
+            yield conn
+
+    # --- claim --------------------------------------------------------------------------------
+    async def _open_sink(self, lane: _Lane) -> None:
+        async with lane.open_lock:
+            if not lane.opened:
+                await lane.sink.open()
+                lane.opened = True
+
+    async def _claim_loop(self, lane: _Lane, worker: int) -> None:
+        delay = _BACKOFF_FIRST
         settings = self.settings
-        if len(outcomes) != len(claimed):  # a broken sink must not lose events
-            outcomes = [Outcome(ok=False, error="sink returned a wrong number of outcomes")] * len(
-                claimed
+        while not self._stopping.is_set():
+            try:
+                await self._open_sink(lane)
+                free = lane.capacity - lane.in_flight
+                if free <= 0:
+                    lane.slot_freed.clear()
+                    await self._wait(lane.slot_freed)
+                    continue
+                limit = min(settings.publisher_batch_size, free)
+                lane.in_flight += limit  # reserved while the claim runs (other workers see it)
+                try:
+                    async with self._acquire() as conn:
+                        claimed = await outbox.claim(
+                            conn,
+                            lane.name,
+                            limit,
+                            owner=self.owner,
+                            lease_seconds=settings.publisher_lease_seconds,
+                            max_attempts=settings.events_max_attempts,
+                        )
+                finally:
+                    lane.in_flight -= limit
+                delay = _BACKOFF_FIRST
+                if not claimed:
+                    lane.wake[worker].clear()
+                    await self._wait(lane.wake[worker], settings.publisher_poll_interval)
+                    continue
+                self._dispatch(lane, claimed)
+            except _DB_ERRORS as exc:
+                log.warning(
+                    "publisher_claim_failed",
+                    sink=lane.name,
+                    error=type(exc).__name__,
+                    retry_in=delay,
+                )
+                await self._sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+            except Exception as exc:  # a sink that cannot open (bad config, NATS down, ...)
+                log.error(
+                    "publisher_sink_error", sink=lane.name, error=type(exc).__name__, retry_in=delay
+                )
+                await self._sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+
+    def _dispatch(self, lane: _Lane, claimed: list[Claimed]) -> None:
+        dead = [c for c in claimed if c.dead]
+        if dead:
+            self.metrics.dead_lettered(lane.name, len(dead))
+            log.error(
+                "publisher_dead_lettered",
+                sink=lane.name,
+                count=len(dead),
+                reason="attempts used up without an outcome (the publisher kept stopping)",
+                event_ids=[str(c.id) for c in dead[:20]],
             )
+        live = [c for c in claimed if not c.dead]
+        for i in range(0, len(live), lane.unit):
+            unit = live[i : i + lane.unit]
+            lane.in_flight += len(unit)
+            task = asyncio.create_task(self._deliver(lane, unit), name=f"deliver:{lane.name}")
+            lane.deliveries[task] = unit
+
+    async def _deliver(self, lane: _Lane, unit: list[Claimed]) -> None:
+        try:
+            try:
+                outcomes = await lane.sink.deliver([_outbound(c) for c in unit])
+            except Exception as exc:  # a sink must not raise; if one does, nothing is lost
+                outcomes = [Outcome(ok=False, error=f"sink error ({type(exc).__name__})")]
+            if len(outcomes) != len(unit):  # a broken sink must not lose events
+                outcomes = [Outcome(ok=False, error="sink returned a wrong number of outcomes")]
+                outcomes *= len(unit)
+            lane.outcomes.extend(zip(unit, outcomes, strict=True))
+            lane.outcome_ready.set()
+        finally:
+            lane.in_flight -= len(unit)
+            lane.slot_freed.set()
+            current = asyncio.current_task()
+            if current is not None:
+                lane.deliveries.pop(current, None)
+
+    # --- record -------------------------------------------------------------------------------
+    async def _record_loop(self, lane: _Lane) -> None:
+        delay = _BACKOFF_FIRST
+        while True:
+            if not lane.outcomes:
+                if self._stopping.is_set() and not lane.deliveries:
+                    return
+                lane.outcome_ready.clear()
+                await lane.outcome_ready.wait()
+                continue
+            items, lane.outcomes = lane.outcomes, []
+            delivered, failures = self._judge(items)
+            try:
+                async with self._acquire() as conn:
+                    await outbox.record(conn, lane.name, self.owner, delivered, failures)
+            except _DB_ERRORS as exc:
+                lane.outcomes[:0] = items  # keep them: written once the database answers
+                log.warning(
+                    "publisher_record_failed",
+                    sink=lane.name,
+                    error=type(exc).__name__,
+                    outcomes=len(items),
+                    retry_in=delay,
+                )
+                if self._stopping.is_set() and not lane.deliveries:
+                    return  # shutting down: their leases run out, the events go out again
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+                continue
+            delay = _BACKOFF_FIRST
+            if delivered:
+                lane.wake_all()  # the next versions of these resources are claimable now
+            self._report(lane.name, items, delivered, failures)
+
+    def _judge(self, items: Sequence[tuple[Claimed, Outcome]]) -> tuple[list[int], list[Failure]]:
+        settings = self.settings
         now = datetime.now(UTC)
         max_age = timedelta(hours=settings.events_max_age_hours)
         delivered: list[int] = []
-        failures: list[tuple[int, float, str, bool]] = []
-        for c, o in zip(claimed, outcomes, strict=True):
+        failures: list[Failure] = []
+        for c, o in items:
             if o.ok:
                 delivered.append(c.seq)
                 continue
-            attempts = c.attempts + 1
             dead = (
                 o.permanent
-                or attempts >= settings.events_max_attempts
+                or c.attempts >= settings.events_max_attempts
                 or now - c.created_at > max_age
             )
             delay = (
@@ -304,61 +416,115 @@ class Publisher:
                 if dead
                 else retry_delay(settings.events_retry_schedule, c.attempts, o.retry_after)
             )
-            failures.append((c.seq, delay, o.error or "failed", dead))
+            failures.append(Failure(c.seq, delay, o.error or "failed", dead))
         return delivered, failures
 
-    async def _wait(self, key: tuple[str, int]) -> None:
-        ev = self._wake[key]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ev.wait(), timeout=self.settings.publisher_poll_interval)
-        ev.clear()
+    def _report(
+        self,
+        name: str,
+        items: Sequence[tuple[Claimed, Outcome]],
+        delivered: Sequence[int],
+        failures: Sequence[Failure],
+    ) -> None:
+        self.metrics.delivered(name, len(delivered))
+        if not failures:
+            return
+        dead = sum(1 for f in failures if f.dead)
+        self.metrics.failed(name, len(failures) - dead)
+        log.warning(
+            "publisher_batch_failures",
+            sink=name,
+            failed=len(failures),
+            dead_lettered=dead,
+            event_ids=[str(c.id) for c, o in items if not o.ok][:20],
+            error=next((o.error for _, o in items if not o.ok), None),
+        )
+        if dead:
+            self.metrics.dead_lettered(name, dead)
+            log.error("publisher_dead_lettered", sink=name, count=dead)
+
+    # --- waiting ------------------------------------------------------------------------------
+    async def _wait(self, ev: asyncio.Event, timeout: float | None = None) -> None:
+        """Until `ev`, the poll interval (or `timeout`) or stop."""
+        stop = asyncio.ensure_future(self._stopping.wait())
+        other = asyncio.ensure_future(ev.wait())
+        try:
+            await asyncio.wait(
+                {stop, other},
+                timeout=timeout or self.settings.publisher_poll_interval,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            stop.cancel()
+            other.cancel()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
+    # --- retention ----------------------------------------------------------------------------
     async def _retention_loop(self) -> None:
         while not self._stopping.is_set():
             try:
                 await self.purge_once()
                 await self._warn_orphans()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except _DB_ERRORS as exc:
                 log.warning("publisher_retention_failed", error=type(exc).__name__)
+                await self._sleep(10.0)
+                continue
             await self._sleep(RETENTION_EVERY)
 
     async def _warn_orphans(self) -> None:
-        """Events waiting for a sink this publisher does not serve usually mean the API
-        replicas and the publishers were given different sink settings."""
-        conn = await self._connect()
-        try:
+        """Events waiting for a sink this publisher does not serve: a sink removed from the
+        configuration, or API replicas and publishers given different sink settings."""
+        async with self._acquire() as conn:
             found = await outbox.stats(conn)
-        finally:
-            await conn.close()
         for s in found:
-            if s.sink not in self.sinks and s.pending:
+            if s.sink not in self.sinks and (s.pending or s.dead):
                 log.warning(
                     "outbox_sink_not_served",
                     sink=s.sink,
                     pending=s.pending,
-                    hint="give every serve and publisher process the same sink settings",
+                    dead=s.dead,
+                    hint=(
+                        "configure the sink again, or hand its events to a configured sink or "
+                        "discard them: scim-service events orphans --help"
+                    ),
                 )
 
     async def purge_once(self) -> int:
         """Delete delivered events older than the retention horizon; return how many."""
         horizon = datetime.now(UTC) - timedelta(days=self.settings.events_retention_days)
-        conn = await self._connect()
         total = 0
-        try:
+        async with self._acquire() as conn:
             while not self._stopping.is_set():
                 n = await outbox.purge_delivered(conn, horizon)
                 total += n
                 if n == 0:
                     break
-        finally:
-            await conn.close()
         if total:
             log.info("events_purged", count=total, older_than=horizon.isoformat())
         return total
+
+
+async def _finish(
+    tasks: Sequence[asyncio.Task[Any]], timeout: float, *, cancel: bool = True
+) -> set[asyncio.Task[Any]]:
+    """Wait for `tasks` up to `timeout`; cancel (and await) the rest unless `cancel` is False.
+    Returns the unfinished ones. Failures are logged, never raised."""
+    if not tasks:
+        return set()
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    if cancel:
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("publisher_task_failed", task=task.get_name(), error=repr(task.exception()))
+    return set(pending)
 
 
 def build_sinks(settings: Settings) -> dict[str, Sink]:
@@ -378,7 +544,10 @@ def build_sinks(settings: Settings) -> dict[str, Sink]:
                 else None
             )
             sinks[name] = WebhookSink(
-                settings.webhook_url, signer, timeout=settings.webhook_timeout
+                settings.webhook_url,
+                signer,
+                timeout=settings.webhook_timeout,
+                concurrency=settings.webhook_concurrency,
             )
         elif name == "nats":
             assert settings.nats_url is not None

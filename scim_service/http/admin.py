@@ -171,6 +171,26 @@ async def replay_events(request: web.Request) -> web.Response:
     return admin_json({"queued": queued})
 
 
+class MoveRequest(msgspec.Struct, forbid_unknown_fields=True):
+    to: str
+
+
+async def discard_orphans(request: web.Request) -> web.Response:
+    sink = request.match_info["sink"]
+    async with request.app[POOL].acquire() as conn:
+        count = await events_admin.discard_orphans(conn, request.app[SETTINGS], sink)
+    return admin_json({"sink": sink, "discarded": count})
+
+
+async def move_orphans(request: web.Request) -> web.Response:
+    sink = request.match_info["sink"]
+    body = await read_json(request, MoveRequest)
+    async with request.app[POOL].acquire() as conn:
+        count = await events_admin.move_orphans(conn, request.app[SETTINGS], sink, body.to)
+    _wake_publisher(request)
+    return admin_json({"sink": sink, "to": body.to, "moved": count})
+
+
 async def signing_key(request: web.Request) -> web.Response:
     return admin_json(
         {"algorithm": "ed25519", "public_key": events_admin.public_key(request.app[SETTINGS])}

@@ -15,6 +15,7 @@ from aiohttp import web
 from scim_service import errors
 from scim_service.keys import ADMIN_DIGEST, AUTH, METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
 from scim_service.logs import get_logger
+from scim_service.store.db import as_unavailable
 from scim_service.tokens import matches_digest
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -98,11 +99,16 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         resp = error_response(request, _from_http_exception(request, exc))
-    except Exception:
-        log.exception("unhandled_error", method=request.method, route=_route_template(request))
-        resp = error_response(
-            request, errors.InternalError(f"Internal server error (request id {rid})")
-        )
+    except Exception as exc:
+        unavailable = as_unavailable(exc)  # the database went away outside the store's guard
+        if unavailable is not None:
+            log.warning("database_unavailable", error=type(exc).__name__)
+            resp = error_response(request, unavailable)
+        else:
+            log.exception("unhandled_error", method=request.method, route=_route_template(request))
+            resp = error_response(
+                request, errors.InternalError(f"Internal server error (request id {rid})")
+            )
     resp.headers["X-Request-ID"] = rid
     principal = request.get(PRINCIPAL)
     route = _route_template(request)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import msgspec
@@ -89,8 +89,36 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     every request. asyncpg still rolls back a transaction left open before calling this."""
 
 
+class _Timeouts(Protocol):
+    @property
+    def db_statement_timeout(self) -> float: ...
+    @property
+    def db_lock_timeout(self) -> float: ...
+    @property
+    def db_idle_in_transaction_timeout(self) -> float: ...
+
+
+def session_settings(settings: _Timeouts) -> dict[str, str]:
+    """The bounds every pooled connection of ours runs under (sent at connect time, so they
+    cost no round trip): no statement, lock wait or idle transaction lasts longer."""
+
+    def ms(seconds: float) -> str:
+        return str(round(seconds * 1000))
+
+    return {
+        "statement_timeout": ms(settings.db_statement_timeout),
+        "lock_timeout": ms(settings.db_lock_timeout),
+        "idle_in_transaction_session_timeout": ms(settings.db_idle_in_transaction_timeout),
+    }
+
+
 async def create_pool(
-    dsn: str, *, min_size: int = 2, max_size: int = 10, timeout: float = 10.0
+    dsn: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    timeout: float = 10.0,
+    extra: Mapping[str, str] | None = None,
 ) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
@@ -99,7 +127,7 @@ async def create_pool(
         timeout=timeout,
         init=init_connection,
         reset=_keep_session,
-        server_settings={"application_name": "scim-service"},
+        server_settings={"application_name": "scim-service", **(extra or {})},
     )
     assert pool is not None
     return pool
@@ -155,6 +183,42 @@ def translate_errors() -> Iterator[None]:
         raise errors.InvalidValue("A value is not valid for its attribute") from exc
     except (asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
         raise errors.Unavailable("The database is not accepting connections; retry later") from exc
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.ConnectionDoesNotExistError) as exc:
-        # SQLSTATE class 08 and socket errors: the database went away mid-request.
-        raise errors.Unavailable("The database is unreachable; retry later") from exc
+    except Exception as exc:
+        unavailable = as_unavailable(exc)
+        if unavailable is None:
+            raise
+        raise unavailable from exc
+
+
+def as_unavailable(exc: BaseException) -> errors.Unavailable | None:
+    """The 503 a driver or socket error means (the database is away, a bound was hit), or None
+    when `exc` is something else. Used at the storage boundary and, for paths that reach the
+    pool outside it (authentication), by the HTTP middleware."""
+    if isinstance(exc, errors.Unavailable):
+        return exc
+    if isinstance(exc, asyncpg.QueryCanceledError):  # 57014: statement_timeout
+        return errors.Unavailable("The database took too long to answer; retry later")
+    if isinstance(exc, asyncpg.LockNotAvailableError):  # 55P03: lock_timeout
+        return errors.Unavailable("The resource is busy; retry later", retry_after=1)
+    if isinstance(exc, asyncpg.IdleInTransactionSessionTimeoutError):
+        return errors.Unavailable("The database ended the transaction; retry later")
+    if isinstance(
+        exc,
+        asyncpg.CannotConnectNowError
+        | asyncpg.TooManyConnectionsError
+        | asyncpg.AdminShutdownError
+        | asyncpg.CrashShutdownError,
+    ):
+        return errors.Unavailable("The database is not accepting connections; retry later")
+    if isinstance(
+        exc,
+        OSError
+        | TimeoutError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.ConnectionDoesNotExistError
+        | asyncpg.InterfaceError,
+    ):
+        # SQLSTATE class 08, socket errors, a connection closed under us: the database went
+        # away mid-request.
+        return errors.Unavailable("The database is unreachable; retry later")
+    return None

@@ -80,6 +80,9 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
     """Apply pending migrations under the advisory lock; return the versions applied."""
     migrations = discover() if migrations is None else migrations
     applied: list[int] = []
+    # Migrations (and waiting for another replica's) may take longer than the request bounds
+    # the pool's connections carry (SCIM_DB_STATEMENT_TIMEOUT, ...): lift them for this run.
+    await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
         await conn.execute(_BOOKKEEPING)
@@ -101,4 +104,5 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
             applied.append(m.version)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        await conn.execute("RESET statement_timeout; RESET lock_timeout")
     return applied

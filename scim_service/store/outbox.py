@@ -11,9 +11,16 @@ Ordering — why each resource's events are delivered in order, with any number 
    exists for that sink (`claim` in sql/queries/outbox.sql). Rows being delivered by another
    publisher are locked, not invisible, so they still block their successors; rows waiting for a
    retry or dead-lettered also block them ("later events wait behind it").
-3. A publisher holds its claim's row locks (FOR UPDATE ... SKIP LOCKED) for the whole delivery
-   and deletes the rows in the same transaction. If it dies mid-batch, its transaction aborts,
-   the rows become claimable again and are re-sent with the same event id (at-least-once).
+3. A claim is one short statement: it locks candidate rows (FOR UPDATE ... SKIP LOCKED, so two
+   claims never take the same row), counts the attempt and writes a lease (owner, until) on
+   them, and commits. Delivery then runs with no transaction open. A second short transaction
+   records each outcome: delivered rows are deleted, failed ones get their next attempt time
+   (or are dead-lettered) and lose their lease. A leased row is not claimable until its lease
+   runs out, and it still exists, so it holds back its resource's later versions. A publisher
+   that dies mid-delivery leaves leases that expire; the rows are then claimed again and re-sent
+   with the same event id (at-least-once). Because the attempt is counted when the lease is
+   taken, an event whose delivery kills the publisher every time is still dead-lettered after
+   the maximum attempts (by the claim that would have exceeded them).
 
 So no global cursor is needed, and ids taken out of commit order (bigserial) cannot make a
 publisher skip or reorder anything: the per-resource version is the only order that matters.
@@ -48,7 +55,19 @@ class Claimed(msgspec.Struct, frozen=True, kw_only=True):
     subject: uuid.UUID
     payload: bytes
     attempts: int
+    """Attempts counted so far, this one included (counted when the lease was taken)."""
     created_at: datetime
+    dead: bool = False
+    """Dead-lettered by this claim: its attempts were used up without an outcome recorded."""
+
+
+class Failure(msgspec.Struct, frozen=True):
+    """A failed delivery to record: retry after `delay` seconds, or dead-letter."""
+
+    seq: int
+    delay: float
+    error: str
+    dead: bool
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +88,10 @@ class SinkStats(msgspec.Struct, frozen=True, kw_only=True):
     pending: int
     oldest_age: float
     dead: int
+    leased: int = 0
+    """Being delivered right now (a live lease)."""
+    configured: bool = True
+    """False: no process of this configuration serves the sink (set by the service layer)."""
 
 
 def event_params(
@@ -111,8 +134,17 @@ async def write_events(
         await conn.execute(Q["insert_events"], *event_params(emitter, org_id, events, versions))
 
 
-async def claim(conn: asyncpg.Connection, sink: str, limit: int) -> list[Claimed]:
-    rows = await conn.fetch(Q["claim"], sink, limit)
+async def claim(
+    conn: asyncpg.Connection,
+    sink: str,
+    limit: int,
+    *,
+    owner: str,
+    lease_seconds: float,
+    max_attempts: int,
+) -> list[Claimed]:
+    """Lease up to `limit` claimable events of `sink` for `owner` (one short statement)."""
+    rows = await conn.fetch(Q["claim"], sink, limit, owner, lease_seconds, max_attempts)
     return [
         Claimed(
             seq=r["event_seq"],
@@ -123,31 +155,41 @@ async def claim(conn: asyncpg.Connection, sink: str, limit: int) -> list[Claimed
             payload=r["payload"],
             attempts=r["attempts"],
             created_at=r["created_at"],
+            dead=r["dead"],
         )
         for r in rows
     ]
 
 
-async def mark_delivered(conn: asyncpg.Connection, sink: str, seqs: Sequence[int]) -> None:
-    if seqs:
-        await conn.execute(Q["delivered"], sink, list(seqs))
-
-
-async def mark_failed(
+async def record(
     conn: asyncpg.Connection,
     sink: str,
-    failures: Sequence[tuple[int, float, str, bool]],
+    owner: str,
+    delivered: Sequence[int],
+    failures: Sequence[Failure],
 ) -> None:
-    """(seq, delay seconds, error, dead) per failed event."""
-    if failures:
-        await conn.execute(
-            Q["failed"],
-            sink,
-            [f[0] for f in failures],
-            [f[1] for f in failures],
-            [f[2][:500] for f in failures],
-            [f[3] for f in failures],
-        )
+    """Record outcomes in one short transaction: delete delivered rows, schedule or dead-letter
+    failed ones (only those `owner` still leases)."""
+    async with conn.transaction():
+        if delivered:
+            await conn.execute(Q["delivered"], sink, list(delivered))
+        if failures:
+            await conn.execute(
+                Q["failed"],
+                sink,
+                [f.seq for f in failures],
+                [f.delay for f in failures],
+                [f.error[:500] for f in failures],
+                [f.dead for f in failures],
+                owner,
+            )
+
+
+async def release_leases(
+    conn: asyncpg.Connection, sink: str, owner: str, seqs: Sequence[int]
+) -> None:
+    if seqs:
+        await conn.execute(Q["release_leases"], sink, owner, list(seqs))
 
 
 async def dead_letters(
@@ -189,7 +231,21 @@ async def purge_delivered(conn: asyncpg.Connection, before: datetime, batch: int
 async def stats(conn: asyncpg.Connection) -> list[SinkStats]:
     return [
         SinkStats(
-            sink=r["sink"], pending=r["pending"], oldest_age=float(r["oldest_age"]), dead=r["dead"]
+            sink=r["sink"],
+            pending=r["pending"],
+            oldest_age=float(r["oldest_age"]),
+            dead=r["dead"],
+            leased=r["leased"],
         )
         for r in await conn.fetch(Q["outbox_stats"])
     ]
+
+
+async def discard_sink(conn: asyncpg.Connection, sink: str) -> int:
+    status = await conn.execute(Q["discard_sink"], sink)
+    return int(status.split()[-1])
+
+
+async def move_sink(conn: asyncpg.Connection, source: str, target: str) -> int:
+    status = await conn.execute(Q["move_sink"], source, target)
+    return int(status.split()[-1])

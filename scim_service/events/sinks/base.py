@@ -1,10 +1,10 @@
 """The contract between the publisher and the sinks.
 
-The publisher claims a batch of pending outbox events for one sink and calls
-`Sink.deliver(batch)`; it gets back one `Outcome` per event, in the same order, and records
-delivery, a retry or a dead letter from them. A batch never holds two events of the same
-resource, so a sink may deliver a batch's events concurrently without breaking per-resource
-order.
+The publisher claims pending outbox events for one sink and calls `Sink.deliver(batch)` with at
+most `Sink.max_batch` of them (each call its own task); it gets back one `Outcome` per event, in
+the same order, and records delivery, a retry or a dead letter from them. A batch never holds
+two events of the same resource, so a sink may deliver a batch's events concurrently without
+breaking per-resource order.
 
 A sink never raises from `deliver`: every failure becomes `Outcome(ok=False, error=...)`, and an
 outcome is ok only once the receiver confirmed it (a 2xx, a JetStream PubAck). Error strings are
@@ -59,6 +59,8 @@ OK = Outcome(ok=True)
 class Sink(Protocol):
     name: str
     """"webhook" | "nats" | "log"."""
+    max_batch: int
+    """Events per `deliver` call at most (1: the publisher calls once per event)."""
 
     async def open(self) -> None:
         """Connect / create resources; may raise on misconfiguration."""

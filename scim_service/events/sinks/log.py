@@ -29,6 +29,7 @@ class LogSink:
     """Writes payloads as JSON lines to `stream` (`sys.stdout` looked up at write time)."""
 
     name = "log"
+    max_batch = 5000
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream

@@ -86,6 +86,7 @@ class NatsSink:
     """Publishes CloudEvents to a JetStream stream and confirms each by its PubAck."""
 
     name = "nats"
+    max_batch = 5000
 
     def __init__(
         self,

@@ -84,6 +84,9 @@ class WebhookSink:
     """POSTs CloudEvents (structured JSON) to `url` with Standard Webhooks headers."""
 
     name = "webhook"
+    max_batch = 1
+    """The publisher hands over one event per call: each request is its own task, so a slow
+    receiver answer holds up no other event (see events/publisher.py)."""
 
     def __init__(
         self,
@@ -105,6 +108,8 @@ class WebhookSink:
         self._signer = signer
         self._timeout = float(timeout)
         self._concurrency = concurrency
+        self.concurrency = concurrency
+        """Requests in flight at most (the publisher claims no more events than this)."""
         self._user_agent = user_agent
         self._timeout_error = f"timeout after {self._timeout}s"
         self._session: aiohttp.ClientSession | None = None

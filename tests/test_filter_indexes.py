@@ -79,6 +79,12 @@ CASES = [
     ('emails eq "u42@corp42.example"', "users_emails"),
     ('emails.value sw "u4242@"', "user_emails_org_value"),
     ('emails.value co "4242@corp"', "users_emails_trgm"),
+    # Entra matching on `emails[type eq "work"].value`, and the RFC value-path forms
+    ('emails[type eq "work"].value eq "u42@corp42.example"', "users_emails"),
+    ('emails[type eq "work" and value eq "u42@corp42.example"]', "users_emails"),
+    ('emails[type eq "work"].value sw "u4242@"', "user_emails_org_value"),
+    ('emails[type eq "work"].value co "4242@corp"', "users_emails_trgm"),
+    ('emails[type eq "work"].value ew "4242@corp42.example"', "users_emails_trgm"),
 ]
 
 

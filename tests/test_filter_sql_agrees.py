@@ -174,8 +174,31 @@ def email_value_path(draw: st.DrawFn, pool: list[str]) -> str:
     return f"emails[{inner}]"
 
 
+@st.composite
+def email_value_path_sub(draw: st.DrawFn, pool: list[str]) -> str:
+    """Entra's form `emails[type eq "work"].value eq "x"`: a value path, then a
+    sub-attribute compared (or `pr`) like any attribute."""
+    inner = draw(email_value_path(pool))
+    sub = draw(st.sampled_from(["value", "value", "type", "primary", "Value"]))
+    if sub == "primary":
+        tail = f"{draw(st.sampled_from(['eq', 'ne']))} {draw(st.sampled_from(['true', 'false', 'null']))}"
+    else:
+        tail = draw(
+            st.one_of(
+                st.just("pr"),
+                st.sampled_from(["eq null", "ne null"]),
+                st.builds(
+                    lambda op, v: f"{op} {quote(v)}",
+                    st.sampled_from(STRING_OPS),
+                    string_values(pool),
+                ),
+            )
+        )
+    return f"{inner}.{sub} {tail}"
+
+
 def filters(pool: list[str]) -> st.SearchStrategy[str]:
-    leaf = st.one_of(atoms(pool), atoms(pool), email_value_path(pool))
+    leaf = st.one_of(atoms(pool), atoms(pool), email_value_path(pool), email_value_path_sub(pool))
     return st.recursive(
         leaf,
         lambda inner: st.one_of(

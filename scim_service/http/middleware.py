@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 
 from scim_service import errors
+from scim_service.http.paths import canonical_route
 from scim_service.keys import ADMIN_DIGEST, AUTH, METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
 from scim_service.logs import get_logger
 from scim_service.store.db import as_unavailable
@@ -86,6 +87,9 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     resp: web.StreamResponse
     try:
+        if request.match_info.http_exception is not None:  # no route: maybe `/users/`
+            request, handler = await canonical_route(request, handler)
+            request[REQUEST_ID] = rid
         length = request.content_length
         if length is not None and length > request.app[SETTINGS].max_body_bytes:
             raise web.HTTPRequestEntityTooLarge(

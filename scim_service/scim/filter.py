@@ -2,13 +2,24 @@
 
     FILTER    = attrExp / logExp / valuePath / *1"not" "(" FILTER ")"
     valuePath = attrPath "[" valFilter "]"
+    attrExp   =/ valuePath subAttr SP ("pr" / compareOp SP compValue)   ; an extension, below
     attrExp   = (attrPath SP "pr") / (attrPath SP compareOp SP compValue)
     logExp    = FILTER SP ("and" / "or") SP FILTER
     compValue = false / null / true / number / string
     attrPath  = [URI ":"] ATTRNAME *1subAttr
 
 Precedence: `not` binds tightest, then `and`, then `or`; parentheses group. Operators and the
-literals true/false/null are case-insensitive. Every failure raises `InvalidFilter` (or
+literals true/false/null are case-insensitive.
+
+A value path followed by a sub-attribute (`emails[type eq "work"].value eq "ann@x.com"`) is not
+in RFC 7644's filter grammar (only in PATCH paths, §3.5.2), but Entra ID sends it when an admin
+picks `emails[type eq "work"].value` as the matching attribute. It means "some element matching
+the value filter has that sub-attribute matching the comparison", so the parser rewrites it
+into the equivalent RFC form: `emails[type eq "work" and value eq "ann@x.com"]`; `ne` and
+`eq null` become the negation of the positive match, as everywhere else (an element-less
+resource is "not equal"). The SQL compiler and the evaluator therefore need nothing new.
+
+Every failure raises `InvalidFilter` (or
 `InvalidPath` for PATCH paths); nothing else ever escapes the parser, whatever the input.
 """
 
@@ -111,6 +122,7 @@ _TOKEN_RE = re.compile(
   | (?P<string>"(?:[^"\\\x00-\x1f]|\\.)*")
   | (?P<number>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?(?![A-Za-z0-9_$.:-]))
   | (?P<word>[A-Za-z$][A-Za-z0-9_$.:/-]*)
+  | (?P<subattr>\.\$?[A-Za-z][A-Za-z0-9_-]*)
     """,
     re.VERBOSE,
 )
@@ -148,10 +160,7 @@ def _bad_char(text: str, pos: int) -> str:
             return f"Invalid string at position {pos}: control characters must be escaped"
         return f"Unterminated string starting at position {pos}"
     if char == "." and pos > 0 and text[pos - 1] == "]":
-        return (
-            f"Unexpected '.' at position {pos}: a sub-attribute after a value filter "
-            "(attr[...].sub) is only allowed in PATCH paths"
-        )
+        return f"Expected a sub-attribute name after '.' at position {pos}"
     if char in "0123456789-":
         return f"Invalid number at position {pos} (RFC 7159 JSON number syntax)"
     return f"Unexpected character {char!r} at position {pos}"
@@ -254,12 +263,21 @@ class _Parser:
             self.i += 1
             self.enter()
             inner = self.parse_or()
-            self.take("rbracket", "']'")
+            close = self.take("rbracket", "']'")
             self.depth -= 1
             _check_relative(inner, self.error)
+            after = self.peek()
+            if after is not None and after[0] == "subattr" and after[2] == close[2] + 1:
+                self.i += 1
+                sub = parse_attr_path(after[1][1:], self.error)
+                return _sub_of_value_path(path, inner, self.parse_comparison(sub, after))
             return ValuePath(path, inner)
         if tok[1].lower() == "not" and (nxt is None or nxt[0] != "word"):
             raise self.error(f"'not' at position {tok[2]} must be followed by '(' FILTER ')'")
+        return self.parse_comparison(path, tok)
+
+    def parse_comparison(self, path: AttrPath, tok: _Tok) -> Compare | Present:
+        """`pr` or `compareOp compValue` after the attribute path read from `tok`."""
         op_tok = self.take("word", "an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr)")
         op = op_tok[1].lower()
         if op == "pr":
@@ -309,6 +327,20 @@ class _Parser:
             f"Expected a value (a quoted string, number, true, false or null) at position {pos}, "
             f"found {text!r}"
         )
+
+
+def _sub_of_value_path(path: AttrPath, inner: Expr, term: Compare | Present) -> Expr:
+    """`attr[inner].sub <term>` as the RFC form: one element matches `inner` and `term`.
+
+    `ne` and `eq null` negate the positive match (`x ne v` is `not (x eq v)`, `x eq null` is
+    `not (x pr)`), as they do for a multi-valued attribute outside brackets.
+    """
+    if isinstance(term, Compare) and term.value is None and term.op in ("eq", "ne"):
+        present = ValuePath(path, And(inner, Present(term.path)))
+        return Not(present) if term.op == "eq" else present
+    if isinstance(term, Compare) and term.op == "ne":
+        return Not(ValuePath(path, And(inner, Compare(term.path, "eq", term.value))))
+    return ValuePath(path, And(inner, term))
 
 
 def _check_relative(expr: Expr, error: type[ScimError]) -> None:

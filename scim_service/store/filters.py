@@ -64,11 +64,40 @@ class Column:
     range_indexed: bool = False  # `sw` as a text_pattern_ops range on lower(sql)
 
 
-# A multi-valued attribute stored outside `attrs` (a user's `groups`, a group's `members`):
-# given the params, the sub-attribute named (or None) and a function that compiles the
-# comparison on an element's SQL expression, return an EXISTS clause.
-Condition = Callable[[str, Kind], str]
-Special = Callable[[Params, str | None, Condition], str]
+@dataclass(frozen=True, slots=True)
+class ElementSub:
+    """One sub-attribute of an `ElementTable` row: its SQL expression and comparison kind;
+    `join` is the clause its expression needs (added only when the filter names it)."""
+
+    sql: str
+    kind: Kind
+    join: str = ""
+
+
+@dataclass(frozen=True)
+class ElementTable:
+    """A multi-valued attribute stored outside `attrs`, one row per element (a user's
+    `groups`, a group's `members`): `source` is the FROM item, `owner` the condition tying a
+    row to the resource, `subs` the filterable sub-attributes (others: invalidFilter)."""
+
+    source: str
+    owner: str
+    subs: dict[str, ElementSub]
+
+    def sub(self, attr: str, name: str) -> ElementSub:
+        found = self.subs.get(name)
+        if found is None:
+            raise InvalidFilter(f"Filtering on {attr}.{name} is not supported")
+        return found
+
+    def exists(self, cond: str, subs: list[ElementSub]) -> str:
+        joins = " ".join(dict.fromkeys(e.join for e in subs if e.join))
+        source = f"{self.source} {joins}" if joins else self.source
+        return f"EXISTS (SELECT 1 FROM {source} WHERE {self.owner} AND {cond})"
+
+
+# How a value filter reads one sub-attribute of an element: (SQL expression, kind).
+ElementSql = Callable[[s.Attr], tuple[str, Kind]]
 
 
 @dataclass(frozen=True)
@@ -83,7 +112,7 @@ class TableSpec:
     # A table of (user_id, org_id, value) rows, one per lower-cased email value, with a
     # text_pattern_ops btree on (org_id, value): `emails.value sw` is a range scan on it.
     email_table: str | None = None
-    specials: dict[str, Special] = field(default_factory=dict)
+    specials: dict[str, ElementTable] = field(default_factory=dict)
 
 
 def _key(r: Resolved) -> str:
@@ -168,11 +197,8 @@ class Compiler:
             raise InvalidFilter(f"{r.attr.name}: name a sub-attribute to compare")
         special = self.spec.specials.get(r.attr.name)
         if special is not None:
-            return special(
-                self.p,
-                r.sub.name if r.sub else None,
-                lambda sql, kind: self._scalar(sql, kind, expr, sub, False),
-            )
+            elem = special.sub(r.attr.name, sub.name)
+            return special.exists(self._scalar(elem.sql, elem.kind, expr, sub, False), [elem])
         if isinstance(expr, Present) and r.sub is None:
             # `emails pr`: any element at all (stored elements are never empty objects).
             arr = _json_path(r, self.spec.attrs_sql)
@@ -184,9 +210,8 @@ class Compiler:
             and sub.name == "value"
         ):
             return self._emails(expr, sub)
-        elem = f"e.v ->> '{sub.name}'"
-        cond = self._scalar(_typed_text(elem, _kind_of(sub)), _kind_of(sub), expr, sub, False)
-        return self._exists_elements(r, cond)
+        sql, kind = _json_element(sub)
+        return self._exists_elements(r, self._scalar(sql, kind, expr, sub, False))
 
     def _exists_elements(self, r: Resolved, cond: str) -> str:
         arr = _json_path(r, self.spec.attrs_sql)
@@ -201,24 +226,60 @@ class Compiler:
             raise InvalidFilter(f"{vp.path} is not a multi-valued complex attribute")
         special = self.spec.specials.get(r.attr.name)
         if special is not None:
-            raise InvalidFilter(
-                f"Value filters on {r.attr.name} are not supported; use {r.attr.name}.value"
-            )
-        return self._exists_elements(r, self._element(r.attr, vp.filter))
+            used: list[ElementSub] = []
 
-    def _element(self, parent: s.Attr, expr: Expr) -> str:
-        """A condition on one element `e.v` of `parent` (inside a value filter)."""
+            def table_sql(sub: s.Attr) -> tuple[str, Kind]:
+                elem = special.sub(r.attr.name, sub.name)
+                used.append(elem)
+                return elem.sql, elem.kind
+
+            cond = self._element(r.attr, vp.filter, table_sql)
+            return special.exists(cond, used)
+        exists = self._exists_elements(r, self._element(r.attr, vp.filter, _json_element))
+        narrow = self._emails_prefilter(r, vp.filter)
+        return f"({narrow} AND {exists})" if narrow else exists
+
+    def _emails_prefilter(self, r: Resolved, expr: Expr) -> str | None:
+        """For `emails[... and value op "x" ...]` (also Entra's `emails[type eq "work"].value
+        eq "x"`, which the parser rewrites so): the element that matches has a value matching
+        `op "x"`, so "some email value matches" is a necessary condition, and that one the
+        email indexes answer. The element check stays beside it and keeps the result exact."""
+        if r.attr.name != "emails" or r.extension is not None or not self.spec.email_array:
+            return None
+        conjuncts = []
+        stack = [expr]
+        while stack:
+            e = stack.pop()
+            if isinstance(e, And):
+                stack += [e.right, e.left]
+            elif (
+                isinstance(e, Compare)
+                and isinstance(e.value, str)
+                and e.op in _INDEXED_OPS
+                and resolve_sub(r.attr, e.path).name == "value"
+            ):
+                conjuncts.append(e)
+        if not conjuncts:
+            return None
+        best = min(conjuncts, key=lambda c: _INDEXED_OPS.index(c.op))
+        value_attr = r.attr.sub("value")
+        assert value_attr is not None
+        return self._emails(best, value_attr)
+
+    def _element(self, parent: s.Attr, expr: Expr, elem_sql: ElementSql) -> str:
+        """A condition on one element of `parent` (inside a value filter)."""
         if isinstance(expr, And):
-            return f"({self._element(parent, expr.left)} AND {self._element(parent, expr.right)})"
+            left = self._element(parent, expr.left, elem_sql)
+            return f"({left} AND {self._element(parent, expr.right, elem_sql)})"
         if isinstance(expr, Or):
-            return f"({self._element(parent, expr.left)} OR {self._element(parent, expr.right)})"
+            left = self._element(parent, expr.left, elem_sql)
+            return f"({left} OR {self._element(parent, expr.right, elem_sql)})"
         if isinstance(expr, Not):
-            return f"(({self._element(parent, expr.expr)}) IS NOT TRUE)"
+            return f"(({self._element(parent, expr.expr, elem_sql)}) IS NOT TRUE)"
         if isinstance(expr, ValuePath):
             raise InvalidFilter("Value filters cannot be nested")
         sub = resolve_sub(parent, expr.path)
-        kind = _kind_of(sub)
-        sql = _typed_text(f"e.v ->> '{sub.name}'", kind)
+        sql, kind = elem_sql(sub)
         if isinstance(expr, Compare) and expr.op == "ne":
             positive = self._scalar(sql, kind, Compare(expr.path, "eq", expr.value), sub, False)
             return f"(({positive}) IS NOT TRUE)"
@@ -315,6 +376,15 @@ class Compiler:
 
 
 _SQL_ORDER = {"eq": "=", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+# Comparisons on emails.value an index serves, the most selective first.
+_INDEXED_OPS = ("eq", "sw", "co", "ew")
+
+
+def _json_element(sub: s.Attr) -> tuple[str, Kind]:
+    """A sub-attribute of a jsonb array element `e.v`."""
+    kind = _kind_of(sub)
+    return _typed_text(f"e.v ->> '{sub.name}'", kind), kind
 
 
 def compile_filter(spec: TableSpec, expr: Expr, params: Params, org: str) -> str:

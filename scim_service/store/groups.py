@@ -20,8 +20,8 @@ from scim_service.store.db import (
 )
 from scim_service.store.filters import (
     Column,
-    Condition,
-    Params,
+    ElementSub,
+    ElementTable,
     TableSpec,
     search_page,
 )
@@ -53,22 +53,19 @@ class MemberChange(msgspec.Struct, frozen=True):
     removed: tuple[uuid.UUID, ...] = ()
 
 
-def _members_special(params: Params, sub: str | None, cond: Condition) -> str:
-    """`members.value` / `members.display` / `members` in a group filter."""
-    if sub == "display":
-        inner = cond("coalesce(mu.display_name, mu.user_name)", "text")
-        return (
-            "EXISTS (SELECT 1 FROM group_members gm JOIN users mu ON mu.id = gm.user_id "
-            f"WHERE gm.group_id = g.id AND {inner})"
-        )
-    if sub in (None, "value"):
-        inner = cond("gm.user_id", "uuid")
-        return f"EXISTS (SELECT 1 FROM group_members gm WHERE gm.group_id = g.id AND {inner})"
-    if sub == "type":
-        inner = cond("'User'", "text")
-        return f"EXISTS (SELECT 1 FROM group_members gm WHERE gm.group_id = g.id AND {inner})"
-    # $ref: the member's URL ends with its id; compare on the id.
-    raise errors.InvalidFilter(f"Filtering on members.{sub} is not supported")
+# `members.value` / `members.display` / `members.type` / `members[...]` in a group filter
+# (`$ref` is not filterable: the member's URL ends with its id, compare on `value`).
+_MEMBERS = ElementTable(
+    source="group_members gm",
+    owner="gm.group_id = g.id",
+    subs={
+        "value": ElementSub("gm.user_id", "uuid"),
+        "display": ElementSub(
+            "coalesce(mu.display_name, mu.user_name)", "text", "JOIN users mu ON mu.id = gm.user_id"
+        ),
+        "type": ElementSub("'User'", "text"),
+    },
+)
 
 
 GROUP_SPEC = TableSpec(
@@ -84,7 +81,7 @@ GROUP_SPEC = TableSpec(
         "meta.created": Column("g.created_at", "timestamp"),
         "meta.lastModified": Column("g.updated_at", "timestamp"),
     },
-    specials={"members": _members_special},
+    specials={"members": _MEMBERS},
 )
 
 

@@ -17,7 +17,8 @@ from scim_service.store.db import QUERIES as Q
 from scim_service.store.db import register_unique_constraint, translate_errors
 from scim_service.store.filters import (
     Column,
-    Condition,
+    ElementSub,
+    ElementTable,
     Params,
     TableSpec,
     search_page,
@@ -42,21 +43,16 @@ class StoredUser(msgspec.Struct, kw_only=True):
     groups: list[tuple[uuid.UUID, str]] | None = None
 
 
-def _groups_special(params: Params, sub: str | None, cond: Condition) -> str:
-    """`groups.value` / `groups.display` / `groups` in a user filter (memberships table)."""
-    if sub in (None, "value"):
-        inner = cond("gm.group_id", "uuid")
-        return f"EXISTS (SELECT 1 FROM group_members gm WHERE gm.user_id = u.id AND {inner})"
-    if sub == "display":
-        inner = cond("g.display_name", "text")
-        return (
-            "EXISTS (SELECT 1 FROM group_members gm JOIN groups g ON g.id = gm.group_id "
-            f"WHERE gm.user_id = u.id AND {inner})"
-        )
-    if sub == "type":
-        inner = cond("'direct'", "text")
-        return f"EXISTS (SELECT 1 FROM group_members gm WHERE gm.user_id = u.id AND {inner})"
-    raise errors.InvalidFilter(f"Filtering on groups.{sub} is not supported")
+# `groups.value` / `groups.display` / `groups.type` / `groups[...]` in a user filter.
+_GROUPS = ElementTable(
+    source="group_members gm",
+    owner="gm.user_id = u.id",
+    subs={
+        "value": ElementSub("gm.group_id", "uuid"),
+        "display": ElementSub("g.display_name", "text", "JOIN groups g ON g.id = gm.group_id"),
+        "type": ElementSub("'direct'", "text"),
+    },
+)
 
 
 USER_SPEC = TableSpec(
@@ -81,7 +77,7 @@ USER_SPEC = TableSpec(
     },
     email_array="u.emails",
     email_table="user_emails",
-    specials={"groups": _groups_special},
+    specials={"groups": _GROUPS},
 )
 
 _COLUMNS = (

@@ -289,6 +289,63 @@ def test_value_paths(text: str, expected: Expr) -> None:
     assert parse_filter(text) == expected
 
 
+WORK = eq(p("type"), "work")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # Entra ID, matching on emails[type eq "work"].value
+            'emails[type eq "work"].value eq "ann@contoso.com"',
+            ValuePath(p("emails"), And(WORK, eq(p("value"), "ann@contoso.com"))),
+        ),
+        (
+            'emails[type eq "work"].value sw "ann"',
+            ValuePath(p("emails"), And(WORK, Compare(p("value"), "sw", "ann"))),
+        ),
+        (
+            'emails[type eq "work"].value pr',
+            ValuePath(p("emails"), And(WORK, Present(p("value")))),
+        ),
+        (  # ne is the negation of the positive match, like `emails.value ne`
+            'emails[type eq "work"].value ne "x"',
+            Not(ValuePath(p("emails"), And(WORK, eq(p("value"), "x")))),
+        ),
+        (
+            'emails[type eq "work"].value eq null',
+            Not(ValuePath(p("emails"), And(WORK, Present(p("value"))))),
+        ),
+        (
+            'emails[type eq "work"].value ne null',
+            ValuePath(p("emails"), And(WORK, Present(p("value")))),
+        ),
+        (
+            'emails[type eq "work" or primary eq true].Value EQ "x"',
+            ValuePath(p("emails"), And(Or(WORK, eq(p("primary"), True)), eq(p("Value"), "x"))),
+        ),
+        (
+            f'{CORE}:emails[type eq "work"].value eq "x" and active eq true',
+            And(
+                ValuePath(p("emails", urn=CORE), And(WORK, eq(p("value"), "x"))),
+                eq(p("active"), True),
+            ),
+        ),
+        (
+            'members[type eq "User"].$ref pr',
+            ValuePath(p("members"), And(eq(p("type"), "User"), Present(p("$ref")))),
+        ),
+        (
+            'not (emails[type eq "work"].value co "@x")',
+            Not(ValuePath(p("emails"), And(WORK, Compare(p("value"), "co", "@x")))),
+        ),
+    ],
+)
+def test_value_path_with_sub_attribute(text: str, expected: Expr) -> None:
+    """`attr[filter].sub op value` (Entra sends it; RFC 7644 has it only in PATCH paths) is
+    the RFC form `attr[filter and sub op value]`: one element satisfies both."""
+    assert parse_filter(text) == expected
+
+
 # --- literals ---------------------------------------------------------------------------------
 
 
@@ -357,7 +414,13 @@ MALFORMED: list[tuple[str, str]] = [
     ('name.givenName[value eq "x"]', "cannot follow a sub-attribute"),
     ('emails[name.givenName eq "x"]', "plain sub-attribute"),
     (f'emails[{CORE}:type eq "x"]', "plain sub-attribute"),
-    ('emails[type eq "work"].value eq "x"', "only allowed in PATCH paths"),
+    ('emails[type eq "work"].', "sub-attribute name after '.'"),
+    ('emails[type eq "work"] .value eq "x"', "Unexpected '.value'"),
+    ('emails[type eq "work"].value.display eq "x"', "found '.display'"),
+    ('emails[type eq "work"].value', "expected an operator"),
+    ('emails[type eq "work"].value "x"', "Expected an operator"),
+    ('emails[type eq "work"].value pr "x"', "'pr' takes no value"),
+    ('emails[type eq "work"].$foo eq "x"', "Invalid attribute path"),
     ('userName eq "abc', "Unterminated string"),
     ('userName eq "a\nb"', "control characters"),
     (r'userName eq "\x41"', "Invalid string literal"),

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
 import asyncpg
@@ -42,8 +44,18 @@ class _Entry:
 
 
 class Authenticator:
-    def __init__(self, pool: asyncpg.Pool, dsn: str, ttl: float) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        dsn: str,
+        ttl: float,
+        *,
+        acquire: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]] | None = None,
+    ) -> None:
         self.pool = pool
+        # Where lookups get their connection: the app passes its fair-share gate (acquire
+        # timeout → 503, see fairness.py); default the bare pool.
+        self.acquire = acquire or pool.acquire
         self.dsn = dsn
         self.ttl = ttl
         self._cache: dict[bytes, _Entry] = {}
@@ -98,7 +110,7 @@ class Authenticator:
         if entry is not None and now - entry.cached_at > self.ttl:
             entry = None
         if entry is None:
-            async with self.pool.acquire() as conn:
+            async with self.acquire() as conn:
                 row = await store.lookup_token(conn, digest)
             if row is None:
                 raise errors.Unauthorized("The bearer token is not valid", reason="invalid")
@@ -110,7 +122,7 @@ class Authenticator:
         principal = check_token(entry.row, datetime.now(UTC))
         if now - entry.touched_at > TOUCH_INTERVAL.total_seconds():
             entry.touched_at = now  # at most about once a minute per token and process
-            async with self.pool.acquire() as conn:
+            async with self.acquire() as conn:
                 await store.touch_token(conn, entry.row.token_id)
         return principal
 

@@ -81,6 +81,13 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.rejections = Counter(
+            "scim_rejected_requests",
+            "Requests turned away to keep shares fair, by status and reason (429 org_concurrency,"
+            " 429 token_rate, 503 pool_timeout)",
+            ["status", "reason"],
+            registry=r,
+        )
         self.deliveries = Counter(
             "scim_event_deliveries",
             "Event delivery attempts by sink and outcome (delivered, failed, dead_lettered)",
@@ -133,6 +140,10 @@ class Metrics:
 
     def auth_failure(self, reason: str) -> None:
         self.auth_failures.labels(reason).inc()
+
+    def rejected(self, status: int, reason: str) -> None:
+        """A request refused by the fair-share gate (implements fairness.RejectionMetrics)."""
+        self.rejections.labels(str(status), reason).inc()
 
     # --- publisher (implements events.publisher.PublisherMetrics) ----------------------------
     def delivered(self, sink: str, count: int) -> None:

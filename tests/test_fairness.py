@@ -18,9 +18,9 @@ import pytest
 
 from scim_service.app import create_app
 from scim_service.config import ConfigError, Settings, load_settings
-from scim_service.fairness import TokenBuckets
+from scim_service.fairness import Gate, TokenBuckets
 from scim_service.keys import GATE
-from scim_service.store.db import connect
+from scim_service.store.db import connect, create_pool
 from tests.conftest import Tenant, make_tenant
 from tests.test_group_concurrency import add, bulk_users, new_group
 
@@ -304,3 +304,46 @@ def test_settings() -> None:
     ):
         assert name in str(info.value)
     assert load_settings({"SCIM_TOKEN_RATE_LIMIT": "0.2"}).token_burst == 1
+
+
+async def test_a_slot_is_never_lost(settings: Settings, database_url: str) -> None:
+    """A request cancelled while it waits (the client hung up) or failing while it holds a
+    connection gives its slot and connection back: the organization is not locked out."""
+    conf = msgspec.structs.replace(settings, org_max_concurrency=1, db_acquire_timeout=DEADLINE)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        gate = Gate(pool, conf)
+        org = uuid.uuid4()
+        holding = asyncio.Event()
+        release = asyncio.Event()
+
+        async def hold() -> None:
+            async with gate.connection(org):
+                holding.set()
+                await release.wait()
+
+        async def wait_for_slot() -> None:
+            async with gate.connection(org):
+                raise AssertionError("got the organization's only slot while it was taken")
+
+        holder = asyncio.ensure_future(hold())
+        await asyncio.wait_for(holding.wait(), DEADLINE)
+        waiter = asyncio.ensure_future(wait_for_slot())
+        await wait_until(lambda: gate.in_use(org) == 2, "the waiter")
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+        assert gate.in_use(org) == 1
+        release.set()
+        await asyncio.wait_for(holder, DEADLINE)
+        assert gate.in_use(org) == 0
+
+        with pytest.raises(ZeroDivisionError):
+            async with gate.connection(org) as conn:
+                await conn.fetchval("SELECT 1")
+                _ = 1 / 0
+        async with asyncio.timeout(1.0), gate.connection(org) as conn:
+            assert await conn.fetchval("SELECT 1") == 1
+        assert gate.in_use(org) == 0 and pool.get_idle_size() == pool.get_size()
+    finally:
+        await pool.close()

@@ -12,6 +12,7 @@ from aiohttp import web
 from scim_service.auth import Authenticator
 from scim_service.config import ConfigError, Settings, StartupError, describe_dsn
 from scim_service.events.publisher import Publisher, build_sinks
+from scim_service.fairness import Gate
 from scim_service.http.metrics import metrics as metrics_handler
 from scim_service.http.middleware import request_middleware
 from scim_service.keys import (
@@ -19,6 +20,7 @@ from scim_service.keys import (
     AUTH,
     BASE_URL,
     EMITTER,
+    GATE,
     LIFECYCLE,
     MAIN_APP,
     METRICS,
@@ -80,6 +82,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 await migrate.migrate(conn)
             app[LIFECYCLE].migrations_current = True
         app[POOL] = pool
+        app[GATE] = Gate(pool, settings, app[METRICS])
         yield
     finally:
         await pool.close()
@@ -90,7 +93,9 @@ async def _authenticator(app: web.Application) -> AsyncIterator[None]:
     SCIM API is served. Without it, `/scim` paths answer 404 (the publisher's listener)."""
     settings = app[SETTINGS]
     assert settings.database_url is not None
-    auth = Authenticator(app[POOL], settings.database_url, settings.auth_cache_seconds)
+    auth = Authenticator(
+        app[POOL], settings.database_url, settings.auth_cache_seconds, acquire=app[GATE].connection
+    )
     app[AUTH] = auth
     auth.start()
     try:

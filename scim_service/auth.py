@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
 import asyncpg
@@ -46,8 +48,18 @@ class _Entry:
 
 
 class Authenticator:
-    def __init__(self, pool: asyncpg.Pool, dsn: str, ttl: float) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        dsn: str,
+        ttl: float,
+        *,
+        acquire: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]] | None = None,
+    ) -> None:
         self.pool = pool
+        # Where lookups get their connection: the app passes its fair-share gate (acquire
+        # timeout → 503, see fairness.py); default the bare pool.
+        self.acquire = acquire or pool.acquire
         self.dsn = dsn
         self.ttl = ttl
         self._cache: dict[bytes, _Entry] = {}
@@ -79,7 +91,7 @@ class Authenticator:
     # --- authentication --------------------------------------------------------------------
     async def _lookup(self, digest: bytes, cached: _Entry | None, now: float) -> _Entry:
         try:
-            async with self.pool.acquire() as conn:
+            async with self.acquire() as conn:
                 row = await store.lookup_token(conn, digest)
         except Exception as exc:
             unavailable = as_unavailable(exc)
@@ -117,7 +129,7 @@ class Authenticator:
         if now - entry.touched_at > TOUCH_INTERVAL.total_seconds():
             entry.touched_at = now  # at most about once a minute per token and process
             try:
-                async with self.pool.acquire() as conn:
+                async with self.acquire() as conn:
                     await store.touch_token(conn, entry.row.token_id)
             except Exception as exc:  # bookkeeping: never fails a request that is allowed
                 if as_unavailable(exc) is None:

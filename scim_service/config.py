@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -66,6 +67,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_statement_timeout: float = 30.0
     db_lock_timeout: float = 10.0
     db_idle_in_transaction_timeout: float = 60.0
+    # Fair shares (scim_service/fairness.py). Seconds a request waits, in all, for its
+    # organization's slot and a pooled connection: then 429 (no slot) or 503 (no connection).
+    db_acquire_timeout: float = 5.0
+    # Requests of one organization holding or waiting for a pooled connection at once, per
+    # process; None: half of db_pool_max (at least 1). See `org_concurrency`.
+    org_max_concurrency: int | None = None
+    # Requests per second per SCIM token (token bucket), per process; 0: no limit.
+    token_rate_limit: float = 0.0
+    # Bucket size (the burst a token may send at once); None: the rate rounded up, at least 1.
+    token_rate_burst: int | None = None
     max_body_bytes: int = 1024 * 1024
     # Seconds a token lookup is cached per process (0: no cache). Revocations still apply at
     # once: see scim_service/auth.py.
@@ -127,6 +138,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+    @property
+    def org_concurrency(self) -> int:
+        """The effective per-organization limit: SCIM_ORG_MAX_CONCURRENCY, else half the pool."""
+        if self.org_max_concurrency is not None:
+            return self.org_max_concurrency
+        return max(1, self.db_pool_max // 2)
+
+    @property
+    def token_burst(self) -> int:
+        """The effective token-bucket size: SCIM_TOKEN_RATE_BURST, else the rate rounded up."""
+        if self.token_rate_burst is not None:
+            return self.token_rate_burst
+        return max(1, math.ceil(self.token_rate_limit))
 
     @property
     def scim_base_url(self) -> str:
@@ -301,6 +326,26 @@ def load_settings(
         "db_connect_timeout",
         lambda n, r, p: _parse_float(n, r, p, 0.1, 3600),
     )
+    take(
+        "SCIM_DB_ACQUIRE_TIMEOUT",
+        "db_acquire_timeout",
+        lambda n, r, p: _parse_float(n, r, p, 0.05, 600),
+    )
+    take(
+        "SCIM_ORG_MAX_CONCURRENCY",
+        "org_max_concurrency",
+        lambda n, r, p: _parse_int(n, r, p, 1, 1000),
+    )
+    take(
+        "SCIM_TOKEN_RATE_LIMIT",
+        "token_rate_limit",
+        lambda n, r, p: _parse_float(n, r, p, 0, 100_000),
+    )
+    take(
+        "SCIM_TOKEN_RATE_BURST",
+        "token_rate_burst",
+        lambda n, r, p: _parse_int(n, r, p, 1, 1_000_000),
+    )
 
     for env_name, key in (
         ("SCIM_DB_STATEMENT_TIMEOUT", "db_statement_timeout"),
@@ -467,4 +512,6 @@ def effective(settings: Settings) -> dict[str, object]:
     out["scim_base_url"] = settings.scim_base_url
     out["event_source"] = settings.event_source
     out["sinks"] = list(settings.sinks)
+    out["org_concurrency"] = settings.org_concurrency
+    out["token_burst"] = settings.token_burst if settings.token_rate_limit > 0 else None
     return out

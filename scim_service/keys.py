@@ -8,6 +8,7 @@ from aiohttp import web
 from scim_service.auth import Authenticator
 from scim_service.config import Settings
 from scim_service.events.publisher import Publisher
+from scim_service.fairness import Gate
 from scim_service.lifecycle import Lifecycle
 from scim_service.metrics import Metrics
 from scim_service.store.outbox import Emitter
@@ -17,6 +18,8 @@ SETTINGS = web.AppKey("settings", Settings)
 BASE_URL = web.AppKey("base_url", str)  # Settings.scim_base_url, computed once
 AUTH = web.AppKey("auth", Authenticator)
 POOL = web.AppKey("pool", asyncpg.Pool)
+# Every request-path connection comes through it: acquire timeout, per-org limit, token rate.
+GATE = web.AppKey("gate", Gate)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ADMIN_DIGEST = web.AppKey("admin_digest", bytes)
 EMITTER = web.AppKey("emitter", Emitter)

@@ -8,6 +8,8 @@ between scrapes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import asyncpg
@@ -21,6 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from scim_service import errors
 from scim_service.store import outbox
 
 # Route template prefix → SCIM resource label.
@@ -81,6 +84,13 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.rejections = Counter(
+            "scim_rejected_requests",
+            "Requests turned away to keep shares fair, by status and reason (429 org_concurrency,"
+            " 429 token_rate, 503 pool_timeout)",
+            ["status", "reason"],
+            registry=r,
+        )
         self.deliveries = Counter(
             "scim_event_deliveries",
             "Event delivery attempts by sink and outcome (delivered, failed, dead_lettered)",
@@ -134,6 +144,10 @@ class Metrics:
     def auth_failure(self, reason: str) -> None:
         self.auth_failures.labels(reason).inc()
 
+    def rejected(self, status: int, reason: str) -> None:
+        """A request refused by the fair-share gate (implements fairness.RejectionMetrics)."""
+        self.rejections.labels(str(status), reason).inc()
+
     # --- publisher (implements events.publisher.PublisherMetrics) ----------------------------
     def delivered(self, sink: str, count: int) -> None:
         if count:
@@ -148,12 +162,23 @@ class Metrics:
             self.deliveries.labels(sink, "dead_lettered").inc(count)
 
     # --- scrape ----------------------------------------------------------------------------
-    async def render(self, pool: asyncpg.Pool | None, sinks: tuple[str, ...]) -> bytes:
+    async def render(
+        self,
+        pool: asyncpg.Pool | None,
+        sinks: tuple[str, ...],
+        acquire: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]] | None = None,
+    ) -> bytes:
+        """The exposition. `acquire` (the app's fair-share gate) bounds the wait for the outbox
+        query's connection: with the pool exhausted a scrape still answers, with the process's
+        own counters (rejections included) and the outbox gauges' previous values."""
         if pool is not None:
             self.pool_size.set(pool.get_size())
             self.pool_in_use.set(pool.get_size() - pool.get_idle_size())
-            async with pool.acquire() as conn:
-                found = {s.sink: s for s in await outbox.stats(conn)}
+            try:
+                async with (acquire or pool.acquire)() as conn:
+                    found = {s.sink: s for s in await outbox.stats(conn)}
+            except errors.Unavailable:
+                return generate_latest(self.registry)
             for sink in set(sinks) | set(found):
                 s = found.get(sink)
                 self.outbox_pending.labels(sink).set(s.pending if s else 0)

@@ -60,7 +60,13 @@ RETENTION_EVERY = 600.0  # seconds between retention passes
 MAX_RETRY_AFTER = 86400.0
 _BACKOFF_FIRST = 0.25
 _BACKOFF_MAX = 5.0
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_DB_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection left in a bad state by a dying server
+)
 
 
 class PublisherMetrics(Protocol):
@@ -377,9 +383,9 @@ class Publisher:
             try:
                 async with self._acquire() as conn:
                     await outbox.record(conn, lane.name, self.owner, delivered, failures)
-            except _DB_ERRORS as exc:
+            except Exception as exc:  # the recorder must outlive any failure, or its lane stops
                 lane.outcomes[:0] = items  # keep them: written once the database answers
-                log.warning(
+                (log.warning if isinstance(exc, _DB_ERRORS) else log.error)(
                     "publisher_record_failed",
                     sink=lane.name,
                     error=type(exc).__name__,

@@ -10,9 +10,9 @@ from aiohttp import web
 
 from scim_service import errors, tenancy
 from scim_service.events import admin as events_admin
-from scim_service.http.responses import admin_json, read_json
+from scim_service.http.responses import admin_json, connection, read_json
 from scim_service.http.scim_users import render as render_user
-from scim_service.keys import AUTH, BASE_URL, EMITTER, POOL, PUBLISHER, SETTINGS
+from scim_service.keys import AUTH, BASE_URL, EMITTER, PUBLISHER, SETTINGS
 from scim_service.provisioning import users
 from scim_service.provisioning.scope import Scope
 from scim_service.scim.projection import Projection
@@ -48,7 +48,7 @@ def path_uuid(request: web.Request, name: str, what: str) -> uuid.UUID:
 
 async def create_org(request: web.Request) -> web.Response:
     body = await read_json(request, CreateOrg)
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         org = await tenancy.create_org(
             conn, body.name, org_id=body.id, scim_enabled=body.scim_enabled
         )
@@ -56,14 +56,14 @@ async def create_org(request: web.Request) -> web.Response:
 
 
 async def list_orgs(request: web.Request) -> web.Response:
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         orgs = await tenancy.list_orgs(conn)
     return admin_json({"orgs": orgs})
 
 
 async def get_org(request: web.Request) -> web.Response:
     org_id = path_uuid(request, "org_id", "Organization")
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         org = await tenancy.get_org(conn, org_id)
     return admin_json(org)
 
@@ -78,7 +78,7 @@ async def disable_scim(request: web.Request) -> web.Response:
 
 async def _set_scim(request: web.Request, enabled: bool) -> web.Response:
     org_id = path_uuid(request, "org_id", "Organization")
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         org = await tenancy.set_scim_enabled(conn, org_id, enabled)
     request.app[AUTH].forget()  # this process at once; the others on the trigger's NOTIFY
     return admin_json(org)
@@ -87,7 +87,7 @@ async def _set_scim(request: web.Request, enabled: bool) -> web.Response:
 async def create_token(request: web.Request) -> web.Response:
     org_id = path_uuid(request, "org_id", "Organization")
     body = await read_json(request, CreateToken) if request.body_exists else CreateToken()
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         new = await tenancy.create_token(
             conn, org_id, description=body.description, ttl_days=body.ttl_days
         )
@@ -97,14 +97,14 @@ async def create_token(request: web.Request) -> web.Response:
 
 async def list_tokens(request: web.Request) -> web.Response:
     org_id = path_uuid(request, "org_id", "Organization")
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         tokens = await tenancy.list_tokens(conn, org_id)
     return admin_json({"tokens": tokens})
 
 
 async def revoke_token(request: web.Request) -> web.Response:
     token_id = path_uuid(request, "token_id", "Token")
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         info = await tenancy.revoke_token(conn, token_id)
     request.app[AUTH].forget()  # this process at once; the others on the trigger's NOTIFY
     return admin_json(info)
@@ -114,7 +114,7 @@ async def complete_user_setup(request: web.Request) -> web.Response:
     """The platform reports that a user has created their master key (account setup done)."""
     org_id = path_uuid(request, "org_id", "Organization")
     user_id = path_uuid(request, "user_id", "User")
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         await tenancy.get_org(conn, org_id)
         user = await users.complete_setup(conn, Scope(org_id, request.app[EMITTER]), user_id)
     return admin_json(render_user(request, user, Projection()))
@@ -136,21 +136,21 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 async def event_stats(request: web.Request) -> web.Response:
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         stats = await events_admin.stats(conn, request.app[SETTINGS])
     return admin_json({"sinks": stats})
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
     sink = request.query.get("sink")
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         found = await events_admin.dead_letters(conn, request.app[SETTINGS], sink)
     return admin_json({"dead_letters": found})
 
 
 async def retry_dead_letters(request: web.Request) -> web.Response:
     body = await read_json(request, RetryRequest) if request.body_exists else RetryRequest()
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         ids = await events_admin.retry(conn, request.app[SETTINGS], body.sink, body.event_ids)
     _wake_publisher(request)
     return admin_json({"retried": ids})
@@ -158,7 +158,7 @@ async def retry_dead_letters(request: web.Request) -> web.Response:
 
 async def replay_events(request: web.Request) -> web.Response:
     body = await read_json(request, ReplayRequest)
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         queued = await events_admin.replay(
             conn,
             request.app[SETTINGS],
@@ -177,7 +177,7 @@ class MoveRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 async def discard_orphans(request: web.Request) -> web.Response:
     sink = request.match_info["sink"]
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         count = await events_admin.discard_orphans(conn, request.app[SETTINGS], sink)
     return admin_json({"sink": sink, "discarded": count})
 
@@ -185,7 +185,7 @@ async def discard_orphans(request: web.Request) -> web.Response:
 async def move_orphans(request: web.Request) -> web.Response:
     sink = request.match_info["sink"]
     body = await read_json(request, MoveRequest)
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         count = await events_admin.move_orphans(conn, request.app[SETTINGS], sink, body.to)
     _wake_publisher(request)
     return admin_json({"sink": sink, "to": body.to, "moved": count})

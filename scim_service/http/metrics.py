@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from scim_service import errors
-from scim_service.keys import MAIN_APP, METRICS, METRICS_DIGEST, POOL, SETTINGS
+from scim_service.keys import GATE, MAIN_APP, METRICS, METRICS_DIGEST, POOL, SETTINGS
 from scim_service.metrics import CONTENT_TYPE
 from scim_service.tokens import matches_digest
 
@@ -20,5 +20,8 @@ async def metrics(request: web.Request) -> web.Response:
             raise errors.Unauthorized(
                 "Send 'Authorization: Bearer <SCIM_METRICS_TOKEN>'", reason="metrics"
             )
-    body = await app[METRICS].render(app.get(POOL), app[SETTINGS].sinks)
+    gate = app.get(GATE)
+    body = await app[METRICS].render(
+        app.get(POOL), app[SETTINGS].sinks, gate.connection if gate is not None else None
+    )
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

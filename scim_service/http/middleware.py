@@ -14,7 +14,7 @@ from aiohttp import web
 
 from scim_service import errors
 from scim_service.http.paths import canonical_route
-from scim_service.keys import ADMIN_DIGEST, AUTH, METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
+from scim_service.keys import ADMIN_DIGEST, AUTH, GATE, METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
 from scim_service.logs import get_logger
 from scim_service.store.db import as_unavailable
 from scim_service.tokens import matches_digest
@@ -152,7 +152,9 @@ async def authenticate(request: web.Request) -> None:
         raise errors.NotFound(f"No endpoint at {path}")
     try:
         if scim:
-            request[PRINCIPAL] = await auth.authenticate(bearer_token(request))
+            principal = await auth.authenticate(bearer_token(request))
+            request[PRINCIPAL] = principal
+            request.app[GATE].check_rate(principal.token_id)  # 429 over SCIM_TOKEN_RATE_LIMIT
             return
         digest = request.app.get(ADMIN_DIGEST)
         if digest is None:

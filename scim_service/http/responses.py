@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
+import asyncpg
 import msgspec
 from aiohttp import web
 
 from scim_service import errors
 from scim_service.http.middleware import SCIM_CONTENT_TYPE
-from scim_service.keys import EMITTER, PRINCIPAL
+from scim_service.keys import EMITTER, GATE, PRINCIPAL
 from scim_service.provisioning.scope import Scope
 from scim_service.scim.projection import Projection, parse_projection
 from scim_service.scim.schema import ResourceType
@@ -79,3 +81,10 @@ def query_projection(request: web.Request, rtype: ResourceType) -> Projection:
 def scope(request: web.Request) -> Scope:
     """The organization of the caller's token, with this process's event emitter."""
     return Scope(request[PRINCIPAL].org_id, request.app[EMITTER])
+
+
+def connection(request: web.Request) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    """The request's pooled connection, through the fair-share gate (scim_service/fairness.py):
+    counted against the caller's organization, 429/503 instead of an unbounded wait."""
+    principal = request.get(PRINCIPAL)
+    return request.app[GATE].connection(principal.org_id if principal is not None else None)

@@ -15,8 +15,14 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from scim_service.http.responses import query_projection, read_scim_body, scim_json, scope
-from scim_service.keys import BASE_URL, POOL
+from scim_service.http.responses import (
+    connection,
+    query_projection,
+    read_scim_body,
+    scim_json,
+    scope,
+)
+from scim_service.keys import BASE_URL
 from scim_service.provisioning import groups
 from scim_service.provisioning.etags import matches_any
 from scim_service.provisioning.scope import Scope
@@ -65,7 +71,7 @@ def _one(
 async def create_group(request: web.Request) -> web.Response:
     body = await read_scim_body(request)
     projection = query_projection(request, s.GROUP_TYPE)
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         group, _ = await groups.create_group(conn, scope(request), body)
         if not projection.excludes("members"):
             await groups.load_members(conn, group)
@@ -75,7 +81,7 @@ async def create_group(request: web.Request) -> web.Response:
 async def get_group(request: web.Request) -> web.Response:
     group_id = groups.parse_id(request.match_info["id"])
     projection = query_projection(request, s.GROUP_TYPE)
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         group = await groups.get_group(conn, scope(request), group_id)
         inm = request.headers.get("If-None-Match")
         if inm is not None and matches_any(inm, group.version):
@@ -93,7 +99,7 @@ async def _write(
     group_id = groups.parse_id(request.match_info["id"])
     body = await read_scim_body(request)
     projection = query_projection(request, s.GROUP_TYPE)
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         group, _ = await write(
             conn, scope(request), group_id, body, request.headers.get("If-Match")
         )
@@ -113,7 +119,7 @@ async def patch_group(request: web.Request) -> web.Response:
 
 async def delete_group(request: web.Request) -> web.Response:
     group_id = groups.parse_id(request.match_info["id"])
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         await groups.delete_group(conn, scope(request), group_id, request.headers.get("If-Match"))
     return web.Response(status=204)
 
@@ -131,7 +137,7 @@ async def search_groups(request: web.Request) -> web.Response:
 
 
 async def search(request: web.Request, query: ListQuery, projection: Projection) -> web.Response:
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         total, page = await groups.search_groups(
             conn, scope(request), query, with_members=not projection.excludes("members")
         )

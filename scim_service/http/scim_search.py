@@ -16,8 +16,7 @@ from aiohttp import web
 
 from scim_service.errors import InvalidFilter, InvalidValue, ScimError
 from scim_service.http import scim_groups, scim_users
-from scim_service.http.responses import read_scim_body, scim_json, scope
-from scim_service.keys import POOL
+from scim_service.http.responses import connection, read_scim_body, scim_json, scope
 from scim_service.provisioning import groups, users
 from scim_service.scim import schema as s
 from scim_service.scim.projection import parse_projection
@@ -32,7 +31,7 @@ Fetch = Callable[[ListQuery], Awaitable[tuple[int, list[dict[str, Any]]]]]
 async def search_all(request: web.Request) -> web.Response:
     query = query_from_search_body(await read_scim_body(request))
     sc = scope(request)
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         user_proj = parse_projection(s.USER_TYPE, query.attributes, query.excluded_attributes)
         group_proj = parse_projection(s.GROUP_TYPE, query.attributes, query.excluded_attributes)
 

@@ -9,8 +9,14 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from scim_service.http.responses import query_projection, read_scim_body, scim_json, scope
-from scim_service.keys import BASE_URL, POOL
+from scim_service.http.responses import (
+    connection,
+    query_projection,
+    read_scim_body,
+    scim_json,
+    scope,
+)
+from scim_service.keys import BASE_URL
 from scim_service.provisioning import users
 from scim_service.provisioning.etags import matches_any
 from scim_service.provisioning.scope import Scope
@@ -54,7 +60,7 @@ def _one(
 
 async def create_user(request: web.Request) -> web.Response:
     body = await read_scim_body(request)
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         user = await users.create_user(conn, scope(request), body)
     return _one(request, user, query_projection(request, s.USER_TYPE), status=201)
 
@@ -62,7 +68,7 @@ async def create_user(request: web.Request) -> web.Response:
 async def get_user(request: web.Request) -> web.Response:
     user_id = users.parse_id(request.match_info["id"])
     projection = query_projection(request, s.USER_TYPE)
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         user = await users.get_user(
             conn, scope(request), user_id, with_groups=not projection.excludes("groups")
         )
@@ -77,7 +83,7 @@ async def _write(request: web.Request, write: UserWrite) -> web.Response:
     user_id = users.parse_id(request.match_info["id"])
     body = await read_scim_body(request)
     projection = query_projection(request, s.USER_TYPE)
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         user = await write(conn, scope(request), user_id, body, request.headers.get("If-Match"))
         if not projection.excludes("groups"):
             await attach_groups(conn, [user])
@@ -94,7 +100,7 @@ async def patch_user(request: web.Request) -> web.Response:
 
 async def delete_user(request: web.Request) -> web.Response:
     user_id = users.parse_id(request.match_info["id"])
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         await users.delete_user(conn, scope(request), user_id, request.headers.get("If-Match"))
     return web.Response(status=204)
 
@@ -112,7 +118,7 @@ async def search_users(request: web.Request) -> web.Response:
 
 
 async def search(request: web.Request, query: ListQuery, projection: Projection) -> web.Response:
-    async with request.app[POOL].acquire() as conn:
+    async with connection(request) as conn:
         total, page = await users.search_users(
             conn, scope(request), query, with_groups=not projection.excludes("groups")
         )

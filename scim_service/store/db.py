@@ -216,7 +216,8 @@ def as_unavailable(exc: BaseException) -> errors.Unavailable | None:
         | TimeoutError
         | asyncpg.PostgresConnectionError
         | asyncpg.ConnectionDoesNotExistError
-        | asyncpg.InterfaceError,
+        | asyncpg.InterfaceError
+        | asyncpg.InternalClientError,
     ):
         # SQLSTATE class 08, socket errors, a connection closed under us: the database went
         # away mid-request.

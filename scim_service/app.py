@@ -20,6 +20,7 @@ from scim_service.keys import (
     BASE_URL,
     EMITTER,
     LIFECYCLE,
+    LOOP_LAG,
     MAIN_APP,
     METRICS,
     METRICS_DIGEST,
@@ -29,7 +30,7 @@ from scim_service.keys import (
 )
 from scim_service.lifecycle import Lifecycle
 from scim_service.logs import get_logger
-from scim_service.metrics import Metrics
+from scim_service.metrics import LoopLagMonitor, Metrics
 from scim_service.routes import setup_health_routes, setup_routes
 from scim_service.store import migrate
 from scim_service.store.db import create_pool
@@ -84,6 +85,17 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await pool.close()
 
 
+async def _loop_lag(app: web.Application) -> AsyncIterator[None]:
+    """The event-loop lag sampler (`scim_event_loop_lag_seconds`), owned by the app."""
+    monitor = LoopLagMonitor(app[METRICS])
+    app[LOOP_LAG] = monitor
+    monitor.start()
+    try:
+        yield
+    finally:
+        await monitor.stop()
+
+
 async def _authenticator(app: web.Application) -> AsyncIterator[None]:
     """SCIM token lookups (cached, with a LISTEN connection for invalidations): only where the
     SCIM API is served. Without it, `/scim` paths answer 404 (the publisher's listener)."""
@@ -125,6 +137,7 @@ def _base_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     if settings.metrics_token:
         app[METRICS_DIGEST] = token_digest(settings.metrics_token)
+    app.cleanup_ctx.append(_loop_lag)
     app.cleanup_ctx.append(_database)
     return app
 

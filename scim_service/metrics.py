@@ -8,6 +8,9 @@ between scrapes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from typing import Any
 
 import asyncpg
@@ -29,6 +32,7 @@ _RESOURCES = {
     "/scim/v2/Groups": "Group",
     "/scim/v2/.search": "Search",
 }
+_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -109,6 +113,13 @@ class Metrics:
         self.pool_in_use = Gauge(
             "scim_db_pool_connections_in_use", "Pool connections in use", registry=r
         )
+        self.loop_lag = Histogram(
+            "scim_event_loop_lag_seconds",
+            "How late the event loop ran a timer (sampled every 0.1 s): time one request's "
+            "computation kept every other request waiting",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     # --- HTTP ------------------------------------------------------------------------------
@@ -160,6 +171,44 @@ class Metrics:
                 self.outbox_oldest.labels(sink).set(s.oldest_age if s else 0)
                 self.outbox_dead.labels(sink).set(s.dead if s else 0)
         return generate_latest(self.registry)
+
+
+class LoopLagMonitor:
+    """Samples the event loop's lateness: sleeps `interval` seconds and records how much later
+    than asked it woke up (the time the loop spent running something else without yielding).
+    Owned by the app (app.cleanup_ctx): `start()` after the loop runs, `await stop()` at the end.
+    `worst` is the largest lateness seen since `reset()`; tests read it."""
+
+    def __init__(self, metrics: Metrics, interval: float = 0.1) -> None:
+        self.metrics = metrics
+        self.interval = interval
+        self.worst = 0.0
+        self.samples = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="metrics:loop-lag")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def reset(self) -> None:
+        self.worst = 0.0
+        self.samples = 0
+
+    async def _run(self) -> None:
+        clock = time.perf_counter
+        while True:
+            asked = clock() + self.interval
+            await asyncio.sleep(self.interval)
+            lag = max(0.0, clock() - asked)
+            self.samples += 1
+            self.worst = max(self.worst, lag)
+            self.metrics.loop_lag.observe(lag)
 
 
 # The classic text format (what generate_latest writes), which every Prometheus version reads.

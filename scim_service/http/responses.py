@@ -53,8 +53,10 @@ async def read_json(request: web.Request, type_: type[T]) -> T:
         return msgspec.json.decode(raw, type=type_)
     except msgspec.ValidationError as exc:
         raise errors.InvalidValue(f"Invalid request body: {exc}") from exc
-    except msgspec.DecodeError as exc:
+    except msgspec.DecodeError as exc:  # malformed JSON, invalid UTF-8
         raise errors.InvalidSyntax(f"The request body is not valid JSON: {exc}") from exc
+    except RecursionError:  # msgspec's depth guard (about 1,000 levels here)
+        raise errors.InvalidSyntax("The request body is nested too deeply") from None
 
 
 async def read_scim_body(request: web.Request) -> Any:

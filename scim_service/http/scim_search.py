@@ -46,7 +46,7 @@ async def search_all(request: web.Request) -> web.Response:
             total, page = await groups.search_groups(
                 conn, sc, q, with_members=not group_proj.excludes("members")
             )
-            return total, [scim_groups.render(request, g, group_proj) for g in page]
+            return total, await scim_groups.render_page(request, page, group_proj)
 
         kinds = [(fetch_users, USER_SPEC), (fetch_groups, GROUP_SPEC)]
         resources: list[dict[str, Any]] = []

@@ -16,6 +16,7 @@ from scim_service import errors
 from scim_service.events import envelope as ev
 from scim_service.provisioning import tx
 from scim_service.provisioning.etags import check_if_match
+from scim_service.provisioning.patching import evaluate_patch
 from scim_service.provisioning.scope import Scope, numbers
 from scim_service.scim import schema as s
 from scim_service.scim.patch_members import plan_group_patch
@@ -168,7 +169,11 @@ async def patch_group(
     async def work() -> tuple[StoredGroup, GroupChange]:
         current = await store.lock_group(conn, scope.org_id, group_id)
         check_if_match(if_match, current.version)
-        attrs = plan.apply(current.attrs) if plan.operations else current.attrs
+        attrs = (
+            await evaluate_patch(s.GROUP_TYPE, current.attrs, plan.operations)
+            if plan.operations
+            else current.attrs
+        )
         change = _attr_change(current.attrs, attrs)
         added: list[uuid.UUID] = []
         removed: list[uuid.UUID] = []

@@ -47,6 +47,9 @@ class Authenticator:
         self.dsn = dsn
         self.ttl = ttl
         self._cache: dict[bytes, _Entry] = {}
+        # Bumped by every forget(): a lookup that started before an invalidation must not put
+        # its (possibly pre-revocation) row into the emptied cache.
+        self._generation = 0
         self._listening = False
         self._task: asyncio.Task[None] | None = None
 
@@ -62,6 +65,7 @@ class Authenticator:
                 await self._task
 
     def forget(self) -> None:
+        self._generation += 1
         self._cache.clear()
 
     async def _listen(self) -> None:
@@ -98,12 +102,14 @@ class Authenticator:
         if entry is not None and now - entry.cached_at > self.ttl:
             entry = None
         if entry is None:
+            generation = self._generation
             async with self.pool.acquire() as conn:
                 row = await store.lookup_token(conn, digest)
             if row is None:
                 raise errors.Unauthorized("The bearer token is not valid", reason="invalid")
             entry = _Entry(row, now, _touched_at(row, now))
-            if self._listening and row.revoked_at is None and row.scim_enabled:
+            fresh = generation == self._generation  # no invalidation while we looked it up
+            if fresh and self._listening and row.revoked_at is None and row.scim_enabled:
                 if len(self._cache) >= _MAX_ENTRIES:
                     self._cache.clear()
                 self._cache[digest] = entry

@@ -14,6 +14,8 @@ from typing import Any
 
 import structlog
 
+from scim_service.redact import redact_processor
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -37,11 +39,12 @@ def configure_logging(log_format: str = "json", level: str = "info", *, cache: b
     ]
     if log_format == "console":
         renderer: Any = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
-        processors = [*shared, renderer]
+        processors = [*shared, redact_processor, renderer]
     else:
         processors = [
             *shared,
             structlog.processors.format_exc_info,
+            redact_processor,  # after format_exc_info: tracebacks are masked too
             structlog.processors.JSONRenderer(),
         ]
     structlog.configure(

@@ -39,7 +39,8 @@ def configure_logging(log_format: str = "json", level: str = "info", *, cache: b
     ]
     if log_format == "console":
         renderer: Any = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
-        processors = [*shared, redact_processor, renderer]
+        # Tracebacks formatted first (plain text) so the redaction sees them too.
+        processors = [*shared, structlog.processors.format_exc_info, redact_processor, renderer]
     else:
         processors = [
             *shared,

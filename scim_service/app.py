@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator
 
@@ -86,7 +87,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _loop_lag(app: web.Application) -> AsyncIterator[None]:
-    """The event-loop lag sampler (`scim_event_loop_lag_seconds`), owned by the app."""
+    """The event-loop lag sampler (`scim_event_loop_lag_seconds`), owned by the app.
+
+    Also `gc.freeze()`: everything alive at start (modules, code, the app) moves to the
+    permanent generation, so the full collections a big request triggers (allocation in any
+    thread runs them, holding the GIL) traverse only what was made since; measured, they
+    took 50-90 ms each during a 50,000-member GET before, and held up every request."""
+    gc.freeze()
     monitor = LoopLagMonitor(app[METRICS])
     app[LOOP_LAG] = monitor
     monitor.start()

@@ -98,8 +98,12 @@ def _new_attrs(body: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
 
 
 async def load_members(conn: asyncpg.Connection, group: StoredGroup) -> StoredGroup:
-    """Fill a group's members (user id, display) from the membership table."""
-    group.members = (await store.members_of(conn, [group.id]))[group.id]
+    """Fill a group's members (user id, display) from the membership table (in batches when
+    the group is big)."""
+    if group.member_count > store.MEMBERS_BATCH:
+        group.members = await store.members_of_group(conn, group.id)
+    else:
+        group.members = (await store.members_of(conn, [group.id]))[group.id]
     return group
 
 

@@ -289,4 +289,23 @@ async def test_the_worst_allowed_requests_do_not_stall_the_loop(
 
     resp = await client.get("/metrics")
     text = await resp.text()
-    assert "scim_event_loop_lag_seconds_count" in text
+    lag = [line for line in text.splitlines() if line.startswith("scim_event_loop_lag_seconds ")]
+    assert len(lag) == 1 and float(lag[0].split()[1]) >= 0
+
+
+async def test_loop_lag_metric_reports_a_stall_once(client: Any) -> None:
+    """`scim_event_loop_lag_seconds` shows the worst stall since the previous scrape: a 0.3 s
+    block of the loop appears in the next scrape, and not in the one after it."""
+
+    async def scrape() -> float:
+        text = await (await client.get("/metrics")).text()
+        (line,) = [x for x in text.splitlines() if x.startswith("scim_event_loop_lag_seconds ")]
+        return float(line.split()[1])
+
+    await asyncio.sleep(0.25)  # the sampler runs
+    await scrape()
+    time.sleep(0.3)  # noqa: ASYNC251 - the stall under test
+    await asyncio.sleep(0.25)
+    assert await scrape() >= 0.2
+    await asyncio.sleep(0.25)
+    assert await scrape() < 0.2

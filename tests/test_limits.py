@@ -309,3 +309,34 @@ async def test_loop_lag_metric_reports_a_stall_once(client: Any) -> None:
     assert await scrape() >= 0.2
     await asyncio.sleep(0.25)
     assert await scrape() < 0.2
+
+
+async def test_big_pages_are_read_in_batches_and_stay_exact(
+    client: Any, tenant: Tenant, db: asyncpg.Connection
+) -> None:
+    """A page of more than 100 rows (read through a cursor, rendered and encoded in a worker
+    thread) holds exactly the users the same query returns page by page, in the same order,
+    on GET /Users and POST /.search."""
+    await bulk_users(db, tenant.org_id, 230)
+    await new_user(client, tenant, {"userName": "zz-full", "emails": emails(MAX_VALUES)})
+    resp = await client.get("/scim/v2/Users?count=1000&sortBy=userName", headers=tenant.headers)
+    big = await resp.json()
+    assert big["totalResults"] == big["itemsPerPage"] == 231
+    paged: list[dict[str, Any]] = []
+    for start in (1, 101, 201):
+        resp = await client.get(
+            f"/scim/v2/Users?count=100&startIndex={start}&sortBy=userName",
+            headers=tenant.headers,
+        )
+        paged += (await resp.json())["Resources"]
+    assert big["Resources"] == paged
+    assert len(big["Resources"][-1]["emails"]) == MAX_VALUES
+    resp = await client.post(
+        "/scim/v2/.search",
+        json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "count": 500},
+        headers=tenant.headers,
+    )
+    found = await resp.json()
+    assert found["itemsPerPage"] == 231 and {r["id"] for r in found["Resources"]} == {
+        r["id"] for r in paged
+    }

@@ -16,7 +16,13 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from scim_service.http.responses import query_projection, read_scim_body, scim_json, scope
+from scim_service.http.responses import (
+    encode_in_worker,
+    query_projection,
+    read_scim_body,
+    scim_json,
+    scope,
+)
 from scim_service.keys import BASE_URL, POOL
 from scim_service.provisioning import groups
 from scim_service.provisioning.etags import matches_any
@@ -63,15 +69,18 @@ def _render(base_url: str, group: StoredGroup, projection: Projection) -> dict[s
 
 async def render_page(
     request: web.Request, page: Sequence[StoredGroup], projection: Projection
-) -> list[dict[str, Any]]:
+) -> list[Any]:
     """Groups rendered for an answer; in a worker thread when they carry many members."""
     base_url = request.app[BASE_URL]
 
-    def work() -> list[dict[str, Any]]:
+    def work() -> list[Any]:
         return [_render(base_url, g, projection) for g in page]
 
+    def work_encoded() -> list[Any]:
+        return [encode_in_worker(_render(base_url, g, projection)) for g in page]
+
     if sum(len(g.members or ()) for g in page) > RENDER_IN_THREAD_MEMBERS:
-        return await asyncio.to_thread(work)
+        return await asyncio.to_thread(work_encoded)
     return work()
 
 

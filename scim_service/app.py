@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator
 
@@ -22,6 +23,7 @@ from scim_service.keys import (
     EMITTER,
     GATE,
     LIFECYCLE,
+    LOOP_LAG,
     MAIN_APP,
     METRICS,
     METRICS_DIGEST,
@@ -31,7 +33,7 @@ from scim_service.keys import (
 )
 from scim_service.lifecycle import Lifecycle
 from scim_service.logs import get_logger
-from scim_service.metrics import Metrics
+from scim_service.metrics import LoopLagMonitor, Metrics
 from scim_service.routes import setup_health_routes, setup_routes
 from scim_service.store import migrate
 from scim_service.store.db import create_pool, session_settings
@@ -88,6 +90,23 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await pool.close()
 
 
+async def _loop_lag(app: web.Application) -> AsyncIterator[None]:
+    """The event-loop lag sampler (`scim_event_loop_lag_seconds`), owned by the app.
+
+    Also `gc.freeze()`: everything alive at start (modules, code, the app) moves to the
+    permanent generation, so the full collections a big request triggers (allocation in any
+    thread runs them, holding the GIL) traverse only what was made since; measured, they
+    took 50-90 ms each during a 50,000-member GET before, and held up every request."""
+    gc.freeze()
+    monitor = LoopLagMonitor(app[METRICS])
+    app[LOOP_LAG] = monitor
+    monitor.start()
+    try:
+        yield
+    finally:
+        await monitor.stop()
+
+
 async def _authenticator(app: web.Application) -> AsyncIterator[None]:
     """SCIM token lookups (cached, with a LISTEN connection for invalidations): only where the
     SCIM API is served. Without it, `/scim` paths answer 404 (the publisher's listener)."""
@@ -131,6 +150,7 @@ def _base_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     if settings.metrics_token:
         app[METRICS_DIGEST] = token_digest(settings.metrics_token)
+    app.cleanup_ctx.append(_loop_lag)
     app.cleanup_ctx.append(_database)
     return app
 

@@ -63,6 +63,9 @@ class Authenticator:
         self.dsn = dsn
         self.ttl = ttl
         self._cache: dict[bytes, _Entry] = {}
+        # Bumped by every forget(): a lookup that started before an invalidation must not put
+        # its (possibly pre-revocation) row into the emptied cache.
+        self._generation = 0
         self._listening = False
         self._task: asyncio.Task[None] | None = None
 
@@ -78,6 +81,7 @@ class Authenticator:
                 await self._task
 
     def forget(self) -> None:
+        self._generation += 1
         self._cache.clear()
 
     def _listener_state(self, up: bool) -> None:
@@ -90,6 +94,7 @@ class Authenticator:
 
     # --- authentication --------------------------------------------------------------------
     async def _lookup(self, digest: bytes, cached: _Entry | None, now: float) -> _Entry:
+        generation = self._generation
         try:
             async with self.acquire() as conn:
                 row = await store.lookup_token(conn, digest)
@@ -105,7 +110,8 @@ class Authenticator:
             raise errors.Unauthorized("The bearer token is not valid", reason="invalid")
         touched = cached.touched_at if cached is not None else _touched_at(row, now)
         entry = _Entry(row, now, touched)
-        if self.ttl > 0 and row.revoked_at is None and row.scim_enabled:
+        fresh = generation == self._generation  # no invalidation while we looked it up
+        if fresh and self.ttl > 0 and row.revoked_at is None and row.scim_enabled:
             if len(self._cache) >= _MAX_ENTRIES:
                 self._cache.clear()
             self._cache[digest] = entry

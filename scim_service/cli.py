@@ -27,6 +27,7 @@ import msgspec
 from scim_service import errors, tenancy
 from scim_service.config import ConfigError, Settings, StartupError, load_settings
 from scim_service.logs import configure_logging, get_logger
+from scim_service.redact import mask_text
 from scim_service.store import migrate as migrations
 from scim_service.store.db import connect
 from scim_service.store.tenants import Org, TokenInfo
@@ -533,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"scim-service: {exc}", file=sys.stderr)
+        print(f"scim-service: {mask_text(str(exc))}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
     # The long-running commands report a fatal failure as a log line (JSON where logs are
@@ -542,16 +543,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args.func(args, settings))
     except ConfigError as exc:
-        print(f"scim-service: {exc}", file=sys.stderr)
+        print(f"scim-service: {mask_text(str(exc))}", file=sys.stderr)
         return 2
     except StartupError as exc:
-        _fatal(daemon, "startup_failed", str(exc))
+        _fatal(daemon, "startup_failed", mask_text(str(exc)))
         return 1
     except errors.ScimError as exc:
         _fatal(daemon, "command_failed", f"error: {exc.detail}")
         return 1
     except (OSError, asyncpg.PostgresError) as exc:
-        _fatal(daemon, "database_error", f"database error: {type(exc).__name__}: {exc}")
+        _fatal(
+            daemon, "database_error", f"database error: {type(exc).__name__}: {mask_text(str(exc))}"
+        )
         return 1
     except KeyboardInterrupt:
         return 130

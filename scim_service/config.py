@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from scim_service.redact import mask_url
+
 LogFormat = Literal["json", "console"]
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -215,11 +217,12 @@ def _parse_float(name: str, raw: str, problems: list[str], lo: float, hi: float)
 
 def _parse_http_url(name: str, raw: str, problems: list[str]) -> str | None:
     parts = urlsplit(raw.strip())
+    shown = mask_url(raw)  # never echo credentials (userinfo, query) back
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        problems.append(f"{name}={raw!r} must be an absolute http(s) URL")
+        problems.append(f"{name}={shown!r} must be an absolute http(s) URL")
         return None
     if parts.query or parts.fragment:
-        problems.append(f"{name}={raw!r} must not carry a query or fragment")
+        problems.append(f"{name}={shown!r} must not carry a query or fragment")
         return None
     return raw.strip().rstrip("/")
 
@@ -483,11 +486,9 @@ SECRET_FIELDS = frozenset(
 
 
 def mask_dsn(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    """A DSN with its password and query values (`?password=...`, `sslkey=...`) masked; the
+    account name stays (operators need it)."""
+    return mask_url(dsn, keep_user=True)
 
 
 def effective(settings: Settings) -> dict[str, object]:
@@ -502,15 +503,17 @@ def effective(settings: Settings) -> dict[str, object]:
                 value = "<set>" if value else None
         elif field.name == "database_url" and isinstance(value, str):
             value = mask_dsn(value)
+        elif isinstance(value, str) and "://" in value:
+            value = mask_url(value)  # webhook, NATS (every server), public URL, event source
         elif isinstance(value, Path):
             value = str(value)
         elif isinstance(value, tuple):
             value = list(value)
         out[field.name] = value
     out["database"] = "external" if settings.database_url else f"embedded ({settings.data_dir}/pg)"
-    out["public_url"] = settings.public_url
-    out["scim_base_url"] = settings.scim_base_url
-    out["event_source"] = settings.event_source
+    out["public_url"] = mask_url(settings.public_url)
+    out["scim_base_url"] = mask_url(settings.scim_base_url)
+    out["event_source"] = mask_url(settings.event_source)
     out["sinks"] = list(settings.sinks)
     out["org_concurrency"] = settings.org_concurrency
     out["token_burst"] = settings.token_burst if settings.token_rate_limit > 0 else None

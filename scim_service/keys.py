@@ -10,7 +10,7 @@ from scim_service.config import Settings
 from scim_service.events.publisher import Publisher
 from scim_service.fairness import Gate
 from scim_service.lifecycle import Lifecycle
-from scim_service.metrics import Metrics
+from scim_service.metrics import LoopLagMonitor, Metrics
 from scim_service.store.outbox import Emitter
 from scim_service.tenancy import Principal
 
@@ -26,6 +26,7 @@ EMITTER = web.AppKey("emitter", Emitter)
 PUBLISHER = web.AppKey("publisher", Publisher)
 METRICS = web.AppKey("metrics", Metrics)
 METRICS_DIGEST = web.AppKey("metrics_digest", bytes)
+LOOP_LAG = web.AppKey("loop_lag", LoopLagMonitor)
 # The app a separate metrics listener reports on.
 MAIN_APP = web.AppKey("main_app", web.Application)
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import structlog
 
+from scim_service.redact import redact_processor
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -37,11 +39,13 @@ def configure_logging(log_format: str = "json", level: str = "info", *, cache: b
     ]
     if log_format == "console":
         renderer: Any = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
-        processors = [*shared, renderer]
+        # Tracebacks formatted first (plain text) so the redaction sees them too.
+        processors = [*shared, structlog.processors.format_exc_info, redact_processor, renderer]
     else:
         processors = [
             *shared,
             structlog.processors.format_exc_info,
+            redact_processor,  # after format_exc_info: tracebacks are masked too
             structlog.processors.JSONRenderer(),
         ]
     structlog.configure(

@@ -8,6 +8,9 @@ between scrapes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -119,6 +122,13 @@ class Metrics:
         self.pool_in_use = Gauge(
             "scim_db_pool_connections_in_use", "Pool connections in use", registry=r
         )
+        self.loop_lag = Gauge(
+            "scim_event_loop_lag_seconds",
+            "Worst lateness of the event loop since the previous scrape (a 0.1 s timer "
+            "sampled): how long one request's computation kept every other request waiting",
+            registry=r,
+        )
+        self._lag_window = 0.0
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     # --- HTTP ------------------------------------------------------------------------------
@@ -140,6 +150,9 @@ class Metrics:
         latency.observe(seconds)
         if operation is not None:
             operation.inc()
+
+    def loop_lag_sample(self, seconds: float) -> None:
+        self._lag_window = max(self._lag_window, seconds)
 
     def auth_failure(self, reason: str) -> None:
         self.auth_failures.labels(reason).inc()
@@ -171,6 +184,8 @@ class Metrics:
         """The exposition. `acquire` (the app's fair-share gate) bounds the wait for the outbox
         query's connection: with the pool exhausted a scrape still answers, with the process's
         own counters (rejections included) and the outbox gauges' previous values."""
+        self.loop_lag.set(self._lag_window)  # the worst since the previous scrape
+        self._lag_window = 0.0
         if pool is not None:
             self.pool_size.set(pool.get_size())
             self.pool_in_use.set(pool.get_size() - pool.get_idle_size())
@@ -185,6 +200,44 @@ class Metrics:
                 self.outbox_oldest.labels(sink).set(s.oldest_age if s else 0)
                 self.outbox_dead.labels(sink).set(s.dead if s else 0)
         return generate_latest(self.registry)
+
+
+class LoopLagMonitor:
+    """Samples the event loop's lateness: sleeps `interval` seconds and records how much later
+    than asked it woke up (the time the loop spent running something else without yielding).
+    Owned by the app (app.cleanup_ctx): `start()` after the loop runs, `await stop()` at the end.
+    `worst` is the largest lateness seen since `reset()`; tests read it."""
+
+    def __init__(self, metrics: Metrics, interval: float = 0.1) -> None:
+        self.metrics = metrics
+        self.interval = interval
+        self.worst = 0.0
+        self.samples = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="metrics:loop-lag")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def reset(self) -> None:
+        self.worst = 0.0
+        self.samples = 0
+
+    async def _run(self) -> None:
+        clock = time.perf_counter
+        while True:
+            asked = clock() + self.interval
+            await asyncio.sleep(self.interval)
+            lag = max(0.0, clock() - asked)
+            self.samples += 1
+            self.worst = max(self.worst, lag)
+            self.metrics.loop_lag_sample(lag)
 
 
 # The classic text format (what generate_latest writes), which every Prometheus version reads.

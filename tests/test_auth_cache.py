@@ -8,10 +8,13 @@ from typing import Any
 
 import asyncpg
 import msgspec
+import pytest
 
 from scim_service import tenancy
 from scim_service.app import create_app
 from scim_service.config import Settings
+from scim_service.keys import AUTH
+from scim_service.store import tenants as store
 from tests.conftest import Tenant
 
 SPC = "/scim/v2/ServiceProviderConfig"
@@ -104,3 +107,43 @@ async def test_admin_revocation_applies_in_this_process_at_once(
         await client.delete(f"/admin/v1/tokens/{tenant.token_id}", headers=admin_headers)
     ).status == 200
     assert (await client.get(SPC, headers=tenant.headers)).status == 401
+
+
+async def test_a_lookup_racing_a_revocation_is_not_cached(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    db: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A token lookup that read the row before a revocation, and finishes after the revocation's
+    NOTIFY emptied the cache, must not put the pre-revocation row back: the next request is
+    401, not 200 for up to the cache TTL. Deterministic: the lookup is held after its read
+    until the invalidation has arrived."""
+    client = await cached_client(aiohttp_client, settings)
+    auth = client.app[AUTH]
+    read_done, release, forgotten = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    real_lookup, real_forget = store.lookup_token, auth.forget
+
+    async def held_lookup(conn: asyncpg.Connection, digest: bytes) -> Any:
+        row = await real_lookup(conn, digest)  # the active, pre-revocation row
+        read_done.set()
+        await release.wait()
+        return row
+
+    def forget() -> None:
+        real_forget()
+        forgotten.set()
+
+    monkeypatch.setattr(store, "lookup_token", held_lookup)
+    monkeypatch.setattr(auth, "forget", forget)
+    async with asyncio.timeout(10):
+        first = asyncio.create_task(client.get(SPC, headers=tenant.headers))
+        await read_done.wait()
+        await tenancy.revoke_token(db, tenant.token_id)  # its trigger NOTIFYs every cache
+        await forgotten.wait()
+        release.set()
+        assert (await first).status == 200  # it authenticated before the revocation
+    monkeypatch.setattr(store, "lookup_token", real_lookup)
+    resp = await client.get(SPC, headers=tenant.headers)
+    assert resp.status == 401, "the revoked token came back from the cache"

@@ -16,7 +16,7 @@ from scim_service import errors
 from scim_service.http.paths import canonical_route
 from scim_service.keys import ADMIN_DIGEST, AUTH, GATE, METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
 from scim_service.logs import get_logger
-from scim_service.store.db import as_unavailable
+from scim_service.store.db import DATA_ERRORS, as_unavailable, data_error
 from scim_service.tokens import matches_digest
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -99,6 +99,14 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         resp = await handler(request)
     except errors.ScimError as exc:
         resp = error_response(request, exc)
+    except DATA_ERRORS as exc:  # a value the database rejects, on any query path: 400
+        translated = data_error(exc)
+        if translated is None:
+            log.exception("unhandled_error", method=request.method, route=_route_template(request))
+            translated = errors.InternalError(f"Internal server error (request id {rid})")
+        else:
+            log.info("data_error", sqlstate=getattr(exc, "sqlstate", None))
+        resp = error_response(request, translated)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

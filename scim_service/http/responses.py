@@ -22,6 +22,13 @@ _encoder = msgspec.json.Encoder()
 _ACCEPTED_TYPES = ("application/scim+json", "application/json")
 
 
+def encode_in_worker(resource: Any) -> msgspec.Raw:
+    """A resource encoded now, for a list answer assembled later. Called in a worker thread
+    for big pages: each call holds the GIL only for one resource, so the event loop runs
+    between them, and the final encode of the page only copies these bytes."""
+    return msgspec.Raw(_encoder.encode(resource))
+
+
 def scim_json(
     body: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
@@ -55,8 +62,10 @@ async def read_json(request: web.Request, type_: type[T]) -> T:
         return msgspec.json.decode(raw, type=type_)
     except msgspec.ValidationError as exc:
         raise errors.InvalidValue(f"Invalid request body: {exc}") from exc
-    except msgspec.DecodeError as exc:
+    except msgspec.DecodeError as exc:  # malformed JSON, invalid UTF-8
         raise errors.InvalidSyntax(f"The request body is not valid JSON: {exc}") from exc
+    except RecursionError:  # msgspec's depth guard (about 1,000 levels here)
+        raise errors.InvalidSyntax("The request body is nested too deeply") from None
 
 
 async def read_scim_body(request: web.Request) -> Any:

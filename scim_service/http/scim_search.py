@@ -39,13 +39,13 @@ async def search_all(request: web.Request) -> web.Response:
             total, page = await users.search_users(
                 conn, sc, q, with_groups=not user_proj.excludes("groups")
             )
-            return total, [scim_users.render(request, u, user_proj) for u in page]
+            return total, await scim_users.render_page(request, page, user_proj)
 
         async def fetch_groups(q: ListQuery) -> tuple[int, list[dict[str, Any]]]:
             total, page = await groups.search_groups(
                 conn, sc, q, with_members=not group_proj.excludes("members")
             )
-            return total, [scim_groups.render(request, g, group_proj) for g in page]
+            return total, await scim_groups.render_page(request, page, group_proj)
 
         kinds = [(fetch_users, USER_SPEC), (fetch_groups, GROUP_SPEC)]
         resources: list[dict[str, Any]] = []

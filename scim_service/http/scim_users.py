@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -11,6 +12,7 @@ from aiohttp import web
 
 from scim_service.http.responses import (
     connection,
+    encode_in_worker,
     query_projection,
     read_scim_body,
     scim_json,
@@ -34,7 +36,33 @@ from scim_service.store.users import StoredUser, attach_groups
 UserWrite = Callable[[asyncpg.Connection, Scope, uuid.UUID, Any, str | None], Awaitable[StoredUser]]
 
 
+# A page of more users than this is rendered in a worker thread: a stored user can hold 800
+# multi-valued elements (see scim/limits.py), about 0.5 ms to render each.
+RENDER_IN_THREAD_USERS = 20
+
+
 def render(request: web.Request, user: StoredUser, projection: Projection) -> dict[str, Any]:
+    return _render(request.app[BASE_URL], user, projection)
+
+
+async def render_page(
+    request: web.Request, page: Sequence[StoredUser], projection: Projection
+) -> list[Any]:
+    """Users rendered for a list answer; in a worker thread when the page is big."""
+    base_url = request.app[BASE_URL]
+
+    def work() -> list[Any]:
+        return [_render(base_url, u, projection) for u in page]
+
+    def work_encoded() -> list[Any]:
+        return [encode_in_worker(_render(base_url, u, projection)) for u in page]
+
+    if len(page) > RENDER_IN_THREAD_USERS:
+        return await asyncio.to_thread(work_encoded)
+    return work()
+
+
+def _render(base_url: str, user: StoredUser, projection: Projection) -> dict[str, Any]:
     resource = user_resource(
         user_id=user.id,
         attrs=user.attrs,
@@ -44,7 +72,7 @@ def render(request: web.Request, user: StoredUser, projection: Projection) -> di
         created_at=user.created_at,
         updated_at=user.updated_at,
         groups=user.groups,
-        base_url=request.app[BASE_URL],
+        base_url=base_url,
     )
     return apply_projection(resource, projection)
 
@@ -122,5 +150,5 @@ async def search(request: web.Request, query: ListQuery, projection: Projection)
         total, page = await users.search_users(
             conn, scope(request), query, with_groups=not projection.excludes("groups")
         )
-    resources = [render(request, u, projection) for u in page]
+    resources = await render_page(request, page, projection)
     return scim_json(list_response(total, query.start_index, resources))

@@ -16,6 +16,7 @@ from scim_service import errors
 from scim_service.events import envelope as ev
 from scim_service.provisioning import tx
 from scim_service.provisioning.etags import check_if_match
+from scim_service.provisioning.patching import evaluate_patch
 from scim_service.provisioning.scope import Scope, numbers
 from scim_service.scim import schema as s
 from scim_service.scim.patch_members import plan_group_patch
@@ -97,8 +98,12 @@ def _new_attrs(body: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
 
 
 async def load_members(conn: asyncpg.Connection, group: StoredGroup) -> StoredGroup:
-    """Fill a group's members (user id, display) from the membership table."""
-    group.members = (await store.members_of(conn, [group.id]))[group.id]
+    """Fill a group's members (user id, display) from the membership table (in batches when
+    the group is big)."""
+    if group.member_count > store.MEMBERS_BATCH:
+        group.members = await store.members_of_group(conn, group.id)
+    else:
+        group.members = (await store.members_of(conn, [group.id]))[group.id]
     return group
 
 
@@ -168,7 +173,11 @@ async def patch_group(
     async def work() -> tuple[StoredGroup, GroupChange]:
         current = await store.lock_group(conn, scope.org_id, group_id)
         check_if_match(if_match, current.version)
-        attrs = plan.apply(current.attrs) if plan.operations else current.attrs
+        attrs = (
+            await evaluate_patch(s.GROUP_TYPE, current.attrs, plan.operations)
+            if plan.operations
+            else current.attrs
+        )
         change = _attr_change(current.attrs, attrs)
         added: list[uuid.UUID] = []
         removed: list[uuid.UUID] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -12,9 +12,10 @@ from scim_service import errors
 from scim_service.events import envelope as ev
 from scim_service.provisioning import tx
 from scim_service.provisioning.etags import check_if_match
+from scim_service.provisioning.patching import evaluate_patch
 from scim_service.provisioning.scope import Scope, numbers
 from scim_service.scim import schema as s
-from scim_service.scim.patch import apply_patch
+from scim_service.scim.patch import parse_operations
 from scim_service.scim.query import ListQuery
 from scim_service.scim.resource import body_id_of, check_required, normalize_resource
 from scim_service.store import groups as group_store
@@ -60,14 +61,14 @@ async def _update(
     scope: Scope,
     user_id: uuid.UUID,
     if_match: str | None,
-    new_attrs: Callable[[dict[str, Any]], dict[str, Any]],
+    new_attrs: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
 ) -> StoredUser:
     """Lock, check the precondition, compute the new attrs from the current ones, store."""
 
     async def work() -> StoredUser:
         current = await store.lock_user(conn, scope.org_id, user_id)
         check_if_match(if_match, current.version)
-        attrs = new_attrs(current.attrs)
+        attrs = await new_attrs(current.attrs)
         if attrs == current.attrs:
             return current  # nothing changed: same version, no event
         events = ev.user_changes(scope.org_id, user_id, current.attrs, attrs)
@@ -87,7 +88,7 @@ async def replace_user(
         raise errors.Mutability(f"id {body_id!r} in the body does not match the URL ({user_id})")
     attrs = _new_attrs(body)
 
-    def replace(current: dict[str, Any]) -> dict[str, Any]:
+    async def replace(current: dict[str, Any]) -> dict[str, Any]:
         # A PUT that says nothing about `active` keeps it (RFC 7644 §3.5.1: not asserted): a
         # profile update must never reactivate a deprovisioned user by omission. (A PATCH
         # starts from the current attributes, so only an explicit remove unassigns it.)
@@ -100,9 +101,12 @@ async def patch_user(
     conn: asyncpg.Connection, scope: Scope, user_id: uuid.UUID, body: Any, if_match: str | None
 ) -> StoredUser:
     """PATCH (RFC 7644 §3.5.2): all operations apply, or none (one transaction)."""
-    return await _update(
-        conn, scope, user_id, if_match, lambda current: apply_patch(s.USER_TYPE, current, body)
-    )
+    operations = parse_operations(body)  # the envelope and the operation count, before any I/O
+
+    def patched(current: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+        return evaluate_patch(s.USER_TYPE, current, operations)
+
+    return await _update(conn, scope, user_id, if_match, patched)
 
 
 async def delete_user(

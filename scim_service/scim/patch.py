@@ -61,6 +61,8 @@ from scim_service.scim.evaluate import (
     resolve_sub,
 )
 from scim_service.scim.filter import And, Compare, Expr, Not, Or, Present, parse_patch_path
+from scim_service.scim.limits import MAX_OPERATIONS as MAX_OPERATIONS
+from scim_service.scim.limits import check_object, check_operations
 from scim_service.scim.resource import (
     SERVER_OWNED,
     check_required,
@@ -69,7 +71,6 @@ from scim_service.scim.resource import (
     normalize_value,
 )
 
-MAX_OPERATIONS = 1000
 OpName = Literal["add", "remove", "replace"]
 _OPS: dict[str, OpName] = {"add": "add", "remove": "remove", "replace": "replace"}
 
@@ -117,9 +118,13 @@ def parse_operations(body: Any) -> list[Operation]:
     raw = member(body, "operations")
     if not isinstance(raw, list) or not raw:
         raise InvalidSyntax("The PATCH body needs 'Operations', an array of one or more operations")
-    if len(raw) > MAX_OPERATIONS:
-        raise InvalidValue(f"At most {MAX_OPERATIONS} operations are accepted in one PATCH")
-    return [_operation(n, item) for n, item in enumerate(raw)]
+    check_operations(len(raw))  # before decoding any of them
+    operations = [_operation(n, item) for n, item in enumerate(raw)]
+    # A path-less add/replace is one operation per attribute it sets (each key is resolved).
+    check_operations(
+        sum(len(o.value) if o.path is None and isinstance(o.value, dict) else 1 for o in operations)
+    )
+    return operations
 
 
 def _operation(n: int, raw: Any) -> Operation:
@@ -467,6 +472,7 @@ def _apply_object(rtype: s.ResourceType, op: OpName, value: Any, result: dict[st
             f"Without a path, the value of {op} must be an object of attributes, "
             f"got {json_type(value)}"
         )
+    check_object(f"The value of {op}", value)
     for key, raw in value.items():
         if not isinstance(key, str) or key.lower() in SERVER_OWNED:
             continue  # Okta sends the id with a group's new displayName

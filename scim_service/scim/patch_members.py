@@ -32,6 +32,7 @@ from msgspec import UNSET
 from scim_service.errors import InvalidPath, InvalidValue, Mutability, ScimError
 from scim_service.scim import schema as s
 from scim_service.scim.filter import Compare, Expr, Or, PatchPath, parse_patch_path
+from scim_service.scim.limits import check_values
 from scim_service.scim.patch import (
     Operation,
     apply_operations,
@@ -82,6 +83,7 @@ def plan_group_patch(body: Any) -> GroupPatchPlan:
                 rest.append(operation)
         except ScimError as exc:
             raise type(exc)(f"Operations[{operation.index}]: {exc.detail}") from None
+    check_values("members", sum(len(m.ids) for m in members), members=True)
     return GroupPatchPlan(tuple(rest), tuple(members))
 
 

@@ -96,7 +96,7 @@ def query_from_search_body(body: Any) -> ListQuery:
     return build_query(lowered)
 
 
-def list_response(total: int, start_index: int, resources: list[dict[str, Any]]) -> dict[str, Any]:
+def list_response(total: int, start_index: int, resources: list[Any]) -> dict[str, Any]:
     return {
         "schemas": [s.LIST_RESPONSE],
         "totalResults": total,

@@ -19,6 +19,7 @@ from typing import Any
 from scim_service.errors import InvalidValue
 from scim_service.scim import schema as s
 from scim_service.scim.evaluate import parse_datetime
+from scim_service.scim.limits import check_object, check_values
 
 # Longest string accepted in an indexed column (userName, externalId, displayName, email
 # values): far below PostgreSQL's btree row limit. Any other string: MAX_STRING.
@@ -118,6 +119,7 @@ def normalize_value(attr: s.Attr, value: Any, path: str) -> Any:
     if attr.multi_valued:
         if not isinstance(value, list):
             raise _invalid(path, f"expected an array, got {_type_name(value)}")
+        check_values(path, len(value), members=attr.name == "members")
         items: list[Any] = []
         for i, item in enumerate(value):
             if item is None or item == "":
@@ -148,6 +150,7 @@ def normalize_resource(rtype: s.ResourceType, body: Any) -> dict[str, Any]:
     """A POST/PUT body → stored attrs. Required attributes are checked by `check_required`."""
     if not isinstance(body, dict):
         raise InvalidValue(f"The request body must be a JSON object, got {_type_name(body)}")
+    check_object("The resource", body)
     out: dict[str, Any] = {}
     for key, raw in body.items():
         if not isinstance(key, str) or key.lower() in SERVER_OWNED:
@@ -158,6 +161,7 @@ def normalize_resource(rtype: s.ResourceType, body: Any) -> dict[str, Any]:
                 continue
             if not isinstance(raw, dict):
                 raise _invalid(ext.id, f"expected an object, got {_type_name(raw)}")
+            check_object(ext.id, raw)
             for sub_key, sub_raw in raw.items():
                 if not isinstance(sub_key, str):
                     continue

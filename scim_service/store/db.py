@@ -163,6 +163,40 @@ def register_foreign_key(name: str, detail: str) -> None:
     FOREIGN_KEYS[name] = detail
 
 
+# SQLSTATE class 22 (data exception) and 54 (program limit exceeded): the value a client sent
+# cannot be stored or compared. Details never quote the value or the driver's message.
+_BAD_CHARACTER = (
+    "A value contains a character that cannot be stored or compared (such as NUL, \\u0000)"
+)
+_OUT_OF_RANGE = "A value is out of range for its attribute"
+_DATA_ERRORS: tuple[tuple[type[Exception], str], ...] = (
+    (asyncpg.CharacterNotInRepertoireError, _BAD_CHARACTER),
+    (asyncpg.UntranslatableCharacterError, _BAD_CHARACTER),
+    (asyncpg.DatetimeFieldOverflowError, _OUT_OF_RANGE),
+    (asyncpg.NumericValueOutOfRangeError, _OUT_OF_RANGE),
+    (asyncpg.InvalidDatetimeFormatError, "A value is not a valid date-time"),
+    (asyncpg.InvalidTextRepresentationError, "A value is not valid for its type"),
+    (asyncpg.ProgramLimitExceededError, "A value is too large to be stored or indexed"),
+)
+# asyncpg's client-side DataError (an argument it cannot encode, e.g. an int beyond int4) is
+# an InterfaceError + ValueError not exported at the top level.
+_ClientDataError: type[Exception] = asyncpg.exceptions._base.DataError
+DATA_ERRORS = (asyncpg.DataError, asyncpg.ProgramLimitExceededError, _ClientDataError)
+
+
+def data_error(exc: Exception) -> errors.ScimError | None:
+    """The 400 for a database data error (SQLSTATE class 22 or 54, or a parameter the driver
+    could not encode), on any query path; None for any other exception. The one translation
+    of these classes: `translate_errors` uses it, and so does the HTTP middleware for every
+    query that runs outside a `translate_errors` block (filters, admin writes)."""
+    if not isinstance(exc, DATA_ERRORS):
+        return None
+    for cls, detail in _DATA_ERRORS:
+        if isinstance(exc, cls):
+            return errors.InvalidValue(detail)
+    return errors.InvalidValue("A value is not valid for its attribute")
+
+
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
     """Turn asyncpg errors into ScimError subclasses, by SQLSTATE and constraint name."""
@@ -178,9 +212,12 @@ def translate_errors() -> Iterator[None]:
         if detail is None:
             raise
         raise errors.InvalidValue(detail) from exc
-    except asyncpg.DataError as exc:
-        # SQLSTATE class 22 (bad value that slipped past validation, e.g. an out-of-range int).
-        raise errors.InvalidValue("A value is not valid for its attribute") from exc
+    except DATA_ERRORS as exc:
+        # SQLSTATE class 22/54 (a bad value that slipped past validation, e.g. a NUL).
+        translated = data_error(exc)
+        if translated is None:
+            raise
+        raise translated from exc
     except (asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
         raise errors.Unavailable("The database is not accepting connections; retry later") from exc
     except Exception as exc:

@@ -472,7 +472,38 @@ async def search_page(
         limit = ""
     else:
         limit = f" LIMIT {params.add(query.count)}"
-    rows = await conn.fetch(
-        f"SELECT {spec.select} {frm} ORDER BY {order}{limit} OFFSET {off}", *params.values
-    )
-    return total, list(rows)
+    sql = f"SELECT {spec.select} {frm} ORDER BY {order}{limit} OFFSET {off}"
+    if min(query.count, total - query.offset) > PAGE_BATCH_ABOVE:
+        return total, await _fetch_batched(conn, sql, params.values)
+    return total, list(await conn.fetch(sql, *params.values))
+
+
+# Pages of more rows than PAGE_BATCH_ABOVE are read through a cursor, PAGE_BATCH rows per
+# round trip: the driver decodes each batch's jsonb on the event loop, and a batch of users
+# at every cap (scim/limits.py, about 40 KB each) then costs a few milliseconds, where a
+# whole 1,000-row page of them would hold the loop for hundreds. Default pages (100) and
+# smaller are one statement, as before.
+PAGE_BATCH_ABOVE = 100
+PAGE_BATCH = 50
+
+
+async def _fetch_batched(
+    conn: asyncpg.Connection, sql: str, values: list[Any]
+) -> list[asyncpg.Record]:
+    """All rows of `sql` through a cursor (one snapshot), PAGE_BATCH at a time."""
+    out: list[asyncpg.Record] = []
+
+    async def read() -> None:
+        cursor = await conn.cursor(sql, *values)
+        while True:
+            rows = await cursor.fetch(PAGE_BATCH)
+            out.extend(rows)
+            if len(rows) < PAGE_BATCH:
+                return
+
+    if conn.is_in_transaction():
+        await read()
+    else:
+        async with conn.transaction(readonly=True):  # a cursor lives in a transaction
+            await read()
+    return out

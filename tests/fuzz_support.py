@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -148,7 +149,7 @@ class Live:
         self, method: str, path: str, *, body: Any = None, params: dict[str, str] | None = None
     ) -> requests.Response:
         headers = {**self.headers(path), "Content-Type": "application/scim+json"}
-        data = None if body is None else json.dumps(body).encode()
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         return self.session.request(
             method,
             self.base + path,
@@ -342,8 +343,9 @@ def check_answer(
     assert leaked is None, f"internals in the body ({leaked.group(0)!r}):\n{shown}{text[:800]}"
     if status >= 500:
         exceptions = live.exceptions_of(request_id) if request_id else []
+        decoded = urllib.parse.unquote_plus(request_text)
         for bug in KNOWN_5XX:
-            if set(exceptions) & set(bug.exceptions) and bug.applies(method, path, request_text):
+            if set(exceptions) & set(bug.exceptions) and bug.applies(method, path, decoded):
                 live.tally.known[bug.name] += 1
                 _check_error_body(status, content_type, text, shown, path)
                 return bug.name

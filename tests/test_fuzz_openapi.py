@@ -2,7 +2,7 @@
 
 For each operation of `scim_service/openapi.json`, schemathesis generates requests that fit the
 document (positive) and requests that break it (negative: wrong types, missing required
-members, out-of-range values), SCIM_FUZZ_EXAMPLES each (default 100: about 4,000 requests in
+members, out-of-range values), SCIM_FUZZ_EXAMPLES each (default 150: about 5,000 requests in
 all, a couple of minutes here). Path parameters are often replaced by ids that exist (seed
 users and groups, the organizations and their tokens), so writes reach the database instead
 of stopping at 404. Every answer must pass `fuzz_support.check_answer` (no 5xx but the known
@@ -44,7 +44,7 @@ CONFORMANCE = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-EXAMPLES = examples(100)
+EXAMPLES = examples(150)
 
 
 @pytest.fixture(name="summary", scope="module", autouse=True)

@@ -365,6 +365,12 @@ def _ok(code: str, name: str | None, description: str, *, scim: bool) -> dict[st
     return {code: answer}
 
 
+def _linked(ok: dict[str, Any], links: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI links (§4.8.20): how the answer's id feeds the next operations."""
+    [(code, answer)] = ok.items()
+    return {code: {**answer, "links": links}}
+
+
 def _param(name: str, where: str, description: str, **schema: Any) -> dict[str, Any]:
     return {
         "name": name,
@@ -434,7 +440,16 @@ def _resource_ops(kind: str, endpoint: str) -> dict[str, dict[str, Any]]:
         ),
         f"POST {coll}": _op(
             f"Create a {kind} (RFC 7644 §3.3)",
-            _ok("201", kind, f"The created {kind}, with Location and ETag", scim=True),
+            _linked(
+                _ok("201", kind, f"The created {kind}, with Location and ETag", scim=True),
+                {
+                    f"{verb}{kind}": {
+                        "operationId": f"{verb}{kind}",
+                        "parameters": {"id": "$response.body#/id"},
+                    }
+                    for verb in ("get", "replace", "patch", "delete")
+                },
+            ),
             tag=tag,
             op_id=f"create{kind}",
             params=_PROJECTION,
@@ -564,7 +579,13 @@ def _admin_ops() -> dict[str, dict[str, Any]]:
     return {
         f"POST {ADMIN}/orgs": admin(
             "Create an organization",
-            ok("201", "Org", "The organization"),
+            _linked(
+                ok("201", "Org", "The organization"),
+                {
+                    name: {"operationId": name, "parameters": {"org_id": "$response.body#/id"}}
+                    for name in ("getOrg", "disableScim", "enableScim", "createToken", "listTokens")
+                },
+            ),
             "createOrg",
             body=_request("CreateOrg"),
             errors=("409",),
@@ -595,7 +616,15 @@ def _admin_ops() -> dict[str, dict[str, Any]]:
         ),
         f"POST {ADMIN}/orgs/{{org_id}}/tokens": admin(
             "Create a SCIM token (shown once, in this answer only)",
-            ok("201", "CreatedToken", "The token, the SCIM base URL and the token's info"),
+            _linked(
+                ok("201", "CreatedToken", "The token, the SCIM base URL and the token's info"),
+                {
+                    "revokeToken": {
+                        "operationId": "revokeToken",
+                        "parameters": {"token_id": "$response.body#/info/id"},
+                    }
+                },
+            ),
             "createToken",
             params=[org],
             body=_request("CreateToken", required=False),

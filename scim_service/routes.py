@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scim_service.http import admin, discovery, health, scim_groups, scim_search, scim_users
+from scim_service.http import (
+    admin,
+    discovery,
+    health,
+    openapi,
+    scim_groups,
+    scim_search,
+    scim_users,
+)
 from scim_service.http import metrics as metrics_handler
 
 SCIM = "/scim/v2"
@@ -21,6 +29,7 @@ def setup_health_routes(app: web.Application, *, metrics: bool) -> None:
 def setup_routes(app: web.Application, *, metrics: bool = True) -> None:
     setup_health_routes(app, metrics=metrics)
     r = app.router
+    r.add_get("/openapi.json", openapi.document)  # unauthenticated, like /healthz
 
     r.add_get(f"{SCIM}/ServiceProviderConfig", discovery.service_provider_config)
     r.add_get(f"{SCIM}/ResourceTypes", discovery.resource_types)

@@ -42,11 +42,22 @@ def _route_template(request: web.Request) -> str:
     return resource.canonical if resource is not None else "<unmatched>"
 
 
+def _error_body(err: errors.ScimError) -> bytes:
+    body = err.to_body()
+    try:
+        return msgspec.json.encode(body)
+    except UnicodeEncodeError:
+        # The detail echoes request bytes that are not UTF-8 (aiohttp decodes headers with
+        # surrogateescape, e.g. an If-Match of raw Latin-1): show them escaped, never fail.
+        body["detail"] = body["detail"].encode("utf-8", "backslashreplace").decode("utf-8")
+        return msgspec.json.encode(body)
+
+
 def error_response(request: web.Request, err: errors.ScimError) -> web.Response:
     is_scim = request.path.startswith("/scim")
     resp = web.Response(
         status=err.status,
-        body=msgspec.json.encode(err.to_body()),
+        body=_error_body(err),
         content_type=SCIM_CONTENT_TYPE if is_scim else "application/json",
     )
     if isinstance(err, errors.Unauthorized):

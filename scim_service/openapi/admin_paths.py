@@ -1,0 +1,193 @@
+"""The admin API's operations, and the unauthenticated ones (health, metrics, this document)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scim_service.openapi.bodies import ADMIN, JSON, ref
+from scim_service.openapi.helpers import linked, ok, op, param, request_body
+
+
+def admin_ops() -> dict[str, dict[str, Any]]:
+    org = param("org_id", "path", "The organization id (a UUID)")
+
+    def admin(
+        summary: str,
+        ok: dict[str, Any],
+        op_id: str,
+        *,
+        params: list[dict[str, Any]] | None = None,
+        body: dict[str, Any] | None = None,
+        errors: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        return op(
+            summary,
+            ok,
+            tag="Admin",
+            op_id=op_id,
+            scim=False,
+            params=params,
+            body=body,
+            errors=errors,
+        )
+
+    def answer(code: str, name: str, description: str) -> dict[str, Any]:
+        return ok(code, name, description, scim=False)
+
+    return {
+        f"POST {ADMIN}/orgs": admin(
+            "Create an organization",
+            linked(
+                answer("201", "Org", "The organization"),
+                {
+                    name: {"operationId": name, "parameters": {"org_id": "$response.body#/id"}}
+                    for name in ("getOrg", "disableScim", "enableScim", "createToken", "listTokens")
+                },
+            ),
+            "createOrg",
+            body=request_body("CreateOrg"),
+            errors=("409",),
+        ),
+        f"GET {ADMIN}/orgs": admin(
+            "List organizations", answer("200", "OrgList", "Every organization"), "listOrgs"
+        ),
+        f"GET {ADMIN}/orgs/{{org_id}}": admin(
+            "One organization",
+            answer("200", "Org", "The organization"),
+            "getOrg",
+            params=[org],
+            errors=("404",),
+        ),
+        f"POST {ADMIN}/orgs/{{org_id}}/scim/enable": admin(
+            "Switch SCIM provisioning on for an organization",
+            answer("200", "Org", "The organization"),
+            "enableScim",
+            params=[org],
+            errors=("404",),
+        ),
+        f"POST {ADMIN}/orgs/{{org_id}}/scim/disable": admin(
+            "Switch SCIM provisioning off (tokens are kept; SCIM answers 403)",
+            answer("200", "Org", "The organization"),
+            "disableScim",
+            params=[org],
+            errors=("404",),
+        ),
+        f"POST {ADMIN}/orgs/{{org_id}}/tokens": admin(
+            "Create a SCIM token (shown once, in this answer only)",
+            linked(
+                answer("201", "CreatedToken", "The token, the SCIM base URL and the token's info"),
+                {
+                    "revokeToken": {
+                        "operationId": "revokeToken",
+                        "parameters": {"token_id": "$response.body#/info/id"},
+                    }
+                },
+            ),
+            "createToken",
+            params=[org],
+            body=request_body("CreateToken", required=False),
+            errors=("404",),
+        ),
+        f"GET {ADMIN}/orgs/{{org_id}}/tokens": admin(
+            "List an organization's tokens (never the tokens themselves)",
+            answer("200", "TokenList", "The tokens"),
+            "listTokens",
+            params=[org],
+            errors=("404",),
+        ),
+        f"DELETE {ADMIN}/tokens/{{token_id}}": admin(
+            "Revoke a token (at once, on every replica)",
+            answer("200", "TokenInfo", "The revoked token's info"),
+            "revokeToken",
+            params=[param("token_id", "path", "The token id (a UUID)")],
+            errors=("404",),
+        ),
+        f"POST {ADMIN}/orgs/{{org_id}}/users/{{user_id}}/setup-complete": admin(
+            "The user finished account setup (created their master key)",
+            answer("200", "User", "The user, SCIM representation"),
+            "completeUserSetup",
+            params=[org, param("user_id", "path", "The user id (a UUID)")],
+            errors=("404",),
+        ),
+        f"GET {ADMIN}/events/stats": admin(
+            "Outbox backlog per sink", answer("200", "EventStats", "Per sink"), "eventStats"
+        ),
+        f"GET {ADMIN}/events/dead-letters": admin(
+            "Dead-lettered events with their last error",
+            answer("200", "DeadLetters", "At most 500 events"),
+            "listDeadLetters",
+            params=[param("sink", "query", "Only this sink")],
+        ),
+        f"POST {ADMIN}/events/dead-letters/retry": admin(
+            "Give dead-lettered events a fresh set of attempts",
+            answer("200", "Retried", "The ids queued again"),
+            "retryDeadLetters",
+            body=request_body("RetryRequest", required=False),
+        ),
+        f"POST {ADMIN}/events/replay": admin(
+            "Re-send delivered events (same ids) from a time or an event",
+            answer("200", "Queued", "How many deliveries were queued"),
+            "replayEvents",
+            body=request_body("ReplayRequest"),
+            errors=("404",),
+        ),
+        f"GET {ADMIN}/events/signing-key": admin(
+            "The Ed25519 public key for v1a webhook signatures",
+            answer("200", "SigningKey", "The whpk_ public key"),
+            "signingKey",
+            errors=("404",),
+        ),
+    }
+
+
+def plain_ops() -> dict[str, dict[str, Any]]:
+    def probe(summary: str, op_id: str, *, ready: bool = False) -> dict[str, Any]:
+        answers: dict[str, Any] = {
+            "200": {"description": "OK", "content": {JSON: {"schema": ref("Health")}}}
+        }
+        if ready:
+            answers["503"] = {
+                "description": "Not ready (draining, database unreachable, migrations pending)",
+                "content": {JSON: {"schema": ref("Health")}},
+            }
+        return {
+            "tags": ["Health"],
+            "summary": summary,
+            "operationId": op_id,
+            "security": [],
+            "responses": answers,
+        }
+
+    return {
+        "GET /healthz": probe("Liveness: the process and its event loop answer", "healthz"),
+        "GET /readyz": probe(
+            "Readiness: database reachable, migrations current, not draining",
+            "readyz",
+            ready=True,
+        ),
+        "GET /metrics": {
+            "tags": ["Health"],
+            "summary": "Prometheus metrics (bearer SCIM_METRICS_TOKEN when set)",
+            "operationId": "metrics",
+            "security": [{}, {"metricsBearerAuth": []}],
+            "responses": {
+                "200": {
+                    "description": "Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                "401": {"description": "SCIM_METRICS_TOKEN is set and was not sent"},
+            },
+        },
+        "GET /openapi.json": {
+            "tags": ["Health"],
+            "summary": "This document",
+            "operationId": "openapi",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "OpenAPI 3.1",
+                    "content": {JSON: {"schema": {"type": "object"}}},
+                }
+            },
+        },
+    }

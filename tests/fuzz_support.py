@@ -63,12 +63,12 @@ def examples(default: int) -> int:
     return max(1, int(raw)) if raw else default
 
 
-# --- the known 5xx classes, fixed on other branches ------------------------------------------
+# --- known 5xx classes ----------------------------------------------------------------------
 #
 # Each entry: a name, the exception type(s) the server logs for it, and a test of the request.
-# A 5xx is excused only when both match; any other 5xx fails the fuzz tests. Remove an entry
-# once its fix is merged (the tests in test_fuzz_scim.py marked xfail(strict=True) then XPASS
-# and fail, naming the entry to remove).
+# A 5xx is excused only when both match; any other 5xx fails the fuzz tests. Empty: the classes
+# issue 12 listed (NUL and out-of-range values in filters, deep JSON, NUL in admin bodies) are
+# all 400s now, and test_fuzz_scim.py keeps a reproduction of each.
 
 
 @dataclass(frozen=True)
@@ -78,32 +78,7 @@ class KnownBug:
     applies: Callable[[str, str, str], bool]  # (method, path, request text) -> bool
 
 
-def _has_nul(text: str) -> bool:
-    return "\\u0000" in text or "\x00" in text or "%00" in text
-
-
-KNOWN_5XX: tuple[KnownBug, ...] = (
-    KnownBug(
-        "issue 12: NUL (\\u0000) in a filter value (CharacterNotInRepertoireError)",
-        ("CharacterNotInRepertoireError", "UntranslatableCharacterError"),
-        lambda method, path, text: _has_nul(text) and ("filter" in text.lower()),
-    ),
-    KnownBug(
-        "issue 12: out-of-range dateTime in a filter (DataError)",
-        ("DatetimeFieldOverflowError", "DataError", "InvalidDatetimeFormatError", "OverflowError"),
-        lambda method, path, text: "filter" in text.lower(),
-    ),
-    KnownBug(
-        "issue 12: JSON body nested ~1,000 deep (RecursionError from the decoder)",
-        ("RecursionError",),
-        lambda method, path, text: text.count("[") + text.count("{") > 500,
-    ),
-    KnownBug(
-        "issue 12: NUL in a token description on the admin API (CharacterNotInRepertoireError)",
-        ("CharacterNotInRepertoireError", "UntranslatableCharacterError"),
-        lambda method, path, text: path.startswith("/admin/") and _has_nul(text),
-    ),
-)
+KNOWN_5XX: tuple[KnownBug, ...] = ()
 
 
 @dataclass

@@ -9,9 +9,8 @@ unicode (NUL, lone surrogates escaped in JSON, right-to-left marks, emoji), huge
 numbers, dates in and far out of range, booleans and null. Some inputs are then mangled (a
 character dropped, inserted or swapped) so the error paths of the parser run too.
 
-Every answer must pass `fuzz_support.check_answer`. The known 5xx of issue 12 (fixed on other
-branches) are excused by exception type and input (fuzz_support.KNOWN_5XX); the
-reproductions at the end are xfail(strict=True) until those fixes are merged.
+Every answer must pass `fuzz_support.check_answer` (no 5xx at all: `KNOWN_5XX` is empty); the
+reproductions at the end keep each of issue 12's former 500s a 400.
 """
 
 from __future__ import annotations
@@ -350,11 +349,6 @@ KNOWN = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 known 500, fixed by its 'limits' part: once merged, drop this mark and "
-    "its fuzz_support.KNOWN_5XX entry",
-)
 @pytest.mark.parametrize(("method", "path", "params", "body"), KNOWN)
 def test_known_500_is_a_400(
     live: Live, method: str, path: str, params: dict[str, str] | None, body: Any

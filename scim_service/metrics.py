@@ -112,6 +112,13 @@ class Metrics:
             ["sink"],
             registry=r,
         )
+        self.outbox_unconfigured = Gauge(
+            "scim_outbox_unconfigured_sink_events",
+            "Events (pending and dead) queued for a sink this process is not configured with: "
+            "a sink removed from the settings; hand them on or discard them (events orphans)",
+            ["sink"],
+            registry=r,
+        )
         self.outbox_dead = Gauge(
             "scim_outbox_dead_letters",
             "Dead-lettered events waiting for an operator",
@@ -199,6 +206,8 @@ class Metrics:
                 self.outbox_pending.labels(sink).set(s.pending if s else 0)
                 self.outbox_oldest.labels(sink).set(s.oldest_age if s else 0)
                 self.outbox_dead.labels(sink).set(s.dead if s else 0)
+                orphaned = (s.pending + s.dead) if s is not None and sink not in sinks else 0
+                self.outbox_unconfigured.labels(sink).set(orphaned)
         return generate_latest(self.registry)
 
 

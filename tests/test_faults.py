@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -320,6 +321,7 @@ async def test_publisher_killed_repeatedly_mid_batch(cluster: Cluster) -> None:
     ledger = await run_load(cluster, serve, 22, faults)
     f = await cluster.verdict(ledger, Figures("publisher_kill9_x5"))
     f.extra["kills_with_leases_in_flight"] = mid_batch
+    _save(f)
     assert_guarantees(f)
     assert mid_batch >= 3, f"the victim was rarely killed mid-delivery: {mid_batch}/5"
 
@@ -357,8 +359,62 @@ async def test_database_restarts(cluster: Cluster) -> None:
     ledger = await run_load(cluster, serve, 22, faults)
     f = await cluster.verdict(ledger, Figures("postgres_restart_fast_immediate"))
     f.extra["api_ready_again_seconds"] = back_after
+    _save(f)
     assert_guarantees(f)
     assert all(s < 15 for s in back_after), back_after
+
+
+async def test_database_down_for_ten_seconds(cluster: Cluster) -> None:
+    """PostgreSQL is stopped for 10 s under load. Meanwhile: `/readyz` says 503; writes answer a
+    SCIM 503 with Retry-After within a second (IdPs retry on it), never a 500 or a hang; a
+    token cached before the outage still serves discovery, which needs no database. After it:
+    everything recovers by itself, nothing acknowledged is lost."""
+    serve = cluster.service("serve", "serve", SCIM_AUTH_CACHE_SECONDS="30")
+    serve.spawn()
+    await serve.ready()
+    probes: dict[str, Any] = {}
+    headers = {"Authorization": f"Bearer {cluster.token}"}
+
+    async def probe(session: aiohttp.ClientSession) -> None:
+        began = time.monotonic()
+        async with session.get(f"{serve.base}/readyz") as resp:
+            probes["readyz"] = resp.status
+        async with session.get(
+            f"{serve.base}/scim/v2/ServiceProviderConfig", headers=headers
+        ) as resp:
+            probes["discovery"] = resp.status
+        async with session.post(
+            f"{serve.base}/scim/v2/Users", json={"userName": "during@x.com"}, headers=headers
+        ) as resp:
+            probes["write"] = (resp.status, resp.headers.get("Retry-After"), await resp.json())
+        probes["seconds"] = round(time.monotonic() - began, 3)
+
+    async def faults() -> None:
+        await asyncio.sleep(4)
+        await asyncio.to_thread(cluster.pg.stop, "fast")
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            await asyncio.sleep(1)
+            await probe(session)
+        await asyncio.sleep(9 - probes["seconds"])
+        began = time.monotonic()
+        await asyncio.to_thread(cluster.pg.start)
+        await serve.ready(timeout=30)
+        probes["ready_again_seconds"] = round(time.monotonic() - began, 2)
+        cluster.fault_end = time.monotonic()
+
+    ledger = await run_load(cluster, serve, 22, faults)
+    f = await cluster.verdict(ledger, Figures("postgres_down_10s"))
+    f.extra["probes_during_outage"] = {k: v for k, v in probes.items() if k != "write"}
+    _save(f)
+    assert_guarantees(f)
+    assert probes["readyz"] == 503
+    assert probes["discovery"] == 200, "a cached token serves requests that need no database"
+    status, retry_after, body = probes["write"]
+    assert status == 503 and retry_after is not None and int(retry_after) >= 1
+    assert body["status"] == "503" and "retry" in body["detail"].lower()
+    assert probes["seconds"] < 5, "answers during the outage are prompt, not hangs"
+    assert f.http_503 > 0
+    assert probes["ready_again_seconds"] < 10
 
 
 # --- 4. the webhook fails, then refuses connections, then recovers -------------------------------

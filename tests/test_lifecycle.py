@@ -252,3 +252,21 @@ def test_config_check_masks_secrets() -> None:
     assert values["admin_token"] == "<set>"
     assert values["sinks"] == ["webhook"]
     assert values["scim_base_url"] == "http://127.0.0.1:8080/scim/v2"
+
+
+async def test_a_port_in_use_is_named_before_anything_starts(database_url: str) -> None:
+    """The listening socket is bound first: a port already taken is reported as such (not as a
+    database error), before migrations, the publisher or any connection."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = await start(service_env(DATABASE_URL=database_url, SCIM_PORT=str(port)))
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    lines = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    assert proc.returncode == 1, lines
+    [fatal] = [line for line in lines if line["level"] == "error"]
+    assert fatal["event"] == "startup_failed"
+    assert f"cannot listen on 127.0.0.1:{port}" in fatal["message"]
+    assert "database" not in fatal["message"]
+    assert not any(line["event"] in ("publisher_started", "migration_applied") for line in lines)

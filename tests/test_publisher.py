@@ -572,3 +572,159 @@ async def test_publisher_killed_mid_delivery_redelivers_same_id(
         receiver.received[0]["headers"]["webhook-id"]
         == receiver.accepted[-1]["headers"]["webhook-id"]
     )
+
+
+# --- issue 11: no transaction across the network, leases, orphaned sinks --------------------------
+
+
+async def _idle_timeout_1s(db: asyncpg.Connection) -> None:
+    """What many managed databases set: a transaction idle for 1 s is ended by the server."""
+    name = await db.fetchval("SELECT current_database()")
+    await db.execute(f"ALTER DATABASE \"{name}\" SET idle_in_transaction_session_timeout = '1s'")
+
+
+async def test_slow_receiver_under_an_idle_transaction_timeout_gets_the_event_once(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    receiver: Receiver,
+    db: asyncpg.Connection,
+) -> None:
+    """The reproduction of issue 11: idle_in_transaction_session_timeout=1s and a receiver that
+    answers 200 after 1.5 s. No transaction is open while the publisher waits for the receiver,
+    so the event is delivered once, recorded, and the user's next event follows."""
+    await _idle_timeout_1s(db)
+
+    async def slow(entry: dict[str, Any]) -> int:
+        await asyncio.sleep(1.5)
+        return 200
+
+    receiver.respond = slow
+    client = await aiohttp_client(create_app(publisher_settings(settings, receiver)))
+    uid = await make_user(client, tenant, "slow@example.com")
+    await retitle(client, tenant, uid, "second")
+    await until(lambda: receiver.versions().get(uid) == [1, 2], timeout=20, what="both events")
+    await until(lambda: _empty(db), what="outbox drained")
+    assert len(receiver.received) == 2, "each event delivered exactly once"
+
+
+async def test_slow_failing_receiver_counts_attempts_and_dead_letters(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    receiver: Receiver,
+    db: asyncpg.Connection,
+) -> None:
+    """The same database timeout, a receiver that answers 500 after 1.5 s every time: each
+    attempt is counted and the event is dead-lettered after the maximum, not retried for ever."""
+    await _idle_timeout_1s(db)
+
+    async def slow_fail(entry: dict[str, Any]) -> int:
+        await asyncio.sleep(1.5)
+        return 500
+
+    receiver.respond = slow_fail
+    client = await aiohttp_client(
+        create_app(publisher_settings(settings, receiver, events_max_attempts=3))
+    )
+    await make_user(client, tenant, "doomed@example.com")
+    await until(lambda: _dead(db, 1), timeout=30, what="the dead letter")
+    row = await db.fetchrow("SELECT attempts, last_error, lease_owner FROM outbox")
+    assert row["attempts"] == 3 and row["last_error"] == "HTTP 500"
+    assert row["lease_owner"] is None
+    assert len(receiver.received) == 3
+    ids = {e["headers"]["webhook-id"] for e in receiver.received}
+    assert len(ids) == 1, "every attempt carried the same event id"
+
+
+async def test_an_event_that_kills_its_publisher_every_time_is_dead_lettered(
+    settings: Settings, tenant: Tenant, db: asyncpg.Connection, aiohttp_client: Any
+) -> None:
+    """Attempts are counted when the lease is taken: an event whose delivery never records an
+    outcome (the publisher dies each time, here: leases left to run out) is dead-lettered by the
+    claim that would exceed the maximum, and later events of its resource keep waiting."""
+    client = await aiohttp_client(create_app(settings))
+    uid = await make_user(client, tenant, "crasher@example.com")
+    await retitle(client, tenant, uid, "later")
+    from scim_service.store import outbox
+
+    for attempt in range(1, 4):
+        claimed = await outbox.claim(
+            db, "log", 10, owner=f"dead-{attempt}", lease_seconds=0.01, max_attempts=3
+        )
+        assert [(c.attempts, c.dead) for c in claimed] == [(attempt, False)], "only version 1"
+        await asyncio.sleep(0.05)  # the lease runs out: the "publisher" died
+    [last] = await outbox.claim(db, "log", 10, owner="dead-4", lease_seconds=5, max_attempts=3)
+    assert last.dead and last.attempts == 4
+    row = await db.fetchrow("SELECT dead, last_error FROM outbox WHERE resource_version = 1")
+    assert row["dead"] and "no outcome recorded after 3 attempts" in row["last_error"]
+    again = await outbox.claim(db, "log", 10, owner="dead-5", lease_seconds=5, max_attempts=3)
+    assert again == [], "version 2 waits behind the dead letter"
+
+
+async def test_a_live_lease_holds_back_the_next_version(
+    settings: Settings, tenant: Tenant, db: asyncpg.Connection, aiohttp_client: Any
+) -> None:
+    """While one publisher holds a lease on version 1, no publisher can claim version 1 or 2;
+    once it records the delivery, version 2 is claimable."""
+    from scim_service.store import outbox
+
+    client = await aiohttp_client(create_app(settings))
+    uid = await make_user(client, tenant, "leased@example.com")
+    await retitle(client, tenant, uid, "v2")
+    [first] = await outbox.claim(db, "log", 10, owner="a", lease_seconds=30, max_attempts=5)
+    assert await outbox.claim(db, "log", 10, owner="b", lease_seconds=30, max_attempts=5) == []
+    await outbox.record(db, "log", "a", [first.seq], [])
+    [second] = await outbox.claim(db, "log", 10, owner="b", lease_seconds=30, max_attempts=5)
+    assert second.seq > first.seq and second.attempts == 1
+
+
+async def test_events_of_a_removed_sink_are_reported_and_handed_on(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    receiver: Receiver,
+    db: asyncpg.Connection,
+    admin_headers: dict[str, str],
+) -> None:
+    """Events queued while a webhook was configured stay when it is removed: `events stats`
+    says the sink is no longer configured, a configured sink cannot be discarded, and the
+    operator hands them to the sink now configured (delivered there, in order)."""
+    writer = await aiohttp_client(create_app(settings))  # sinks: log only
+    uid = await make_user(writer, tenant, "orphan@example.com")
+    await retitle(writer, tenant, uid, "two")
+    await db.execute("UPDATE outbox SET sink = 'nats'")  # as if NATS had been configured then
+    client = await aiohttp_client(create_app(publisher_settings(settings, receiver)))
+    stats = await (await client.get("/admin/v1/events/stats", headers=admin_headers)).json()
+    orphan = next(s for s in stats["sinks"] if s["sink"] == "nats")
+    assert orphan["pending"] == 2 and orphan["configured"] is False
+    scrape = await (await client.get("/metrics")).text()
+    assert 'scim_outbox_unconfigured_sink_events{sink="nats"} 2.0' in scrape
+    resp = await client.post("/admin/v1/events/orphans/webhook/discard", headers=admin_headers)
+    assert resp.status == 409, "a configured sink's events are not for discarding"
+    resp = await client.post(
+        "/admin/v1/events/orphans/nats/move", json={"to": "log"}, headers=admin_headers
+    )
+    assert resp.status == 400, "log is not configured here"
+    resp = await client.post(
+        "/admin/v1/events/orphans/nats/move", json={"to": "webhook"}, headers=admin_headers
+    )
+    assert resp.status == 200 and (await resp.json())["moved"] == 2
+    await until(lambda: receiver.versions().get(uid) == [1, 2], what="both events, in order")
+    await until(lambda: _empty(db), what="outbox drained")
+
+
+async def test_discarding_a_removed_sinks_events(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    db: asyncpg.Connection,
+    admin_headers: dict[str, str],
+) -> None:
+    client = await aiohttp_client(create_app(settings))
+    await make_user(client, tenant, "gone@example.com")
+    await db.execute("UPDATE outbox SET sink = 'webhook'")
+    resp = await client.post("/admin/v1/events/orphans/webhook/discard", headers=admin_headers)
+    assert resp.status == 200 and (await resp.json())["discarded"] == 1
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 0
+    assert await db.fetchval("SELECT count(*) FROM events") == 1, "the event log keeps it"

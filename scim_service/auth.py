@@ -90,7 +90,7 @@ class Authenticator:
         self._listening = up
 
     async def _listen(self) -> None:
-        await listen(self.dsn, CHANNEL, self.forget, self._listener_state)
+        await listen(self.dsn, CHANNEL, lambda: self.forget(), self._listener_state)
 
     # --- authentication --------------------------------------------------------------------
     async def _lookup(self, digest: bytes, cached: _Entry | None, now: float) -> _Entry:

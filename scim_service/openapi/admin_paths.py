@@ -131,6 +131,21 @@ def admin_ops() -> dict[str, dict[str, Any]]:
             body=request_body("ReplayRequest"),
             errors=("404",),
         ),
+        f"POST {ADMIN}/events/orphans/{{sink}}/move": admin(
+            "Hand the events queued for a sink no longer configured to a configured sink",
+            answer("200", "Moved", "How many events were handed on (fresh attempts, in order)"),
+            "moveOrphanedEvents",
+            params=[param("sink", "path", "The sink no longer configured")],
+            body=request_body("MoveRequest"),
+            errors=("409",),
+        ),
+        f"POST {ADMIN}/events/orphans/{{sink}}/discard": admin(
+            "Drop the events queued for a sink no longer configured (logged)",
+            answer("200", "Discarded", "How many queued deliveries were dropped"),
+            "discardOrphanedEvents",
+            params=[param("sink", "path", "The sink no longer configured")],
+            errors=("409",),
+        ),
         f"GET {ADMIN}/events/signing-key": admin(
             "The Ed25519 public key for v1a webhook signatures",
             answer("200", "SigningKey", "The whpk_ public key"),

@@ -20,6 +20,7 @@ from scim_service.http.admin import (
     CreatedToken,
     CreateOrg,
     CreateToken,
+    MoveRequest,
     ReplayRequest,
     RetryRequest,
 )
@@ -129,6 +130,17 @@ class Queued(msgspec.Struct):
     queued: int
 
 
+class Discarded(msgspec.Struct):
+    sink: str
+    discarded: int
+
+
+class Moved(msgspec.Struct):
+    sink: str
+    to: str
+    moved: int
+
+
 class SigningKey(msgspec.Struct):
     algorithm: Literal["ed25519"]
     public_key: str
@@ -155,6 +167,9 @@ _STRUCTS: tuple[type[Any], ...] = (
     Retried,
     ReplayRequest,
     Queued,
+    MoveRequest,
+    Moved,
+    Discarded,
     EventStats,
     DeadLetters,
     SigningKey,

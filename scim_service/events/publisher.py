@@ -46,7 +46,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from scim_service.config import Settings
-from scim_service.events.sinks.base import Outbound, Outcome, Sink
+from scim_service.events.sinks.base import MAX_RETRY_AFTER, Outbound, Outcome, Sink
 from scim_service.logs import get_logger
 from scim_service.store import outbox
 from scim_service.store.db import create_pool, session_settings
@@ -57,7 +57,6 @@ log = get_logger("scim_service.publisher")
 
 CHANNEL = "scim_outbox"
 RETENTION_EVERY = 600.0  # seconds between retention passes
-MAX_RETRY_AFTER = 86400.0
 _BACKOFF_FIRST = 0.25
 _BACKOFF_MAX = 5.0
 _DB_ERRORS = (

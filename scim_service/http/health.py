@@ -9,6 +9,7 @@ from aiohttp import web
 from scim_service.keys import LIFECYCLE, POOL
 from scim_service.logs import get_logger
 from scim_service.store import migrate
+from scim_service.store.db import QUERIES
 
 READY_TIMEOUT = 2.0
 
@@ -28,7 +29,7 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(READY_TIMEOUT):
             async with request.app[POOL].acquire() as conn:
-                await conn.fetchval("SELECT 1")
+                await conn.fetchval(QUERIES["ping"])
                 if not lifecycle.migrations_current:
                     missing = await migrate.pending(conn)
                     if missing:

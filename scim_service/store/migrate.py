@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg
 
 from scim_service.logs import get_logger
+from scim_service.store.db import QUERIES as Q
 from scim_service.store.db import sql_dir
 
 log = get_logger("scim_service.migrate")
@@ -23,15 +24,6 @@ log = get_logger("scim_service.migrate")
 MIGRATION_LOCK_KEY = 7264000
 
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-
-_BOOKKEEPING = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version     integer     PRIMARY KEY,
-    name        text        NOT NULL,
-    checksum    text        NOT NULL,
-    applied_at  timestamptz NOT NULL DEFAULT now()
-)
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +54,10 @@ def discover(directory: Path | None = None) -> list[Migration]:
 
 
 async def applied_versions(conn: asyncpg.Connection) -> dict[int, str]:
-    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    exists = await conn.fetchval(Q["migrations_table_exists"])
     if not exists:
         return {}
-    rows = await conn.fetch("SELECT version, checksum FROM schema_migrations")
+    rows = await conn.fetch(Q["migrations_applied"])
     return {r["version"]: r["checksum"] for r in rows}
 
 
@@ -80,12 +72,10 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
     """Apply pending migrations under the advisory lock; return the versions applied."""
     migrations = discover() if migrations is None else migrations
     applied: list[int] = []
-    # Migrations (and waiting for another replica's) may take longer than the request bounds
-    # the pool's connections carry (SCIM_DB_STATEMENT_TIMEOUT, ...): lift them for this run.
-    await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")
-    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+    await conn.execute(Q["migrations_lift_bounds"])
+    await conn.execute(Q["migrations_lock"], MIGRATION_LOCK_KEY)
     try:
-        await conn.execute(_BOOKKEEPING)
+        await conn.execute(Q["migrations_bookkeeping"])
         done = await applied_versions(conn)
         for m in migrations:
             if m.version in done:
@@ -94,15 +84,10 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
                 continue
             async with conn.transaction():
                 await conn.execute(m.sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                    m.version,
-                    m.name,
-                    m.checksum,
-                )
+                await conn.execute(Q["migrations_record"], m.version, m.name, m.checksum)
             log.info("migration_applied", version=m.version, name=m.name)
             applied.append(m.version)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
-        await conn.execute("RESET statement_timeout; RESET lock_timeout")
+        await conn.execute(Q["migrations_unlock"], MIGRATION_LOCK_KEY)
+        await conn.execute(Q["migrations_restore_bounds"])
     return applied

@@ -19,7 +19,10 @@ from typing import Protocol
 
 import msgspec
 
-__all__ = ["OK", "Outbound", "Outcome", "Sink"]
+__all__ = ["MAX_RETRY_AFTER", "OK", "Outbound", "Outcome", "Sink"]
+
+MAX_RETRY_AFTER = 86_400.0
+"""A receiver's `Retry-After` beyond a day is clamped: the retry schedule ends at 24 hours."""
 
 
 class Outbound(msgspec.Struct, frozen=True, kw_only=True):

@@ -29,14 +29,12 @@ import aiohttp
 from yarl import URL
 
 from scim_service.events.signing import Signer
-from scim_service.events.sinks.base import OK, Outbound, Outcome
+from scim_service.events.sinks.base import MAX_RETRY_AFTER, OK, Outbound, Outcome
 from scim_service.logs import get_logger
 
 __all__ = ["CONTENT_TYPE", "MAX_RETRY_AFTER", "WebhookSink", "parse_retry_after"]
 
 CONTENT_TYPE = "application/cloudevents+json"
-MAX_RETRY_AFTER = 86_400.0
-"""A `Retry-After` beyond a day is clamped: the spec's retry schedule ends at 24 hours."""
 
 # Servers close idle keep-alive connections (Node.js after 5 s by default); dropping ours a
 # little earlier avoids reusing one the server is closing, which would fail a POST.

@@ -536,10 +536,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"scim-service: {mask_text(str(exc))}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_format, settings.log_level)
-    # The long-running commands report a fatal failure as a log line (JSON where logs are
-    # JSON: log pipelines parse every line); the others print it for the person at the prompt.
-    daemon = args.func in (cmd_serve, cmd_publisher) and settings.log_format == "json"
+    # The long-running commands log to stdout and report a fatal failure as a log line (JSON
+    # where logs are JSON: log pipelines parse every line); the others answer on stdout, so
+    # they log to stderr and print a failure for the person at the prompt.
+    long_running = args.func in (cmd_serve, cmd_publisher)
+    configure_logging(settings.log_format, settings.log_level, stderr=not long_running)
+    daemon = long_running and settings.log_format == "json"
     try:
         return _run(args.func(args, settings))
     except ConfigError as exc:

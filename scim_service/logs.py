@@ -25,7 +25,9 @@ _LEVELS = {
 }
 
 
-def configure_logging(log_format: str = "json", level: str = "info", *, cache: bool = True) -> None:
+def configure_logging(
+    log_format: str = "json", level: str = "info", *, cache: bool = True, stderr: bool = False
+) -> None:
     """Configure structlog (and the stdlib root logger it may receive records from).
 
     `cache` lets each logger bind its processors once (structlog's performance advice); tests
@@ -52,7 +54,8 @@ def configure_logging(log_format: str = "json", level: str = "info", *, cache: b
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         # No fixed file: each logger writes to whatever sys.stdout is when it is created.
-        logger_factory=structlog.PrintLoggerFactory(),
+        # (`stderr`: CLI commands, whose stdout is their answer, e.g. `--json` output.)
+        logger_factory=_StderrLoggerFactory() if stderr else structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=cache,
     )
     # Libraries log through the stdlib (asyncpg's pool warnings, asyncio's "Task exception was
@@ -80,6 +83,13 @@ def configure_logging(log_format: str = "json", level: str = "info", *, cache: b
     logging.basicConfig(level=max(numeric, logging.WARNING), handlers=[handler], force=True)
     logging.captureWarnings(True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class _StderrLoggerFactory:
+    """Like PrintLoggerFactory, on whatever sys.stderr is when a logger is created."""
+
+    def __call__(self, *args: Any) -> structlog.PrintLogger:
+        return structlog.PrintLogger(sys.stderr)
 
 
 def get_logger(name: str) -> Any:

@@ -120,3 +120,26 @@ def test_every_data_command_accepts_json(database_url: str, command: list[str]) 
     assert proc.returncode in (0, 1)
     if proc.returncode == 0:
         json.loads(proc.stdout)
+
+
+async def test_events_orphans_commands(
+    database_url: str, db: Any, tenant: Any, client: Any
+) -> None:
+    """`events stats` names a sink that is no longer configured; `events orphans move` hands
+    its events to a configured sink; a configured sink's events cannot be discarded."""
+    resp = await client.post(
+        "/scim/v2/Users", json={"userName": "orphan@example.com"}, headers=tenant.headers
+    )
+    assert resp.status == 201
+    await db.execute("UPDATE outbox SET sink = 'nats'")  # queued while NATS was configured
+    stats = ok_json(cli(database_url, "events", "stats", "--json"))
+    assert {"sink": "nats", "pending": 1, "configured": False}.items() <= next(
+        s for s in stats if s["sink"] == "nats"
+    ).items()
+    refused = cli(database_url, "events", "orphans", "discard", "log")
+    assert refused.returncode == 1 and "is configured" in refused.stderr
+    moved = ok_json(cli(database_url, "events", "orphans", "move", "nats", "--to", "log", "--json"))
+    assert moved == {"sink": "nats", "to": "log", "moved": 1}
+    assert await db.fetchval("SELECT sink FROM outbox") == "log"
+    gone = ok_json(cli(database_url, "events", "orphans", "discard", "nats", "--json"))
+    assert gone == {"sink": "nats", "discarded": 0}

@@ -22,6 +22,7 @@ from scim_service.keys import (
     BASE_URL,
     EMITTER,
     GATE,
+    GUARD,
     LIFECYCLE,
     LOOP_LAG,
     MAIN_APP,
@@ -34,6 +35,7 @@ from scim_service.keys import (
 from scim_service.lifecycle import Lifecycle
 from scim_service.logs import get_logger
 from scim_service.metrics import LoopLagMonitor, Metrics
+from scim_service.provisioning import guard
 from scim_service.routes import setup_health_routes, setup_routes
 from scim_service.store import migrate
 from scim_service.store.db import create_pool, session_settings
@@ -147,6 +149,7 @@ def _base_app(settings: Settings) -> web.Application:
     app[BASE_URL] = settings.scim_base_url
     app[LIFECYCLE] = Lifecycle()
     app[EMITTER] = Emitter(settings.event_source, settings.sinks)
+    app[GUARD] = guard.policy_of(settings)
     app[METRICS] = Metrics()
     if settings.metrics_token:
         app[METRICS_DIGEST] = token_digest(settings.metrics_token)

@@ -121,6 +121,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # leaves leases that run out after this long, then any publisher claims the event again.
     publisher_lease_seconds: float = 60.0
 
+    # The mass-deprovisioning guard (provisioning/guard.py): defaults for every organization,
+    # each may override them (admin API / `scim-service org guard set`).
+    deprovision_guard: bool = True
+    deprovision_guard_percent: float = 25.0
+    deprovision_guard_min_users: int = 20
+    deprovision_guard_window_minutes: float = 15.0
+
     # Metrics: /metrics on the main port, or only on a separate one (SCIM_METRICS_PORT).
     metrics_enabled: bool = True
     metrics_port: int | None = None
@@ -417,6 +424,22 @@ def load_settings(
         lambda n, r, p: _parse_float(n, r, p, 0.01, 3600),
     )
     _take_webhook_keys(env, values, problems)
+    take("SCIM_DEPROVISION_GUARD", "deprovision_guard", _parse_bool)
+    take(
+        "SCIM_DEPROVISION_GUARD_PERCENT",
+        "deprovision_guard_percent",
+        lambda n, r, p: _parse_float(n, r, p, 0.01, 100),
+    )
+    take(
+        "SCIM_DEPROVISION_GUARD_MIN_USERS",
+        "deprovision_guard_min_users",
+        lambda n, r, p: _parse_int(n, r, p, 1, 10_000_000),
+    )
+    take(
+        "SCIM_DEPROVISION_GUARD_WINDOW_MINUTES",
+        "deprovision_guard_window_minutes",
+        lambda n, r, p: _parse_float(n, r, p, 0.01, 7 * 24 * 60),
+    )
     take("SCIM_METRICS_ENABLED", "metrics_enabled", _parse_bool)
     take("SCIM_METRICS_PORT", "metrics_port", lambda n, r, p: _parse_int(n, r, p, 1, 65535))
     take("SCIM_METRICS_HOST", "metrics_host", lambda n, r, p: r.strip())

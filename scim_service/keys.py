@@ -11,6 +11,7 @@ from scim_service.events.publisher import Publisher
 from scim_service.fairness import Gate
 from scim_service.lifecycle import Lifecycle
 from scim_service.metrics import LoopLagMonitor, Metrics
+from scim_service.provisioning.guard import GuardPolicy
 from scim_service.store.outbox import Emitter
 from scim_service.tenancy import Principal
 
@@ -23,6 +24,7 @@ GATE = web.AppKey("gate", Gate)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ADMIN_DIGEST = web.AppKey("admin_digest", bytes)
 EMITTER = web.AppKey("emitter", Emitter)
+GUARD = web.AppKey("guard", GuardPolicy)  # the mass-deprovisioning guard's defaults
 PUBLISHER = web.AppKey("publisher", Publisher)
 METRICS = web.AppKey("metrics", Metrics)
 METRICS_DIGEST = web.AppKey("metrics_digest", bytes)

@@ -27,6 +27,7 @@ from prometheus_client import (
 )
 
 from scim_service import errors
+from scim_service.provisioning import guard
 from scim_service.store import outbox
 
 # Route template prefix → SCIM resource label.
@@ -118,6 +119,17 @@ class Metrics:
             ["sink"],
             registry=r,
         )
+        self.outbox_held = Gauge(
+            "scim_outbox_held_events",
+            "Deliveries held by the mass-deprovisioning guard until an administrator acts",
+            ["sink"],
+            registry=r,
+        )
+        self.guard_tripped = Gauge(
+            "scim_deprovision_guard_tripped_organizations",
+            "Organizations whose mass-deprovisioning guard is tripped (deprovisions held)",
+            registry=r,
+        )
         self.pool_size = Gauge("scim_db_pool_connections", "Database pool size", registry=r)
         self.pool_in_use = Gauge(
             "scim_db_pool_connections_in_use", "Pool connections in use", registry=r
@@ -192,6 +204,7 @@ class Metrics:
             try:
                 async with (acquire or pool.acquire)() as conn:
                     found = {s.sink: s for s in await outbox.stats(conn)}
+                    tripped = await guard.tripped_orgs(conn)
             except errors.Unavailable:
                 return generate_latest(self.registry)
             for sink in set(sinks) | set(found):
@@ -199,6 +212,8 @@ class Metrics:
                 self.outbox_pending.labels(sink).set(s.pending if s else 0)
                 self.outbox_oldest.labels(sink).set(s.oldest_age if s else 0)
                 self.outbox_dead.labels(sink).set(s.dead if s else 0)
+                self.outbox_held.labels(sink).set(s.held if s else 0)
+            self.guard_tripped.set(tripped)
         return generate_latest(self.registry)
 
 

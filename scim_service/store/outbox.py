@@ -90,6 +90,8 @@ class SinkStats(msgspec.Struct, frozen=True, kw_only=True):
     dead: int
     leased: int = 0
     """Being delivered right now (a live lease)."""
+    held: int = 0
+    """Held by the mass-deprovisioning guard until an administrator releases them."""
     configured: bool = True
     """False: no process of this configuration serves the sink (set by the service layer)."""
 
@@ -236,6 +238,7 @@ async def stats(conn: asyncpg.Connection) -> list[SinkStats]:
             oldest_age=float(r["oldest_age"]),
             dead=r["dead"],
             leased=r["leased"],
+            held=r["held"],
         )
         for r in await conn.fetch(Q["outbox_stats"])
     ]

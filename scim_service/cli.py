@@ -175,6 +175,50 @@ async def cmd_org_scim(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_org_guard(args: argparse.Namespace, settings: Settings) -> int:
+    """The mass-deprovisioning guard of one organization: show, set, release, discard."""
+    from scim_service.provisioning import guard
+
+    defaults = guard.policy_of(settings)
+    async with database(settings) as conn:
+        if args.action == "show":
+            result: Any = await guard.state(conn, args.org_id, defaults)
+        elif args.action == "set":
+            enabled = {"on": True, "off": False}.get(args.enabled) if args.enabled else None
+            new = guard.GuardSettings(
+                enabled=enabled,
+                percent=args.percent,
+                min_users=args.min_users,
+                window_minutes=args.window_minutes,
+                reset=args.reset,
+            )
+            result = await guard.configure(conn, args.org_id, new, defaults)
+        elif args.action == "release":
+            result = await guard.release(conn, args.org_id)
+        else:
+            result = await guard.discard(conn, args.org_id)
+    if args.json:
+        print_json(result)
+    elif isinstance(result, guard.GuardOutcome):
+        print(f"{result.action} {result.events} held event(s); the guard is armed again")
+    else:
+        state = "TRIPPED since " + _fmt(result.tripped_at) if result.tripped else "armed"
+        if not result.enabled:
+            state = "off"
+        print(f"guard:     {state}")
+        print(
+            f"threshold: {result.min_users} users and {result.percent:g} % of active users "
+            f"within {result.window_minutes:g} minutes"
+        )
+        print(f"held:      {result.held} user.deprovisioned event(s)")
+        if result.held_events:
+            print_table(
+                [(h.time, h.user_id, h.user_name, h.reason) for h in result.held_events],
+                ["time", "user", "userName", "reason"],
+            )
+    return 0
+
+
 async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
         new = await tenancy.create_token(
@@ -438,6 +482,25 @@ def build_parser() -> argparse.ArgumentParser:
         p = scim.add_parser(action, parents=[json_flag], help=f"{action} SCIM for an organization")
         p.add_argument("org_id", type=_uuid_arg)
         p.set_defaults(func=cmd_org_scim)
+
+    grd = org.add_parser(
+        "guard", help="the mass-deprovisioning guard (held user.deprovisioned events)"
+    ).add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("show", "its state, threshold and held events"),
+        ("set", "override the threshold for this organization"),
+        ("release", "deliver the held events (in order) and re-arm"),
+        ("discard", "drop the held events (logged) and re-arm"),
+    ):
+        p = grd.add_parser(action, parents=[json_flag], help=text)
+        p.add_argument("org_id", type=_uuid_arg)
+        p.set_defaults(func=cmd_org_guard)
+        if action == "set":
+            p.add_argument("--enabled", choices=("on", "off"), help="switch the guard on or off")
+            p.add_argument("--percent", type=float, help="share of active users (0-100]")
+            p.add_argument("--min-users", type=int, help="at least this many users")
+            p.add_argument("--window-minutes", type=float, help="within this many minutes")
+            p.add_argument("--reset", action="store_true", help="back to the process settings")
 
     tok = sub.add_parser("token", help="SCIM bearer tokens").add_subparsers(
         dest="token_cmd", required=True

@@ -15,6 +15,7 @@ from scim_service.app import create_app
 from scim_service.config import Settings
 from scim_service.provisioning.guard import GuardPolicy, trips
 from tests.conftest import Tenant, make_tenant
+from tests.test_cli import cli, ok_json
 from tests.test_publisher import (
     PATCH_OP,
     Receiver,
@@ -182,3 +183,34 @@ async def test_per_org_override_and_bad_values(
     assert (await resp.json())["overrides"] == {}
     resp = await client.get(f"/admin/v1/orgs/{tenant.org_id}0/guard", headers=admin_headers)
     assert resp.status == 404
+
+
+async def test_cli_shows_and_releases_the_held_events(
+    aiohttp_client: Any, settings: Settings, tenant: Tenant, database_url: str
+) -> None:
+    """`scim-service org guard show|release|set` as an operator runs them."""
+    conf = msgspec.structs.replace(settings, deprovision_guard_min_users=2)
+    client = await aiohttp_client(create_app(conf))
+    users = [await make_user(client, tenant, f"c{i}@example.com") for i in range(3)]
+    for uid in users[:2]:
+        await deactivate(client, tenant, uid)
+    # The release's log line goes to stdout too (like every command's): keep --json clean.
+    env = {"SCIM_DEPROVISION_GUARD_MIN_USERS": "2", "SCIM_LOG_LEVEL": "error"}
+    org = str(tenant.org_id)
+    shown = await asyncio.to_thread(cli, database_url, "org", "guard", "show", org, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "TRIPPED" in shown.stdout and "c1@example.com" in shown.stdout
+    state = ok_json(
+        await asyncio.to_thread(cli, database_url, "org", "guard", "show", org, "--json", env=env)
+    )
+    assert [h["user_id"] for h in state["held_events"]] == users[:2]
+    out = ok_json(
+        await asyncio.to_thread(
+            cli, database_url, "org", "guard", "release", org, "--json", env=env
+        )
+    )
+    assert out["events"] == 2 and out["action"] == "released"
+    proc = await asyncio.to_thread(
+        cli, database_url, "org", "guard", "set", org, "--percent", "0", "--json"
+    )
+    assert proc.returncode == 1 and "percent" in proc.stderr

@@ -109,6 +109,35 @@ def admin_ops() -> dict[str, dict[str, Any]]:
             params=[org, param("user_id", "path", "The user id (a UUID)")],
             errors=("404",),
         ),
+        f"GET {ADMIN}/orgs/{{org_id}}/guard": admin(
+            "The mass-deprovisioning guard: threshold, state and held events",
+            answer("200", "GuardState", "The guard"),
+            "getGuard",
+            params=[org],
+            errors=("404",),
+        ),
+        f"PATCH {ADMIN}/orgs/{{org_id}}/guard": admin(
+            "Override the guard's threshold for this organization",
+            answer("200", "GuardState", "The guard"),
+            "configureGuard",
+            params=[org],
+            body=request_body("GuardSettings"),
+            errors=("404",),
+        ),
+        f"POST {ADMIN}/orgs/{{org_id}}/guard/release": admin(
+            "Deliver the held user.deprovisioned events (in order) and re-arm the guard",
+            answer("200", "GuardOutcome", "How many events were released"),
+            "releaseGuard",
+            params=[org],
+            errors=("404",),
+        ),
+        f"POST {ADMIN}/orgs/{{org_id}}/guard/discard": admin(
+            "Drop the held user.deprovisioned events (logged) and re-arm the guard",
+            answer("200", "GuardOutcome", "How many events were discarded"),
+            "discardGuard",
+            params=[org],
+            errors=("404",),
+        ),
         f"GET {ADMIN}/events/stats": admin(
             "Outbox backlog per sink", answer("200", "EventStats", "Per sink"), "eventStats"
         ),
@@ -130,6 +159,21 @@ def admin_ops() -> dict[str, dict[str, Any]]:
             "replayEvents",
             body=request_body("ReplayRequest"),
             errors=("404",),
+        ),
+        f"POST {ADMIN}/events/orphans/{{sink}}/move": admin(
+            "Hand a removed sink's queued events to a configured sink (order kept)",
+            answer("200", "Moved", "How many deliveries were moved"),
+            "moveOrphans",
+            params=[param("sink", "path", "The sink that is no longer configured")],
+            body=request_body("MoveRequest"),
+            errors=("409",),
+        ),
+        f"POST {ADMIN}/events/orphans/{{sink}}/discard": admin(
+            "Drop a removed sink's queued events (logged)",
+            answer("200", "Discarded", "How many deliveries were dropped"),
+            "discardOrphans",
+            params=[param("sink", "path", "The sink that is no longer configured")],
+            errors=("409",),
         ),
         f"GET {ADMIN}/events/signing-key": admin(
             "The Ed25519 public key for v1a webhook signatures",

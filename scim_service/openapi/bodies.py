@@ -20,9 +20,11 @@ from scim_service.http.admin import (
     CreatedToken,
     CreateOrg,
     CreateToken,
+    MoveRequest,
     ReplayRequest,
     RetryRequest,
 )
+from scim_service.provisioning.guard import GuardOutcome, GuardSettings, GuardState
 from scim_service.scim import schema as s
 from scim_service.scim.discovery import MAX_RESULTS
 from scim_service.scim.patch import MAX_OPERATIONS
@@ -129,6 +131,17 @@ class Queued(msgspec.Struct):
     queued: int
 
 
+class Discarded(msgspec.Struct):
+    sink: str
+    discarded: int
+
+
+class Moved(msgspec.Struct):
+    sink: str
+    to: str
+    moved: int
+
+
 class SigningKey(msgspec.Struct):
     algorithm: Literal["ed25519"]
     public_key: str
@@ -159,6 +172,12 @@ _STRUCTS: tuple[type[Any], ...] = (
     DeadLetters,
     SigningKey,
     Health,
+    MoveRequest,
+    Moved,
+    Discarded,
+    GuardState,
+    GuardSettings,
+    GuardOutcome,
 )
 
 # JSON Schema types of RFC 7643 §2.3 attribute types.

@@ -219,6 +219,37 @@ async def cmd_org_guard(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_activity(args: argparse.Namespace, settings: Settings) -> int:
+    """The organization's SCIM activity log; `--follow` polls for new entries each second."""
+    from scim_service import activity
+
+    def show(found: Sequence[activity.Entry]) -> None:
+        for e in found:
+            if args.json:
+                sys.stdout.write(msgspec.json.encode(e).decode() + "\n")
+            else:
+                print(f"{_fmt(e.at)}  {activity.describe(e)}  [{e.request_id}]")
+        sys.stdout.flush()
+
+    async with database(settings) as conn:
+        await tenancy.get_org(conn, args.org_id)
+        found = await activity.entries(conn, args.org_id, errors_only=args.errors, limit=args.limit)
+        if args.json and not args.follow:
+            print_json(found)
+            return 0
+        show(found)
+        last = found[-1].id if found else 0
+        deadline = asyncio.get_running_loop().time() + args.for_seconds
+        while args.follow and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(1.0)
+            found = await activity.entries(
+                conn, args.org_id, errors_only=args.errors, after=last, limit=1000
+            )
+            show(found)
+            last = found[-1].id if found else last
+    return 0
+
+
 async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
         new = await tenancy.create_token(
@@ -501,6 +532,20 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--min-users", type=int, help="at least this many users")
             p.add_argument("--window-minutes", type=float, help="within this many minutes")
             p.add_argument("--reset", action="store_true", help="back to the process settings")
+
+    p = sub.add_parser("activity", parents=[json_flag], help="an organization's SCIM activity log")
+    p.add_argument("org_id", type=_uuid_arg)
+    p.add_argument("--errors", action="store_true", help="only failed requests (status >= 400)")
+    p.add_argument("--follow", action="store_true", help="keep printing new entries")
+    p.add_argument(
+        "--for",
+        dest="for_seconds",
+        type=float,
+        default=86400.0,
+        help="with --follow: stop after this many seconds (default one day)",
+    )
+    p.add_argument("--limit", type=int, default=100, help="the newest N entries (at most 1000)")
+    p.set_defaults(func=cmd_activity)
 
     tok = sub.add_parser("token", help="SCIM bearer tokens").add_subparsers(
         dest="token_cmd", required=True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from scim_service.activity import ActivityLog
 from scim_service.auth import Authenticator
 from scim_service.config import Settings
 from scim_service.events.publisher import Publisher
@@ -32,6 +33,12 @@ LOOP_LAG = web.AppKey("loop_lag", LoopLagMonitor)
 # The app a separate metrics listener reports on.
 MAIN_APP = web.AppKey("main_app", web.Application)
 
+# The activity log's queue (absent with SCIM_ACTIVITY_LOG=off and on the publisher's app).
+ACTIVITY = web.AppKey("activity", ActivityLog)
+
 # Set by the auth middleware on every authenticated SCIM request.
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)
+# The raw body a handler read (read_json), for the activity log; and why a token failed.
+REQUEST_BODY = web.RequestKey("request_body", bytes)
+AUTH_FAILURE = web.RequestKey("auth_failure", str)

@@ -8,7 +8,7 @@ from datetime import datetime
 import msgspec
 from aiohttp import web
 
-from scim_service import errors, tenancy
+from scim_service import activity, errors, tenancy
 from scim_service.events import admin as events_admin
 from scim_service.http.responses import admin_json, connection, read_json
 from scim_service.http.scim_users import render as render_user
@@ -236,3 +236,34 @@ async def discard_guard(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         outcome = await guard.discard(conn, org_id)
     return admin_json(outcome)
+
+
+# --- the activity log -----------------------------------------------------------------------
+
+
+def _query_int(request: web.Request, name: str, default: int | None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise errors.InvalidValue(f"{name} must be an integer, not {raw[:40]!r}") from None
+    if not 0 <= value <= 2**62:
+        raise errors.InvalidValue(f"{name} must be between 0 and 2^62")
+    return value
+
+
+async def list_activity(request: web.Request) -> web.Response:
+    """`?errors=true` only failed requests; `?after=ID` the entries after one (to follow);
+    `?limit=` at most 1,000 (default 100)."""
+    org_id = path_uuid(request, "org_id", "Organization")
+    errors_only = request.query.get("errors", "").lower() in ("1", "true", "yes")
+    after = _query_int(request, "after", None)
+    limit = _query_int(request, "limit", 100) or 100
+    async with connection(request) as conn:
+        await tenancy.get_org(conn, org_id)
+        found = await activity.entries(
+            conn, org_id, errors_only=errors_only, after=after, limit=limit
+        )
+    return admin_json({"entries": found})

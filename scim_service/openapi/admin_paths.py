@@ -109,6 +109,25 @@ def admin_ops() -> dict[str, dict[str, Any]]:
             params=[org, param("user_id", "path", "The user id (a UUID)")],
             errors=("404",),
         ),
+        f"GET {ADMIN}/orgs/{{org_id}}/activity": admin(
+            "The organization's SCIM activity log (oldest first)",
+            answer("200", "ActivityList", "Entries"),
+            "listActivity",
+            params=[
+                org,
+                param("errors", "query", "true: only failed requests"),
+                param(
+                    "after", "query", "Only entries after this entry id (to follow)", type="integer"
+                ),
+                param(
+                    "limit",
+                    "query",
+                    "At most this many (default 100, at most 1000)",
+                    type="integer",
+                ),
+            ],
+            errors=("404",),
+        ),
         f"GET {ADMIN}/orgs/{{org_id}}/guard": admin(
             "The mass-deprovisioning guard: threshold, state and held events",
             answer("200", "GuardState", "The guard"),

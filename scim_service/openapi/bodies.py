@@ -16,6 +16,7 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from scim_service.activity import Entry
 from scim_service.http.admin import (
     CreatedToken,
     CreateOrg,
@@ -131,6 +132,10 @@ class Queued(msgspec.Struct):
     queued: int
 
 
+class ActivityList(msgspec.Struct):
+    entries: list[Entry]
+
+
 class Discarded(msgspec.Struct):
     sink: str
     discarded: int
@@ -172,6 +177,7 @@ _STRUCTS: tuple[type[Any], ...] = (
     DeadLetters,
     SigningKey,
     Health,
+    ActivityList,
     MoveRequest,
     Moved,
     Discarded,

@@ -32,3 +32,33 @@ CREATE INDEX events_org_deprovisioned ON events (org_id, time)
 
 ALTER TABLE outbox ADD COLUMN held boolean NOT NULL DEFAULT false;
 CREATE INDEX outbox_held ON outbox (event_seq) WHERE held;
+
+-- The SCIM activity log (issue 14, part 2): one row per SCIM request of an organization,
+-- written in batches by a background task (scim_service/activity.py), never on the request
+-- path. Bounded: rows older than SCIM_ACTIVITY_RETENTION_DAYS and beyond
+-- SCIM_ACTIVITY_MAX_PER_ORG per organization are pruned in the background.
+CREATE TABLE scim_activity (
+    id             bigserial   PRIMARY KEY,
+    org_id         uuid        NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    at             timestamptz NOT NULL,
+    method         text        NOT NULL,
+    route          text        NOT NULL,
+    path           text        NOT NULL,
+    status         integer     NOT NULL,
+    scim_type      text,
+    detail         text,
+    duration_ms    double precision NOT NULL,
+    idp            text        NOT NULL,
+    user_agent     text,
+    token_prefix   text,
+    -- Set for a request whose token did not authenticate: invalid, revoked, expired, disabled.
+    auth_failure   text,
+    request_id     text        NOT NULL,
+    request_body   text,
+    response_body  text
+);
+CREATE INDEX scim_activity_org ON scim_activity (org_id, id);
+CREATE INDEX scim_activity_org_errors ON scim_activity (org_id, id) WHERE status >= 400;
+CREATE INDEX scim_activity_at ON scim_activity (at);
+-- A failed authentication is filed under the organizations owning a token with its prefix.
+CREATE INDEX scim_tokens_display_prefix ON scim_tokens (display_prefix);

@@ -175,6 +175,55 @@ async def cmd_org_scim(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_org_status(args: argparse.Namespace, settings: Settings) -> int:
+    """The directory status: what to check when an IdP's "Test Connection" fails."""
+    from scim_service import status
+
+    async with database(settings) as conn:
+        s = await status.org_status(conn, args.org_id, settings)
+    if args.json:
+        print_json(s)
+        return 0
+    print(f"organization: {s.name} ({s.org_id})")
+    print(f"SCIM:         {'on' if s.scim_enabled else 'OFF'}")
+    print("tokens:")
+    print_table(
+        [
+            (
+                t.info.display_prefix,
+                t.info.state,
+                t.info.expires_at,
+                t.expires_soon,
+                t.info.last_used_at,
+            )
+            for t in s.tokens
+        ],
+        ["prefix", "state", "expires", "expires soon", "last used"],
+    )
+    print("last successful request per IdP:")
+    print_table(
+        [(x.idp, x.at, x.method, x.route, x.status) for x in s.last_success],
+        ["idp", "at", "method", "route", "status"],
+    )
+    print(
+        f"last hour:    {s.last_hour.requests} requests, {s.last_hour.errors} errors "
+        f"({s.last_hour.rate:.1%})"
+    )
+    print("events:")
+    print_table(
+        [
+            (x.sink, x.pending, x.held, x.dead, round(x.oldest_pending_age, 1), x.last_delivery_at)
+            for x in s.sinks
+        ],
+        ["sink", "pending", "held", "dead", "oldest (s)", "last delivery"],
+    )
+    state = "TRIPPED" if s.guard.tripped else ("armed" if s.guard.enabled else "off")
+    print(f"guard:        {state}, {s.guard.held} held")
+    for w in s.warnings:
+        print(f"warning: {w}")
+    return 0
+
+
 async def cmd_org_guard(args: argparse.Namespace, settings: Settings) -> int:
     """The mass-deprovisioning guard of one organization: show, set, release, discard."""
     from scim_service.provisioning import guard
@@ -514,6 +563,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("org_id", type=_uuid_arg)
         p.set_defaults(func=cmd_org_scim)
 
+    p = org.add_parser(
+        "status", parents=[json_flag], help="directory status: tokens, IdPs, errors, events, guard"
+    )
+    p.add_argument("org_id", type=_uuid_arg)
+    p.set_defaults(func=cmd_org_status)
     grd = org.add_parser(
         "guard", help="the mass-deprovisioning guard (held user.deprovisioned events)"
     ).add_subparsers(dest="action", required=True)

@@ -26,7 +26,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from scim_service import errors
+from scim_service import errors, status
 from scim_service.provisioning import guard
 from scim_service.store import outbox
 
@@ -130,6 +130,11 @@ class Metrics:
             "Organizations whose mass-deprovisioning guard is tripped (deprovisions held)",
             registry=r,
         )
+        self.tokens_expiring = Gauge(
+            "scim_tokens_expiring_soon",
+            "Active SCIM tokens (all organizations) that expire within 7 days",
+            registry=r,
+        )
         self.pool_size = Gauge("scim_db_pool_connections", "Database pool size", registry=r)
         self.pool_in_use = Gauge(
             "scim_db_pool_connections_in_use", "Pool connections in use", registry=r
@@ -205,6 +210,7 @@ class Metrics:
                 async with (acquire or pool.acquire)() as conn:
                     found = {s.sink: s for s in await outbox.stats(conn)}
                     tripped = await guard.tripped_orgs(conn)
+                    expiring = await status.tokens_expiring(conn)
             except errors.Unavailable:
                 return generate_latest(self.registry)
             for sink in set(sinks) | set(found):
@@ -214,6 +220,7 @@ class Metrics:
                 self.outbox_dead.labels(sink).set(s.dead if s else 0)
                 self.outbox_held.labels(sink).set(s.held if s else 0)
             self.guard_tripped.set(tripped)
+            self.tokens_expiring.set(expiring)
         return generate_latest(self.registry)
 
 

@@ -66,6 +66,7 @@ def setup_routes(app: web.Application, *, metrics: bool = True) -> None:
     r.add_post(
         f"{ADMIN}/orgs/{{org_id}}/users/{{user_id}}/setup-complete", admin.complete_user_setup
     )
+    r.add_get(f"{ADMIN}/orgs/{{org_id}}/status", admin.org_status)
     r.add_get(f"{ADMIN}/orgs/{{org_id}}/activity", admin.list_activity)
     r.add_get(f"{ADMIN}/orgs/{{org_id}}/guard", admin.guard_state)
     r.add_patch(f"{ADMIN}/orgs/{{org_id}}/guard", admin.configure_guard)

@@ -8,7 +8,7 @@ from datetime import datetime
 import msgspec
 from aiohttp import web
 
-from scim_service import activity, errors, tenancy
+from scim_service import activity, errors, status, tenancy
 from scim_service.events import admin as events_admin
 from scim_service.http.responses import admin_json, connection, read_json
 from scim_service.http.scim_users import render as render_user
@@ -267,3 +267,12 @@ async def list_activity(request: web.Request) -> web.Response:
             conn, org_id, errors_only=errors_only, after=after, limit=limit
         )
     return admin_json({"entries": found})
+
+
+async def org_status(request: web.Request) -> web.Response:
+    """The checklist for a failing "Test Connection": SCIM on/off, tokens, last success per
+    IdP, the last hour's error rate, events per sink, the guard."""
+    org_id = path_uuid(request, "org_id", "Organization")
+    async with connection(request) as conn:
+        found = await status.org_status(conn, org_id, request.app[SETTINGS])
+    return admin_json(found)

@@ -109,6 +109,13 @@ def admin_ops() -> dict[str, dict[str, Any]]:
             params=[org, param("user_id", "path", "The user id (a UUID)")],
             errors=("404",),
         ),
+        f"GET {ADMIN}/orgs/{{org_id}}/status": admin(
+            "Directory status: SCIM on/off, tokens, last success per IdP, errors, events, guard",
+            answer("200", "OrgStatus", "The status"),
+            "orgStatus",
+            params=[org],
+            errors=("404",),
+        ),
         f"GET {ADMIN}/orgs/{{org_id}}/activity": admin(
             "The organization's SCIM activity log (oldest first)",
             answer("200", "ActivityList", "Entries"),

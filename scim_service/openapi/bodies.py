@@ -30,6 +30,7 @@ from scim_service.scim import schema as s
 from scim_service.scim.discovery import MAX_RESULTS
 from scim_service.scim.patch import MAX_OPERATIONS
 from scim_service.scim.resource import MAX_INDEXED, MAX_STRING
+from scim_service.status import OrgStatus
 from scim_service.store.outbox import DeadLetter, SinkStats
 from scim_service.store.tenants import Org, TokenInfo
 
@@ -178,6 +179,7 @@ _STRUCTS: tuple[type[Any], ...] = (
     SigningKey,
     Health,
     ActivityList,
+    OrgStatus,
     MoveRequest,
     Moved,
     Discarded,

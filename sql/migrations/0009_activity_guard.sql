@@ -62,3 +62,12 @@ CREATE INDEX scim_activity_org_errors ON scim_activity (org_id, id) WHERE status
 CREATE INDEX scim_activity_at ON scim_activity (at);
 -- A failed authentication is filed under the organizations owning a token with its prefix.
 CREATE INDEX scim_tokens_display_prefix ON scim_tokens (display_prefix);
+
+-- The last delivery per sink and organization (the status page: "is anything arriving?"),
+-- written by the publisher when it records a batch as delivered.
+CREATE TABLE sink_deliveries (
+    sink               text        NOT NULL,
+    org_id             uuid        NOT NULL,
+    last_delivered_at  timestamptz NOT NULL,
+    PRIMARY KEY (sink, org_id)
+);

@@ -61,8 +61,19 @@ FROM u JOIN events e ON e.seq = u.event_seq
 ORDER BY u.event_seq;
 
 -- name: delivered
--- Delivered rows go, whoever holds the lease now: the event reached the receiver.
-DELETE FROM outbox WHERE sink = $1 AND event_seq = ANY($2::bigint[]);
+-- Delivered rows go, whoever holds the lease now: the event reached the receiver. The time of
+-- the last delivery per organization is kept for the status page (rows in org order: two
+-- publishers recording at once lock them in the same order).
+WITH d AS (
+    DELETE FROM outbox WHERE sink = $1 AND event_seq = ANY($2::bigint[])
+    RETURNING event_seq
+)
+INSERT INTO sink_deliveries (sink, org_id, last_delivered_at)
+SELECT $1, e.org_id, now()
+FROM d JOIN events e ON e.seq = d.event_seq
+GROUP BY e.org_id
+ORDER BY e.org_id
+ON CONFLICT (sink, org_id) DO UPDATE SET last_delivered_at = excluded.last_delivered_at;
 
 -- name: failed
 -- Per event: a later attempt, or dead-lettered, with the reason kept; the lease ends. Only the

@@ -167,10 +167,11 @@ DELETE FROM outbox WHERE sink = $1;
 -- name: move_sink
 -- Hand a sink's queued rows to another sink (fresh attempts, due now); rows the target already
 -- has for the same event are kept once. Order per resource is kept: versions travel with rows.
+-- Rows held by the mass-deprovisioning guard stay held.
 WITH gone AS (
     DELETE FROM outbox WHERE sink = $1
-    RETURNING event_seq, subject, resource_version, created_at
+    RETURNING event_seq, subject, resource_version, created_at, held
 )
-INSERT INTO outbox (sink, event_seq, subject, resource_version, created_at)
-SELECT $2, event_seq, subject, resource_version, created_at FROM gone
+INSERT INTO outbox (sink, event_seq, subject, resource_version, created_at, held)
+SELECT $2, event_seq, subject, resource_version, created_at, held FROM gone
 ON CONFLICT (sink, event_seq) DO NOTHING;

@@ -6,6 +6,8 @@ events in order to a real webhook receiver; a discard drops them."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from typing import Any
 
 import asyncpg
@@ -16,6 +18,7 @@ from scim_service.config import Settings
 from scim_service.provisioning.guard import GuardPolicy, trips
 from tests.conftest import Tenant, make_tenant
 from tests.test_cli import cli, ok_json
+from tests.test_events import GOLDEN, shape
 from tests.test_publisher import (
     PATCH_OP,
     Receiver,
@@ -214,3 +217,20 @@ async def test_cli_shows_and_releases_the_held_events(
         cli, database_url, "org", "guard", "set", org, "--percent", "0", "--json"
     )
     assert proc.returncode == 1 and "percent" in proc.stderr
+
+
+async def test_guard_tripped_event_shape(
+    aiohttp_client: Any, settings: Settings, tenant: Tenant, db: asyncpg.Connection
+) -> None:
+    """tests/golden_events/directory.guard_tripped.json is the documented contract."""
+    conf = msgspec.structs.replace(settings, deprovision_guard_min_users=1)
+    client = await aiohttp_client(create_app(conf))
+    uid = await make_user(client, tenant, "only@example.com")
+    await deactivate(client, tenant, uid)
+    payload = await db.fetchval("SELECT payload FROM events WHERE type = 'directory.guard_tripped'")
+    event = json.loads(bytes(payload))
+    assert event["subject"] == str(tenant.org_id) and event["resourceversion"] == 1
+    path = GOLDEN / "directory.guard_tripped.json"
+    if os.environ.get("SCIM_UPDATE_GOLDEN") == "1":
+        path.write_text(json.dumps(shape(event), indent=2) + "\n")
+    assert shape(event) == json.loads(path.read_text())

@@ -133,10 +133,6 @@ class Queued(msgspec.Struct):
     queued: int
 
 
-class ActivityList(msgspec.Struct):
-    entries: list[Entry]
-
-
 class Discarded(msgspec.Struct):
     sink: str
     discarded: int
@@ -158,6 +154,10 @@ class Health(msgspec.Struct):
     pending: list[str] | UnsetType = UNSET
 
 
+class ActivityList(msgspec.Struct):
+    entries: list[Entry]
+
+
 _STRUCTS: tuple[type[Any], ...] = (
     Error,
     PatchOp,
@@ -174,15 +174,15 @@ _STRUCTS: tuple[type[Any], ...] = (
     Retried,
     ReplayRequest,
     Queued,
+    MoveRequest,
+    Moved,
+    Discarded,
     EventStats,
     DeadLetters,
     SigningKey,
     Health,
     ActivityList,
     OrgStatus,
-    MoveRequest,
-    Moved,
-    Discarded,
     GuardState,
     GuardSettings,
     GuardOutcome,

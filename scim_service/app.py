@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 from aiohttp import web
 
+from scim_service.activity import ActivityLog
 from scim_service.auth import Authenticator
 from scim_service.config import ConfigError, Settings, StartupError, describe_dsn
 from scim_service.events.publisher import Publisher, build_sinks
@@ -17,11 +20,13 @@ from scim_service.fairness import Gate
 from scim_service.http.metrics import metrics as metrics_handler
 from scim_service.http.middleware import request_middleware
 from scim_service.keys import (
+    ACTIVITY,
     ADMIN_DIGEST,
     AUTH,
     BASE_URL,
     EMITTER,
     GATE,
+    GUARD,
     LIFECYCLE,
     LOOP_LAG,
     MAIN_APP,
@@ -34,6 +39,7 @@ from scim_service.keys import (
 from scim_service.lifecycle import Lifecycle
 from scim_service.logs import get_logger
 from scim_service.metrics import LoopLagMonitor, Metrics
+from scim_service.provisioning import guard
 from scim_service.routes import setup_health_routes, setup_routes
 from scim_service.store import migrate
 from scim_service.store.db import create_pool, session_settings
@@ -123,6 +129,30 @@ async def _authenticator(app: web.Application) -> AsyncIterator[None]:
         await auth.stop()
 
 
+async def _activity(app: web.Application) -> AsyncIterator[None]:
+    """The activity log's writer task (activity.py), owned by the app: it drains the queue the
+    request path fills; at shutdown it writes what is left (bounded by the shutdown grace)."""
+    settings = app[SETTINGS]
+    activity = ActivityLog(settings)
+    app[ACTIVITY] = activity
+    pool = app[POOL]
+
+    def acquire() -> Any:
+        return pool.acquire(timeout=settings.db_acquire_timeout)
+
+    task = asyncio.create_task(activity.run(acquire), name="activity-writer")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        try:
+            await asyncio.wait_for(activity.flush(acquire), timeout=settings.shutdown_grace)
+        except TimeoutError:
+            log.warning("activity_flush_timeout")
+
+
 async def _publisher(app: web.Application) -> AsyncIterator[None]:
     """The event publisher, owned by the app: started after the pool (and migrations), stopped
     before it, finishing or abandoning its batch within the shutdown grace."""
@@ -147,6 +177,7 @@ def _base_app(settings: Settings) -> web.Application:
     app[BASE_URL] = settings.scim_base_url
     app[LIFECYCLE] = Lifecycle()
     app[EMITTER] = Emitter(settings.event_source, settings.sinks)
+    app[GUARD] = guard.policy_of(settings)
     app[METRICS] = Metrics()
     if settings.metrics_token:
         app[METRICS_DIGEST] = token_digest(settings.metrics_token)
@@ -162,6 +193,8 @@ def create_app(settings: Settings) -> web.Application:
     if settings.admin_token:
         app[ADMIN_DIGEST] = token_digest(settings.admin_token)
     app.cleanup_ctx.append(_authenticator)
+    if settings.activity_log != "off":
+        app.cleanup_ctx.append(_activity)
     if settings.publisher_enabled:
         app.cleanup_ctx.append(_publisher)
     setup_routes(app, metrics=settings.metrics_enabled and settings.metrics_port is None)

@@ -175,6 +175,130 @@ async def cmd_org_scim(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_org_status(args: argparse.Namespace, settings: Settings) -> int:
+    """The directory status: what to check when an IdP's "Test Connection" fails."""
+    from scim_service import status
+
+    async with database(settings) as conn:
+        s = await status.org_status(conn, args.org_id, settings)
+    if args.json:
+        print_json(s)
+        return 0
+    print(f"organization: {s.name} ({s.org_id})")
+    print(f"SCIM:         {'on' if s.scim_enabled else 'OFF'}")
+    print("tokens:")
+    print_table(
+        [
+            (
+                t.info.display_prefix,
+                t.info.state,
+                t.info.expires_at,
+                t.expires_soon,
+                t.info.last_used_at,
+            )
+            for t in s.tokens
+        ],
+        ["prefix", "state", "expires", "expires soon", "last used"],
+    )
+    print("last successful request per IdP:")
+    print_table(
+        [(x.idp, x.at, x.method, x.route, x.status) for x in s.last_success],
+        ["idp", "at", "method", "route", "status"],
+    )
+    print(
+        f"last hour:    {s.last_hour.requests} requests, {s.last_hour.errors} errors "
+        f"({s.last_hour.rate:.1%})"
+    )
+    print("events:")
+    print_table(
+        [
+            (x.sink, x.pending, x.held, x.dead, round(x.oldest_pending_age, 1), x.last_delivery_at)
+            for x in s.sinks
+        ],
+        ["sink", "pending", "held", "dead", "oldest (s)", "last delivery"],
+    )
+    state = "TRIPPED" if s.guard.tripped else ("armed" if s.guard.enabled else "off")
+    print(f"guard:        {state}, {s.guard.held} held")
+    for w in s.warnings:
+        print(f"warning: {w}")
+    return 0
+
+
+async def cmd_org_guard(args: argparse.Namespace, settings: Settings) -> int:
+    """The mass-deprovisioning guard of one organization: show, set, release, discard."""
+    from scim_service.provisioning import guard
+
+    defaults = guard.policy_of(settings)
+    async with database(settings) as conn:
+        if args.action == "show":
+            result: Any = await guard.state(conn, args.org_id, defaults)
+        elif args.action == "set":
+            enabled = {"on": True, "off": False}.get(args.enabled) if args.enabled else None
+            new = guard.GuardSettings(
+                enabled=enabled,
+                percent=args.percent,
+                min_users=args.min_users,
+                window_minutes=args.window_minutes,
+                reset=args.reset,
+            )
+            result = await guard.configure(conn, args.org_id, new, defaults)
+        elif args.action == "release":
+            result = await guard.release(conn, args.org_id)
+        else:
+            result = await guard.discard(conn, args.org_id)
+    if args.json:
+        print_json(result)
+    elif isinstance(result, guard.GuardOutcome):
+        print(f"{result.action} {result.events} held event(s); the guard is armed again")
+    else:
+        state = "TRIPPED since " + _fmt(result.tripped_at) if result.tripped else "armed"
+        if not result.enabled:
+            state = "off"
+        print(f"guard:     {state}")
+        print(
+            f"threshold: {result.min_users} users and {result.percent:g} % of active users "
+            f"within {result.window_minutes:g} minutes"
+        )
+        print(f"held:      {result.held} user.deprovisioned event(s)")
+        if result.held_events:
+            print_table(
+                [(h.time, h.user_id, h.user_name, h.reason) for h in result.held_events],
+                ["time", "user", "userName", "reason"],
+            )
+    return 0
+
+
+async def cmd_activity(args: argparse.Namespace, settings: Settings) -> int:
+    """The organization's SCIM activity log; `--follow` polls for new entries each second."""
+    from scim_service import activity
+
+    def show(found: Sequence[activity.Entry]) -> None:
+        for e in found:
+            if args.json:
+                sys.stdout.write(msgspec.json.encode(e).decode() + "\n")
+            else:
+                print(f"{_fmt(e.at)}  {activity.describe(e)}  [{e.request_id}]")
+        sys.stdout.flush()
+
+    async with database(settings) as conn:
+        await tenancy.get_org(conn, args.org_id)
+        found = await activity.entries(conn, args.org_id, errors_only=args.errors, limit=args.limit)
+        if args.json and not args.follow:
+            print_json(found)
+            return 0
+        show(found)
+        last = found[-1].id if found else 0
+        deadline = asyncio.get_running_loop().time() + args.for_seconds
+        while args.follow and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(1.0)
+            found = await activity.entries(
+                conn, args.org_id, errors_only=args.errors, after=last, limit=1000
+            )
+            show(found)
+            last = found[-1].id if found else last
+    return 0
+
+
 async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
         new = await tenancy.create_token(
@@ -438,6 +562,44 @@ def build_parser() -> argparse.ArgumentParser:
         p = scim.add_parser(action, parents=[json_flag], help=f"{action} SCIM for an organization")
         p.add_argument("org_id", type=_uuid_arg)
         p.set_defaults(func=cmd_org_scim)
+
+    p = org.add_parser(
+        "status", parents=[json_flag], help="directory status: tokens, IdPs, errors, events, guard"
+    )
+    p.add_argument("org_id", type=_uuid_arg)
+    p.set_defaults(func=cmd_org_status)
+    grd = org.add_parser(
+        "guard", help="the mass-deprovisioning guard (held user.deprovisioned events)"
+    ).add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("show", "its state, threshold and held events"),
+        ("set", "override the threshold for this organization"),
+        ("release", "deliver the held events (in order) and re-arm"),
+        ("discard", "drop the held events (logged) and re-arm"),
+    ):
+        p = grd.add_parser(action, parents=[json_flag], help=text)
+        p.add_argument("org_id", type=_uuid_arg)
+        p.set_defaults(func=cmd_org_guard)
+        if action == "set":
+            p.add_argument("--enabled", choices=("on", "off"), help="switch the guard on or off")
+            p.add_argument("--percent", type=float, help="share of active users (0-100]")
+            p.add_argument("--min-users", type=int, help="at least this many users")
+            p.add_argument("--window-minutes", type=float, help="within this many minutes")
+            p.add_argument("--reset", action="store_true", help="back to the process settings")
+
+    p = sub.add_parser("activity", parents=[json_flag], help="an organization's SCIM activity log")
+    p.add_argument("org_id", type=_uuid_arg)
+    p.add_argument("--errors", action="store_true", help="only failed requests (status >= 400)")
+    p.add_argument("--follow", action="store_true", help="keep printing new entries")
+    p.add_argument(
+        "--for",
+        dest="for_seconds",
+        type=float,
+        default=86400.0,
+        help="with --follow: stop after this many seconds (default one day)",
+    )
+    p.add_argument("--limit", type=int, default=100, help="the newest N entries (at most 1000)")
+    p.set_defaults(func=cmd_activity)
 
     tok = sub.add_parser("token", help="SCIM bearer tokens").add_subparsers(
         dest="token_cmd", required=True

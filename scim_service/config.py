@@ -121,6 +121,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # leaves leases that run out after this long, then any publisher claims the event again.
     publisher_lease_seconds: float = 60.0
 
+    # The SCIM activity log (activity.py): which requests are recorded, which keep their
+    # (masked) bodies, for how long, and how many entries per organization at most.
+    activity_log: Literal["off", "errors", "all"] = "all"
+    activity_bodies: Literal["off", "errors", "all"] = "errors"
+    activity_retention_days: float = 7.0
+    activity_max_per_org: int = 10_000
+
+    # The mass-deprovisioning guard (provisioning/guard.py): defaults for every organization,
+    # each may override them (admin API / `scim-service org guard set`).
+    deprovision_guard: bool = True
+    deprovision_guard_percent: float = 25.0
+    deprovision_guard_min_users: int = 20
+    deprovision_guard_window_minutes: float = 15.0
+
     # Metrics: /metrics on the main port, or only on a separate one (SCIM_METRICS_PORT).
     metrics_enabled: bool = True
     metrics_port: int | None = None
@@ -189,6 +203,14 @@ def _parse_bool(name: str, raw: str, problems: list[str]) -> bool | None:
         return False
     problems.append(f"{name}={raw!r} is not a boolean (use true/false, 1/0, yes/no, on/off)")
     return None
+
+
+def _parse_capture(name: str, raw: str, problems: list[str]) -> str | None:
+    value = raw.strip().lower()
+    if value not in ("off", "errors", "all"):
+        problems.append(f"{name}={raw.strip()!r} must be 'off', 'errors' or 'all'")
+        return None
+    return value
 
 
 def _parse_int(name: str, raw: str, problems: list[str], lo: int, hi: int) -> int | None:
@@ -417,6 +439,34 @@ def load_settings(
         lambda n, r, p: _parse_float(n, r, p, 0.01, 3600),
     )
     _take_webhook_keys(env, values, problems)
+    take("SCIM_ACTIVITY_LOG", "activity_log", _parse_capture)
+    take("SCIM_ACTIVITY_BODIES", "activity_bodies", _parse_capture)
+    take(
+        "SCIM_ACTIVITY_RETENTION_DAYS",
+        "activity_retention_days",
+        lambda n, r, p: _parse_float(n, r, p, 0.001, 3650),
+    )
+    take(
+        "SCIM_ACTIVITY_MAX_PER_ORG",
+        "activity_max_per_org",
+        lambda n, r, p: _parse_int(n, r, p, 1, 10_000_000),
+    )
+    take("SCIM_DEPROVISION_GUARD", "deprovision_guard", _parse_bool)
+    take(
+        "SCIM_DEPROVISION_GUARD_PERCENT",
+        "deprovision_guard_percent",
+        lambda n, r, p: _parse_float(n, r, p, 0.01, 100),
+    )
+    take(
+        "SCIM_DEPROVISION_GUARD_MIN_USERS",
+        "deprovision_guard_min_users",
+        lambda n, r, p: _parse_int(n, r, p, 1, 10_000_000),
+    )
+    take(
+        "SCIM_DEPROVISION_GUARD_WINDOW_MINUTES",
+        "deprovision_guard_window_minutes",
+        lambda n, r, p: _parse_float(n, r, p, 0.01, 7 * 24 * 60),
+    )
     take("SCIM_METRICS_ENABLED", "metrics_enabled", _parse_bool)
     take("SCIM_METRICS_PORT", "metrics_port", lambda n, r, p: _parse_int(n, r, p, 1, 65535))
     take("SCIM_METRICS_HOST", "metrics_host", lambda n, r, p: r.strip())

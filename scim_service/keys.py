@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from scim_service.activity import ActivityLog
 from scim_service.auth import Authenticator
 from scim_service.config import Settings
 from scim_service.events.publisher import Publisher
 from scim_service.fairness import Gate
 from scim_service.lifecycle import Lifecycle
 from scim_service.metrics import LoopLagMonitor, Metrics
+from scim_service.provisioning.guard import GuardPolicy
 from scim_service.store.outbox import Emitter
 from scim_service.tenancy import Principal
 
@@ -23,6 +25,7 @@ GATE = web.AppKey("gate", Gate)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ADMIN_DIGEST = web.AppKey("admin_digest", bytes)
 EMITTER = web.AppKey("emitter", Emitter)
+GUARD = web.AppKey("guard", GuardPolicy)  # the mass-deprovisioning guard's defaults
 PUBLISHER = web.AppKey("publisher", Publisher)
 METRICS = web.AppKey("metrics", Metrics)
 METRICS_DIGEST = web.AppKey("metrics_digest", bytes)
@@ -30,6 +33,12 @@ LOOP_LAG = web.AppKey("loop_lag", LoopLagMonitor)
 # The app a separate metrics listener reports on.
 MAIN_APP = web.AppKey("main_app", web.Application)
 
+# The activity log's queue (absent with SCIM_ACTIVITY_LOG=off and on the publisher's app).
+ACTIVITY = web.AppKey("activity", ActivityLog)
+
 # Set by the auth middleware on every authenticated SCIM request.
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)
+# The raw body a handler read (read_json), for the activity log; and why a token failed.
+REQUEST_BODY = web.RequestKey("request_body", bytes)
+AUTH_FAILURE = web.RequestKey("auth_failure", str)

@@ -26,7 +26,8 @@ from prometheus_client import (
     generate_latest,
 )
 
-from scim_service import errors
+from scim_service import errors, status
+from scim_service.provisioning import guard
 from scim_service.store import outbox
 
 # Route template prefix → SCIM resource label.
@@ -125,6 +126,22 @@ class Metrics:
             ["sink"],
             registry=r,
         )
+        self.outbox_held = Gauge(
+            "scim_outbox_held_events",
+            "Deliveries held by the mass-deprovisioning guard until an administrator acts",
+            ["sink"],
+            registry=r,
+        )
+        self.guard_tripped = Gauge(
+            "scim_deprovision_guard_tripped_organizations",
+            "Organizations whose mass-deprovisioning guard is tripped (deprovisions held)",
+            registry=r,
+        )
+        self.tokens_expiring = Gauge(
+            "scim_tokens_expiring_soon",
+            "Active SCIM tokens (all organizations) that expire within 7 days",
+            registry=r,
+        )
         self.pool_size = Gauge("scim_db_pool_connections", "Database pool size", registry=r)
         self.pool_in_use = Gauge(
             "scim_db_pool_connections_in_use", "Pool connections in use", registry=r
@@ -199,6 +216,8 @@ class Metrics:
             try:
                 async with (acquire or pool.acquire)() as conn:
                     found = {s.sink: s for s in await outbox.stats(conn)}
+                    tripped = await guard.tripped_orgs(conn)
+                    expiring = await status.tokens_expiring(conn)
             except errors.Unavailable:
                 return generate_latest(self.registry)
             for sink in set(sinks) | set(found):
@@ -206,8 +225,13 @@ class Metrics:
                 self.outbox_pending.labels(sink).set(s.pending if s else 0)
                 self.outbox_oldest.labels(sink).set(s.oldest_age if s else 0)
                 self.outbox_dead.labels(sink).set(s.dead if s else 0)
-                orphaned = (s.pending + s.dead) if s is not None and sink not in sinks else 0
+                orphaned = (
+                    (s.pending + s.dead + s.held) if s is not None and sink not in sinks else 0
+                )
                 self.outbox_unconfigured.labels(sink).set(orphaned)
+                self.outbox_held.labels(sink).set(s.held if s else 0)
+            self.guard_tripped.set(tripped)
+            self.tokens_expiring.set(expiring)
         return generate_latest(self.registry)
 
 

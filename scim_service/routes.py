@@ -66,6 +66,12 @@ def setup_routes(app: web.Application, *, metrics: bool = True) -> None:
     r.add_post(
         f"{ADMIN}/orgs/{{org_id}}/users/{{user_id}}/setup-complete", admin.complete_user_setup
     )
+    r.add_get(f"{ADMIN}/orgs/{{org_id}}/status", admin.org_status)
+    r.add_get(f"{ADMIN}/orgs/{{org_id}}/activity", admin.list_activity)
+    r.add_get(f"{ADMIN}/orgs/{{org_id}}/guard", admin.guard_state)
+    r.add_patch(f"{ADMIN}/orgs/{{org_id}}/guard", admin.configure_guard)
+    r.add_post(f"{ADMIN}/orgs/{{org_id}}/guard/release", admin.release_guard)
+    r.add_post(f"{ADMIN}/orgs/{{org_id}}/guard/discard", admin.discard_guard)
     r.add_get(f"{ADMIN}/events/stats", admin.event_stats)
     r.add_get(f"{ADMIN}/events/dead-letters", admin.list_dead_letters)
     r.add_post(f"{ADMIN}/events/dead-letters/retry", admin.retry_dead_letters)

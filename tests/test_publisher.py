@@ -236,6 +236,7 @@ async def test_dead_letters_block_their_resource_until_retried(
             "oldest_age": 0.0,
             "dead": 1,
             "leased": 0,
+            "held": 0,
             "configured": True,
         }
     ]

@@ -20,6 +20,8 @@ USER_DEPROVISIONED = "user.deprovisioned"
 USER_REACTIVATED = "user.reactivated"
 USER_SETUP_COMPLETED = "user.setup_completed"
 GROUP_CHANGED = "group.changed"
+# The mass-deprovisioning guard held this organization's user.deprovisioned deliveries.
+DIRECTORY_GUARD_TRIPPED = "directory.guard_tripped"
 
 # A group.changed event lists at most this many added (or removed) user ids; a bigger change
 # becomes several consecutive events, each with its own resourceversion.
@@ -101,6 +103,19 @@ class GroupChanged(msgspec.Struct, kw_only=True):
     previous_display_name: str | None = None
 
 
+class GuardTripped(msgspec.Struct, kw_only=True):
+    """Subject: the organization. Its user.deprovisioned events are held from now on until an
+    administrator releases (delivers, in order) or discards them."""
+
+    org_id: str
+    tripped_at: datetime
+    deprovisioned: int  # distinct users deprovisioned within the window, when it tripped
+    active_users: int  # active users at the start of the window (active now + deprovisioned)
+    percent: float
+    min_users: int
+    window_minutes: float
+
+
 EventData = (
     UserProvisioned
     | UserUpdated
@@ -108,6 +123,7 @@ EventData = (
     | UserReactivated
     | UserSetupCompleted
     | GroupChanged
+    | GuardTripped
 )
 
 
@@ -131,7 +147,7 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
     """An event a write produces, before the outbox gives it an id, time and version."""
 
     type: str
-    resource_type: Literal["User", "Group"]
+    resource_type: Literal["User", "Group", "Organization"]
     subject: uuid.UUID
     data: EventData
 
@@ -265,6 +281,12 @@ def user_setup_completed(
         completed_at=completed_at,
     )
     return _user(USER_SETUP_COMPLETED, user_id, data)
+
+
+def guard_tripped(org_id: uuid.UUID, data: GuardTripped) -> NewEvent:
+    return NewEvent(
+        type=DIRECTORY_GUARD_TRIPPED, resource_type="Organization", subject=org_id, data=data
+    )
 
 
 def _user(type_: str, user_id: uuid.UUID, data: EventData) -> NewEvent:

@@ -8,12 +8,12 @@ from datetime import datetime
 import msgspec
 from aiohttp import web
 
-from scim_service import errors, tenancy
+from scim_service import activity, errors, status, tenancy
 from scim_service.events import admin as events_admin
 from scim_service.http.responses import admin_json, connection, read_json
 from scim_service.http.scim_users import render as render_user
-from scim_service.keys import AUTH, BASE_URL, EMITTER, PUBLISHER, SETTINGS
-from scim_service.provisioning import users
+from scim_service.keys import AUTH, BASE_URL, EMITTER, GUARD, PUBLISHER, SETTINGS
+from scim_service.provisioning import guard, users
 from scim_service.provisioning.scope import Scope
 from scim_service.scim.projection import Projection
 from scim_service.store.tenants import TokenInfo
@@ -116,7 +116,9 @@ async def complete_user_setup(request: web.Request) -> web.Response:
     user_id = path_uuid(request, "user_id", "User")
     async with connection(request) as conn:
         await tenancy.get_org(conn, org_id)
-        user = await users.complete_setup(conn, Scope(org_id, request.app[EMITTER]), user_id)
+        user = await users.complete_setup(
+            conn, Scope(org_id, request.app[EMITTER], request.app[GUARD]), user_id
+        )
     return admin_json(render_user(request, user, Projection()))
 
 
@@ -201,3 +203,76 @@ def _wake_publisher(request: web.Request) -> None:
     publisher = request.app.get(PUBLISHER)
     if publisher is not None:
         publisher.wake()
+
+
+# --- the mass-deprovisioning guard ----------------------------------------------------------
+
+
+async def guard_state(request: web.Request) -> web.Response:
+    org_id = path_uuid(request, "org_id", "Organization")
+    async with connection(request) as conn:
+        found = await guard.state(conn, org_id, request.app[GUARD])
+    return admin_json(found)
+
+
+async def configure_guard(request: web.Request) -> web.Response:
+    org_id = path_uuid(request, "org_id", "Organization")
+    body = await read_json(request, guard.GuardSettings)
+    async with connection(request) as conn:
+        found = await guard.configure(conn, org_id, body, request.app[GUARD])
+    return admin_json(found)
+
+
+async def release_guard(request: web.Request) -> web.Response:
+    org_id = path_uuid(request, "org_id", "Organization")
+    async with connection(request) as conn:
+        outcome = await guard.release(conn, org_id)
+    _wake_publisher(request)
+    return admin_json(outcome)
+
+
+async def discard_guard(request: web.Request) -> web.Response:
+    org_id = path_uuid(request, "org_id", "Organization")
+    async with connection(request) as conn:
+        outcome = await guard.discard(conn, org_id)
+    return admin_json(outcome)
+
+
+# --- the activity log -----------------------------------------------------------------------
+
+
+def _query_int(request: web.Request, name: str, default: int | None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise errors.InvalidValue(f"{name} must be an integer, not {raw[:40]!r}") from None
+    if not 0 <= value <= 2**62:
+        raise errors.InvalidValue(f"{name} must be between 0 and 2^62")
+    return value
+
+
+async def list_activity(request: web.Request) -> web.Response:
+    """`?errors=true` only failed requests; `?after=ID` the entries after one (to follow);
+    `?limit=` at most 1,000 (default 100)."""
+    org_id = path_uuid(request, "org_id", "Organization")
+    errors_only = request.query.get("errors", "").lower() in ("1", "true", "yes")
+    after = _query_int(request, "after", None)
+    limit = _query_int(request, "limit", 100) or 100
+    async with connection(request) as conn:
+        await tenancy.get_org(conn, org_id)
+        found = await activity.entries(
+            conn, org_id, errors_only=errors_only, after=after, limit=limit
+        )
+    return admin_json({"entries": found})
+
+
+async def org_status(request: web.Request) -> web.Response:
+    """The checklist for a failing "Test Connection": SCIM on/off, tokens, last success per
+    IdP, the last hour's error rate, events per sink, the guard."""
+    org_id = path_uuid(request, "org_id", "Organization")
+    async with connection(request) as conn:
+        found = await status.org_status(conn, org_id, request.app[SETTINGS])
+    return admin_json(found)

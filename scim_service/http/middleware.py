@@ -7,14 +7,27 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import msgspec
 import structlog
 from aiohttp import web
 
 from scim_service import errors
+from scim_service.activity import ActivityLog, Record, token_prefix_of
 from scim_service.http.paths import canonical_route
-from scim_service.keys import ADMIN_DIGEST, AUTH, GATE, METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
+from scim_service.keys import (
+    ACTIVITY,
+    ADMIN_DIGEST,
+    AUTH,
+    AUTH_FAILURE,
+    GATE,
+    METRICS,
+    PRINCIPAL,
+    REQUEST_BODY,
+    REQUEST_ID,
+    SETTINGS,
+)
 from scim_service.logs import get_logger
 from scim_service.store.db import DATA_ERRORS, as_unavailable, data_error
 from scim_service.tokens import matches_digest
@@ -147,7 +160,47 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         duration_ms=round(elapsed * 1000, 3),
         org_id=str(principal.org_id) if principal is not None else None,
     )
+    activity = request.app.get(ACTIVITY)
+    if activity is not None and request.path.startswith(SCIM_PREFIX):
+        _record(request, activity, resp, route, elapsed)
     return resp
+
+
+def _record(
+    request: web.Request,
+    activity: ActivityLog,
+    resp: web.StreamResponse,
+    route: str,
+    elapsed: float,
+) -> None:
+    """Hand the request to the activity log (a queue append; the work happens later)."""
+    status = resp.status
+    if not activity.wants(status):
+        return
+    principal = request.get(PRINCIPAL)
+    failure = request.get(AUTH_FAILURE)
+    if principal is None and failure is None:
+        return  # no organization to file it under (a path outside the SCIM API's routes)
+    keep = activity.keep_bodies(status)
+    body = resp.body if isinstance(resp, web.Response) else None
+    activity.record(
+        Record(
+            org_id=principal.org_id if principal is not None else None,
+            at=datetime.now(UTC),
+            method=request.method,
+            route=route,
+            path=request.path,
+            status=status,
+            duration_ms=round(elapsed * 1000, 3),
+            user_agent=request.headers.get("User-Agent"),
+            token_prefix=token_prefix_of(request.headers.get("Authorization")),
+            auth_failure=failure,
+            request_id=request[REQUEST_ID],
+            request_body=request.get(REQUEST_BODY) if keep else None,
+            response_body=body if isinstance(body, bytes) and (keep or status >= 400) else None,
+            keep_bodies=keep,
+        )
+    )
 
 
 def bearer_token(request: web.Request) -> str:
@@ -182,7 +235,9 @@ async def authenticate(request: web.Request) -> None:
             raise errors.Unauthorized("The admin token is not valid", reason="admin")
     except errors.Unauthorized as exc:
         request.app[METRICS].auth_failure(exc.reason)
+        request[AUTH_FAILURE] = exc.reason
         raise
     except errors.Forbidden:
         request.app[METRICS].auth_failure("disabled")
+        request[AUTH_FAILURE] = "disabled"
         raise

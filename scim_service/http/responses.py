@@ -11,7 +11,7 @@ from aiohttp import web
 
 from scim_service import errors
 from scim_service.http.middleware import SCIM_CONTENT_TYPE
-from scim_service.keys import EMITTER, GATE, PRINCIPAL
+from scim_service.keys import EMITTER, GATE, GUARD, PRINCIPAL, REQUEST_BODY
 from scim_service.provisioning.scope import Scope
 from scim_service.scim.projection import Projection, parse_projection
 from scim_service.scim.schema import ResourceType
@@ -56,6 +56,7 @@ async def read_json(request: web.Request, type_: type[T]) -> T:
             "send application/scim+json or application/json"
         )
     raw = await request.read()
+    request[REQUEST_BODY] = raw  # for the activity log (masked there, off the request path)
     if not raw.strip():
         raise errors.InvalidSyntax("The request body is empty; a JSON object is required")
     try:
@@ -89,7 +90,7 @@ def query_projection(request: web.Request, rtype: ResourceType) -> Projection:
 
 def scope(request: web.Request) -> Scope:
     """The organization of the caller's token, with this process's event emitter."""
-    return Scope(request[PRINCIPAL].org_id, request.app[EMITTER])
+    return Scope(request[PRINCIPAL].org_id, request.app[EMITTER], request.app[GUARD])
 
 
 def connection(request: web.Request) -> AbstractAsyncContextManager[asyncpg.Connection]:

@@ -109,6 +109,61 @@ def admin_ops() -> dict[str, dict[str, Any]]:
             params=[org, param("user_id", "path", "The user id (a UUID)")],
             errors=("404",),
         ),
+        f"GET {ADMIN}/orgs/{{org_id}}/status": admin(
+            "Directory status: SCIM on/off, tokens, last success per IdP, errors, events, guard",
+            answer("200", "OrgStatus", "The status"),
+            "orgStatus",
+            params=[org],
+            errors=("404",),
+        ),
+        f"GET {ADMIN}/orgs/{{org_id}}/activity": admin(
+            "The organization's SCIM activity log (oldest first)",
+            answer("200", "ActivityList", "Entries"),
+            "listActivity",
+            params=[
+                org,
+                param("errors", "query", "true: only failed requests"),
+                param(
+                    "after", "query", "Only entries after this entry id (to follow)", type="integer"
+                ),
+                param(
+                    "limit",
+                    "query",
+                    "At most this many (default 100, at most 1000)",
+                    type="integer",
+                ),
+            ],
+            errors=("404",),
+        ),
+        f"GET {ADMIN}/orgs/{{org_id}}/guard": admin(
+            "The mass-deprovisioning guard: threshold, state and held events",
+            answer("200", "GuardState", "The guard"),
+            "getGuard",
+            params=[org],
+            errors=("404",),
+        ),
+        f"PATCH {ADMIN}/orgs/{{org_id}}/guard": admin(
+            "Override the guard's threshold for this organization",
+            answer("200", "GuardState", "The guard"),
+            "configureGuard",
+            params=[org],
+            body=request_body("GuardSettings"),
+            errors=("404",),
+        ),
+        f"POST {ADMIN}/orgs/{{org_id}}/guard/release": admin(
+            "Deliver the held user.deprovisioned events (in order) and re-arm the guard",
+            answer("200", "GuardOutcome", "How many events were released"),
+            "releaseGuard",
+            params=[org],
+            errors=("404",),
+        ),
+        f"POST {ADMIN}/orgs/{{org_id}}/guard/discard": admin(
+            "Drop the held user.deprovisioned events (logged) and re-arm the guard",
+            answer("200", "GuardOutcome", "How many events were discarded"),
+            "discardGuard",
+            params=[org],
+            errors=("404",),
+        ),
         f"GET {ADMIN}/events/stats": admin(
             "Outbox backlog per sink", answer("200", "EventStats", "Per sink"), "eventStats"
         ),

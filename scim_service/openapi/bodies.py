@@ -16,6 +16,7 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from scim_service.activity import Entry
 from scim_service.http.admin import (
     CreatedToken,
     CreateOrg,
@@ -24,10 +25,12 @@ from scim_service.http.admin import (
     ReplayRequest,
     RetryRequest,
 )
+from scim_service.provisioning.guard import GuardOutcome, GuardSettings, GuardState
 from scim_service.scim import schema as s
 from scim_service.scim.discovery import MAX_RESULTS
 from scim_service.scim.patch import MAX_OPERATIONS
 from scim_service.scim.resource import MAX_INDEXED, MAX_STRING
+from scim_service.status import OrgStatus
 from scim_service.store.outbox import DeadLetter, SinkStats
 from scim_service.store.tenants import Org, TokenInfo
 
@@ -151,6 +154,10 @@ class Health(msgspec.Struct):
     pending: list[str] | UnsetType = UNSET
 
 
+class ActivityList(msgspec.Struct):
+    entries: list[Entry]
+
+
 _STRUCTS: tuple[type[Any], ...] = (
     Error,
     PatchOp,
@@ -174,6 +181,11 @@ _STRUCTS: tuple[type[Any], ...] = (
     DeadLetters,
     SigningKey,
     Health,
+    ActivityList,
+    OrgStatus,
+    GuardState,
+    GuardSettings,
+    GuardOutcome,
 )
 
 # JSON Schema types of RFC 7643 §2.3 attribute types.

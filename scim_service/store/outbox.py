@@ -22,6 +22,10 @@ Ordering — why each resource's events are delivered in order, with any number 
    taken, an event whose delivery kills the publisher every time is still dead-lettered after
    the maximum attempts (by the claim that would have exceeded them).
 
+4. Rows held by the mass-deprovisioning guard (`held`, provisioning/guard.py) are not claimed
+   until an administrator releases them; they exist, so like every row above they hold back
+   their resource's later versions, and a release hands them back in version order.
+
 So no global cursor is needed, and ids taken out of commit order (bigserial) cannot make a
 publisher skip or reorder anything: the per-resource version is the only order that matters.
 """
@@ -90,6 +94,8 @@ class SinkStats(msgspec.Struct, frozen=True, kw_only=True):
     dead: int
     leased: int = 0
     """Being delivered right now (a live lease)."""
+    held: int = 0
+    """Held by the mass-deprovisioning guard until an administrator releases them."""
     configured: bool = True
     """False: no process of this configuration serves the sink (set by the service layer)."""
 
@@ -236,6 +242,7 @@ async def stats(conn: asyncpg.Connection) -> list[SinkStats]:
             oldest_age=float(r["oldest_age"]),
             dead=r["dead"],
             leased=r["leased"],
+            held=r["held"],
         )
         for r in await conn.fetch(Q["outbox_stats"])
     ]

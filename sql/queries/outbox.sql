@@ -17,7 +17,8 @@ FROM e CROSS JOIN unnest($9::text[]) AS k(sink);
 -- One short transaction (this statement alone): lease the oldest claimable events of one sink
 -- and count the attempt. Claimable: not dead, due, not leased by a live publisher, not locked by
 -- a concurrent claim, and with no earlier version of the same resource still pending for this
--- sink (pending, retrying, dead-lettered or leased: all those rows exist). An event whose
+-- sink (pending, retrying, dead-lettered, leased or held: all those rows exist). Rows held by
+-- the mass-deprovisioning guard (guard.sql) are never claimed until released. An event whose
 -- attempts are already used up (its deliveries kept killing the publisher, so no outcome was ever
 -- recorded) is dead-lettered here instead of being handed out again.
 -- The outbox is scanned first (MATERIALIZED) and only the claimed rows are joined to events:
@@ -29,6 +30,7 @@ WITH c AS MATERIALIZED (
     FROM outbox o
     WHERE o.sink = $1
       AND NOT o.dead
+      AND NOT o.held
       AND o.next_attempt_at <= now()
       AND (o.lease_until IS NULL OR o.lease_until < now())
       AND NOT EXISTS (
@@ -59,8 +61,19 @@ FROM u JOIN events e ON e.seq = u.event_seq
 ORDER BY u.event_seq;
 
 -- name: delivered
--- Delivered rows go, whoever holds the lease now: the event reached the receiver.
-DELETE FROM outbox WHERE sink = $1 AND event_seq = ANY($2::bigint[]);
+-- Delivered rows go, whoever holds the lease now: the event reached the receiver. The time of
+-- the last delivery per organization is kept for the status page (rows in org order: two
+-- publishers recording at once lock them in the same order).
+WITH d AS (
+    DELETE FROM outbox WHERE sink = $1 AND event_seq = ANY($2::bigint[])
+    RETURNING event_seq
+)
+INSERT INTO sink_deliveries (sink, org_id, last_delivered_at)
+SELECT $1, e.org_id, now()
+FROM d JOIN events e ON e.seq = d.event_seq
+GROUP BY e.org_id
+ORDER BY e.org_id
+ON CONFLICT (sink, org_id) DO UPDATE SET last_delivered_at = excluded.last_delivered_at;
 
 -- name: failed
 -- Per event: a later attempt, or dead-lettered, with the reason kept; the lease ends. Only the
@@ -135,13 +148,15 @@ WITH old AS (
 DELETE FROM events e USING old WHERE e.seq = old.seq;
 
 -- name: outbox_stats
--- Per sink: pending (not dead) count, age of the oldest pending event, dead-lettered count,
--- and how many are being delivered right now (a live lease).
+-- Per sink: pending (not dead, not held) count, age of the oldest pending event, dead-lettered
+-- count, how many are being delivered right now (a live lease), and how many the
+-- mass-deprovisioning guard holds.
 SELECT sink,
-       count(*) FILTER (WHERE NOT dead) AS pending,
-       coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE NOT dead)), 0) AS oldest_age,
+       count(*) FILTER (WHERE NOT dead AND NOT held) AS pending,
+       coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE NOT dead AND NOT held)), 0) AS oldest_age,
        count(*) FILTER (WHERE dead) AS dead,
-       count(*) FILTER (WHERE NOT dead AND lease_until >= now()) AS leased
+       count(*) FILTER (WHERE NOT dead AND lease_until >= now()) AS leased,
+       count(*) FILTER (WHERE held) AS held
 FROM outbox
 GROUP BY sink;
 
@@ -152,10 +167,11 @@ DELETE FROM outbox WHERE sink = $1;
 -- name: move_sink
 -- Hand a sink's queued rows to another sink (fresh attempts, due now); rows the target already
 -- has for the same event are kept once. Order per resource is kept: versions travel with rows.
+-- Rows held by the mass-deprovisioning guard stay held.
 WITH gone AS (
     DELETE FROM outbox WHERE sink = $1
-    RETURNING event_seq, subject, resource_version, created_at
+    RETURNING event_seq, subject, resource_version, created_at, held
 )
-INSERT INTO outbox (sink, event_seq, subject, resource_version, created_at)
-SELECT $2, event_seq, subject, resource_version, created_at FROM gone
+INSERT INTO outbox (sink, event_seq, subject, resource_version, created_at, held)
+SELECT $2, event_seq, subject, resource_version, created_at, held FROM gone
 ON CONFLICT (sink, event_seq) DO NOTHING;

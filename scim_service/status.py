@@ -1,0 +1,155 @@
+"""The directory status of one organization (issue 14, part 2): the checklist an administrator
+walks through when an IdP's "Test Connection" fails. One service layer for the admin API
+(`GET /admin/v1/orgs/{org_id}/status`) and the CLI (`scim-service org status ORG_ID`)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import msgspec
+
+from scim_service import tenancy
+from scim_service.config import Settings
+from scim_service.provisioning import guard
+from scim_service.store.db import QUERIES as Q
+from scim_service.store.tenants import TokenInfo
+
+EXPIRY_WARNING_DAYS = 7
+
+
+class TokenStatus(msgspec.Struct, frozen=True, kw_only=True):
+    info: TokenInfo
+    expires_soon: bool
+    """Active and expiring within EXPIRY_WARNING_DAYS: create the next one and update the IdP."""
+
+
+class IdpSuccess(msgspec.Struct, frozen=True, kw_only=True):
+    idp: str
+    at: datetime
+    method: str
+    route: str
+    status: int
+
+
+class ErrorRate(msgspec.Struct, frozen=True, kw_only=True):
+    requests: int
+    errors: int
+    rate: float
+
+
+class SinkStatus(msgspec.Struct, frozen=True, kw_only=True):
+    sink: str
+    pending: int
+    held: int
+    dead: int
+    oldest_pending_age: float
+    last_delivery_at: datetime | None
+
+
+class GuardSummary(msgspec.Struct, frozen=True, kw_only=True):
+    enabled: bool
+    tripped: bool
+    tripped_at: datetime | None
+    held: int
+
+
+class OrgStatus(msgspec.Struct, frozen=True, kw_only=True):
+    org_id: uuid.UUID
+    name: str
+    scim_enabled: bool
+    tokens: list[TokenStatus]
+    last_success: list[IdpSuccess]
+    """The last successful request per IdP (from the activity log)."""
+    last_hour: ErrorRate
+    sinks: list[SinkStatus]
+    guard: GuardSummary
+    warnings: list[str]
+
+
+async def org_status(conn: asyncpg.Connection, org_id: uuid.UUID, settings: Settings) -> OrgStatus:
+    org = await tenancy.get_org(conn, org_id)  # 404 for an unknown organization
+    now = datetime.now(UTC)
+    soon = now + timedelta(days=EXPIRY_WARNING_DAYS)
+    tokens = [
+        TokenStatus(
+            info=t,
+            expires_soon=t.state == "active" and t.expires_at is not None and t.expires_at <= soon,
+        )
+        for t in await tenancy.list_tokens(conn, org_id)
+    ]
+    successes = [
+        IdpSuccess(**dict(r)) for r in await conn.fetch(Q["activity_last_success"], org_id)
+    ]
+    rate = await conn.fetchrow(Q["activity_error_rate"], org_id, now - timedelta(hours=1))
+    assert rate is not None
+    requests, errors = int(rate["requests"]), int(rate["errors"])
+    backlog = {r["sink"]: r for r in await conn.fetch(Q["status_backlog"], org_id)}
+    delivered = {
+        r["sink"]: r["last_delivered_at"] for r in await conn.fetch(Q["status_deliveries"], org_id)
+    }
+    sinks = []
+    for sink in sorted(set(settings.sinks) | set(backlog)):
+        b = backlog.get(sink)
+        sinks.append(
+            SinkStatus(
+                sink=sink,
+                pending=b["pending"] if b else 0,
+                held=b["held"] if b else 0,
+                dead=b["dead"] if b else 0,
+                oldest_pending_age=float(b["oldest_age"]) if b else 0.0,
+                last_delivery_at=delivered.get(sink),
+            )
+        )
+    g = await guard.state(conn, org_id, guard.policy_of(settings), limit=0)
+    status = OrgStatus(
+        org_id=org.id,
+        name=org.name,
+        scim_enabled=org.scim_enabled,
+        tokens=tokens,
+        last_success=successes,
+        last_hour=ErrorRate(
+            requests=requests, errors=errors, rate=round(errors / requests, 4) if requests else 0.0
+        ),
+        sinks=sinks,
+        guard=GuardSummary(
+            enabled=g.enabled, tripped=g.tripped, tripped_at=g.tripped_at, held=g.held
+        ),
+        warnings=[],
+    )
+    status.warnings.extend(_warnings(status))
+    return status
+
+
+def _warnings(s: OrgStatus) -> list[str]:
+    out = []
+    if not s.scim_enabled:
+        out.append("SCIM is switched off for this organization: every request answers 403")
+    active = [t for t in s.tokens if t.info.state == "active"]
+    if not active:
+        out.append("No active token: the IdP cannot authenticate (create one with token create)")
+    for t in active:
+        if t.expires_soon:
+            out.append(
+                f"Token {t.info.display_prefix}… expires at {t.info.expires_at:%Y-%m-%d %H:%MZ}: "
+                "create the next one and update the IdP"
+            )
+    if s.last_hour.errors:
+        out.append(
+            f"{s.last_hour.errors} of {s.last_hour.requests} requests failed in the last hour "
+            "(scim-service activity ORG_ID --errors)"
+        )
+    for sink in s.sinks:
+        if sink.dead:
+            out.append(f"{sink.dead} event(s) dead-lettered for sink {sink.sink}")
+    if s.guard.tripped:
+        out.append(
+            f"The mass-deprovisioning guard tripped: {s.guard.held} user.deprovisioned event(s) "
+            "held (scim-service org guard show ORG_ID, then release or discard)"
+        )
+    return out
+
+
+async def tokens_expiring(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval(Q["tokens_expiring"], EXPIRY_WARNING_DAYS))

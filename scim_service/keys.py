@@ -8,6 +8,7 @@ from aiohttp import web
 from scim_service.auth import Authenticator
 from scim_service.config import Settings
 from scim_service.events.publisher import Publisher
+from scim_service.events.pull import Feed
 from scim_service.fairness import Gate
 from scim_service.lifecycle import Lifecycle
 from scim_service.metrics import LoopLagMonitor, Metrics
@@ -24,6 +25,8 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 ADMIN_DIGEST = web.AppKey("admin_digest", bytes)
 EMITTER = web.AppKey("emitter", Emitter)
 PUBLISHER = web.AppKey("publisher", Publisher)
+# Wakes long-polling pull requests on the outbox NOTIFY (events/pull.py).
+FEED = web.AppKey("feed", Feed)
 METRICS = web.AppKey("metrics", Metrics)
 METRICS_DIGEST = web.AppKey("metrics_digest", bytes)
 LOOP_LAG = web.AppKey("loop_lag", LoopLagMonitor)

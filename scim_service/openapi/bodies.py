@@ -23,6 +23,12 @@ from scim_service.http.admin import (
     ReplayRequest,
     RetryRequest,
 )
+from scim_service.http.events_pull import (
+    EventsPage,
+    GroupsSnapshot,
+    MembersSnapshot,
+    UsersSnapshot,
+)
 from scim_service.scim import schema as s
 from scim_service.scim.discovery import MAX_RESULTS
 from scim_service.scim.patch import MAX_OPERATIONS
@@ -61,6 +67,8 @@ class Error(msgspec.Struct, kw_only=True):
     status: str
     scimType: ScimType | UnsetType = UNSET
     detail: str
+    oldest_cursor: str | UnsetType = UNSET
+    """410 from the pull API only: the oldest events cursor still available."""
 
 
 class PatchOperation(msgspec.Struct, kw_only=True):
@@ -159,6 +167,10 @@ _STRUCTS: tuple[type[Any], ...] = (
     DeadLetters,
     SigningKey,
     Health,
+    EventsPage,
+    UsersSnapshot,
+    GroupsSnapshot,
+    MembersSnapshot,
 )
 
 # JSON Schema types of RFC 7643 §2.3 attribute types.

@@ -1,0 +1,141 @@
+"""The pull side of events: opaque cursors, long polling woken by the outbox NOTIFY.
+
+A consumer asks for events after a cursor; when there are none and it asked to wait, the
+request sleeps (holding no database connection) until the outbox trigger's NOTIFY says a
+change committed, then reads again. `Feed` owns one LISTEN connection per serving process
+(store/listen.py, reconnecting by itself) and wakes every waiting request at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+
+import asyncpg
+
+from scim_service import errors
+from scim_service.store import pull
+from scim_service.store.listen import listen
+from scim_service.store.pull import Page, Position
+
+CHANNEL = "scim_outbox"  # the outbox trigger's NOTIFY (migration 0004)
+MAX_WAIT = 30.0
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+# Without a NOTIFY (the LISTEN connection reconnecting), a waiting request still reads this often.
+FALLBACK_POLL = 2.0
+# Committed events held back by an older transaction still open: read again this soon (doubling).
+HELD_BACK_FIRST = 0.005
+HELD_BACK_MAX = 0.1
+
+_CURSOR_PREFIX = "c1."
+
+
+def encode_cursor(pos: Position) -> str:
+    raw = f"{pos.xid}.{pos.seq}".encode()
+    return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> Position:
+    """A cursor this service handed out, or a 400."""
+    bad = errors.InvalidValue("'after' is not a cursor this service handed out")
+    if not text.startswith(_CURSOR_PREFIX) or len(text) > 64:
+        raise bad
+    body = text[len(_CURSOR_PREFIX) :]
+    try:
+        xid, _, seq = (
+            base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode().partition(".")
+        )
+        pos = Position(int(xid), int(seq))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise bad from None
+    if not (0 <= pos.xid < 2**63 and 0 <= pos.seq < 2**63):
+        raise bad
+    return pos
+
+
+class Feed:
+    """Wakes waiting pull requests when an event may have committed."""
+
+    def __init__(self, dsn: str, *, connect_timeout: float = 5.0) -> None:
+        self._dsn = dsn
+        self._connect_timeout = connect_timeout
+        self._tick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.stopping = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(
+            listen(
+                self._dsn,
+                CHANNEL,
+                self.wake,
+                lambda up: self.wake() if up else None,
+                connect_timeout=self._connect_timeout,
+            ),
+            name="events-feed-listen",
+        )
+
+    async def stop(self) -> None:
+        self.stopping = True
+        self.wake()  # waiting requests answer at once with what they have
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def wake(self) -> None:
+        tick, self._tick = self._tick, asyncio.Event()
+        tick.set()
+
+    def tick(self) -> asyncio.Event:
+        """The event the next wake sets: take it *before* reading, wait on it after."""
+        return self._tick
+
+
+async def read_or_wait(
+    acquire: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]],
+    feed: Feed | None,
+    after: Position | None,
+    *,
+    limit: int,
+    wait: float,
+    org_id: uuid.UUID | None = None,
+    types: Sequence[str] | None = None,
+) -> Page:
+    """One page; when it is empty and `wait` > 0, wait (no connection held) for a commit and
+    read again, until something arrives or `wait` seconds have passed."""
+    deadline = time.monotonic() + min(wait, MAX_WAIT)
+    retry = HELD_BACK_FIRST
+    while True:  # bounded by the deadline
+        tick = feed.tick() if feed is not None else asyncio.Event()
+        try:
+            async with acquire() as conn:
+                page = await pull.read(conn, after, limit, org_id=org_id, types=types)
+        except pull.Expired as exc:
+            oldest = encode_cursor(exc.oldest)
+            raise errors.Gone(
+                "The cursor is older than the events retention window "
+                f"(SCIM_EVENTS_RETENTION_DAYS); the oldest position available is {oldest}: "
+                "bootstrap again from the snapshot endpoints, or continue from there "
+                "knowing events were missed",
+                oldest=oldest,
+            ) from None
+        remaining = deadline - time.monotonic()
+        if page.payloads or remaining <= 0 or feed is None or feed.stopping:
+            return page
+        after = page.next
+        if page.held_back:
+            # Visible soon, when the older transaction ends (it may not notify: not a writer).
+            await asyncio.sleep(min(retry, remaining))
+            retry = min(retry * 2, HELD_BACK_MAX)
+            continue
+        retry = HELD_BACK_FIRST
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(tick.wait(), timeout=min(remaining, FALLBACK_POLL))

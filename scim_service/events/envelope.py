@@ -20,6 +20,14 @@ USER_DEPROVISIONED = "user.deprovisioned"
 USER_REACTIVATED = "user.reactivated"
 USER_SETUP_COMPLETED = "user.setup_completed"
 GROUP_CHANGED = "group.changed"
+EVENT_TYPES = (
+    USER_PROVISIONED,
+    USER_UPDATED,
+    USER_DEPROVISIONED,
+    USER_REACTIVATED,
+    USER_SETUP_COMPLETED,
+    GROUP_CHANGED,
+)
 
 # A group.changed event lists at most this many added (or removed) user ids; a bigger change
 # becomes several consecutive events, each with its own resourceversion.

@@ -60,6 +60,16 @@ def decode_cursor(text: str) -> Position:
     return pos
 
 
+def gone(exc: pull.Expired) -> errors.Gone:
+    oldest = encode_cursor(exc.oldest)
+    return errors.Gone(
+        "The cursor is older than the events retention window (SCIM_EVENTS_RETENTION_DAYS); "
+        f"the oldest position available is {oldest}: bootstrap again from the snapshot "
+        "endpoints, or continue from there knowing events were missed",
+        oldest=oldest,
+    )
+
+
 class Feed:
     """Wakes waiting pull requests when an event may have committed."""
 
@@ -119,14 +129,7 @@ async def read_or_wait(
             async with acquire() as conn:
                 page = await pull.read(conn, after, limit, org_id=org_id, types=types)
         except pull.Expired as exc:
-            oldest = encode_cursor(exc.oldest)
-            raise errors.Gone(
-                "The cursor is older than the events retention window "
-                f"(SCIM_EVENTS_RETENTION_DAYS); the oldest position available is {oldest}: "
-                "bootstrap again from the snapshot endpoints, or continue from there "
-                "knowing events were missed",
-                oldest=oldest,
-            ) from None
+            raise gone(exc) from None
         remaining = deadline - time.monotonic()
         if page.payloads or remaining <= 0 or feed is None or feed.stopping:
             return page

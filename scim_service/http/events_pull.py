@@ -16,14 +16,7 @@ from scim_service.http.responses import admin_json, connection
 from scim_service.keys import FEED, GATE
 from scim_service.store import pull
 
-EVENT_TYPES = (
-    envelope.USER_PROVISIONED,
-    envelope.USER_UPDATED,
-    envelope.USER_DEPROVISIONED,
-    envelope.USER_REACTIVATED,
-    envelope.USER_SETUP_COMPLETED,
-    envelope.GROUP_CHANGED,
-)
+EVENT_TYPES = envelope.EVENT_TYPES
 SNAPSHOT_LIMIT = 1000
 SNAPSHOT_DEFAULT = 200
 MEMBERS_LIMIT = 10000

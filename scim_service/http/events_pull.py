@@ -4,12 +4,13 @@ and store/pull.py. The contract is in the README ("Consuming events")."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from scim_service import errors, tenancy
-from scim_service.events import envelope
+from scim_service.events import envelope, schemas
 from scim_service.events import pull as events_pull
 from scim_service.http.admin import path_uuid
 from scim_service.http.responses import admin_json, connection
@@ -29,6 +30,15 @@ class EventsPage(msgspec.Struct, kw_only=True):
     events: list[msgspec.Raw]
     next_cursor: str
     has_more: bool
+
+
+class EventSchemas(msgspec.Struct, kw_only=True):
+    """Generated from the event structs (events/schemas.py)."""
+
+    schemas: dict[str, dict[str, Any]]
+    """Event type → its JSON Schema (2020-12)."""
+    asyncapi: dict[str, Any]
+    """The AsyncAPI 3.0 document of the webhook and NATS channels."""
 
 
 class UserItem(msgspec.Struct, kw_only=True):
@@ -133,6 +143,11 @@ async def list_events(request: web.Request) -> web.Response:
         has_more=page.full,
     )
     return admin_json(body)
+
+
+async def event_schemas(request: web.Request) -> web.Response:
+    """GET /admin/v1/events/schemas"""
+    return admin_json(EventSchemas(schemas=schemas.schemas(), asyncapi=schemas.asyncapi()))
 
 
 def _next_page(count: int, limit: int, last: uuid.UUID | None) -> str | None:

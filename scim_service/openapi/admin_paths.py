@@ -136,6 +136,11 @@ def admin_ops() -> dict[str, dict[str, Any]]:
             ],
             errors=("410",),
         ),
+        f"GET {ADMIN}/events/schemas": admin(
+            "JSON Schema of every event type and the AsyncAPI 3.0 document",
+            answer("200", "EventSchemas", "Generated from the event structs"),
+            "eventSchemas",
+        ),
         f"GET {ADMIN}/orgs/{{org_id}}/users": admin(
             "Bootstrap snapshot: one page of an organization's users with their versions",
             answer("200", "UsersSnapshot", "Users by id; events_cursor on the first page"),

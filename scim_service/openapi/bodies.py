@@ -24,6 +24,7 @@ from scim_service.http.admin import (
     RetryRequest,
 )
 from scim_service.http.events_pull import (
+    EventSchemas,
     EventsPage,
     GroupsSnapshot,
     MembersSnapshot,
@@ -168,6 +169,7 @@ _STRUCTS: tuple[type[Any], ...] = (
     SigningKey,
     Health,
     EventsPage,
+    EventSchemas,
     UsersSnapshot,
     GroupsSnapshot,
     MembersSnapshot,

@@ -32,7 +32,7 @@ MAX_LIMIT = 1000
 FALLBACK_POLL = 2.0
 # Committed events held back by an older transaction still open: read again this soon (doubling).
 HELD_BACK_FIRST = 0.005
-HELD_BACK_MAX = 0.1
+HELD_BACK_MAX = 0.05
 
 _CURSOR_PREFIX = "c1."
 
@@ -78,6 +78,7 @@ class Feed:
         self._connect_timeout = connect_timeout
         self._tick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self.stopping = False
 
     def start(self) -> None:
@@ -95,10 +96,37 @@ class Feed:
     async def stop(self) -> None:
         self.stopping = True
         self.wake()  # waiting requests answer at once with what they have
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def watch_xmin(
+        self, acquire: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]], seen: int
+    ) -> None:
+        """Committed events are held back by an older transaction, which may never NOTIFY (it
+        need not write events): one task per process asks for the xmin, backing off, and wakes
+        every waiting request once it has moved past `seen` (instead of each request polling)."""
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.create_task(self._watch_xmin(acquire, seen), name="events-xmin")
+
+    async def _watch_xmin(
+        self, acquire: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]], seen: int
+    ) -> None:
+        delay = HELD_BACK_FIRST
+        deadline = time.monotonic() + MAX_WAIT
+        try:
+            while not self.stopping and time.monotonic() < deadline:
+                await asyncio.sleep(delay)
+                async with acquire() as conn:
+                    if await pull.current_xmin(conn) > seen:
+                        break
+                delay = min(delay * 2, HELD_BACK_MAX)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, errors.ScimError):
+            pass  # the waiting requests still read again on their fallback poll
+        finally:
+            self.wake()
 
     def wake(self) -> None:
         tick, self._tick = self._tick, asyncio.Event()
@@ -122,7 +150,6 @@ async def read_or_wait(
     """One page; when it is empty and `wait` > 0, wait (no connection held) for a commit and
     read again, until something arrives or `wait` seconds have passed."""
     deadline = time.monotonic() + min(wait, MAX_WAIT)
-    retry = HELD_BACK_FIRST
     while True:  # bounded by the deadline
         tick = feed.tick() if feed is not None else asyncio.Event()
         try:
@@ -135,10 +162,6 @@ async def read_or_wait(
             return page
         after = page.next
         if page.held_back:
-            # Visible soon, when the older transaction ends (it may not notify: not a writer).
-            await asyncio.sleep(min(retry, remaining))
-            retry = min(retry * 2, HELD_BACK_MAX)
-            continue
-        retry = HELD_BACK_FIRST
+            feed.watch_xmin(acquire, page.xmin)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(tick.wait(), timeout=min(remaining, FALLBACK_POLL))

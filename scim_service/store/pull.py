@@ -65,6 +65,8 @@ class Page(msgspec.Struct, frozen=True, kw_only=True):
     full: bool
     held_back: bool
     """Committed events exist that a still-running older transaction holds back."""
+    xmin: int
+    """The read's snapshot xmin: held-back events become readable once it has moved on."""
 
 
 async def _head(conn: asyncpg.Connection) -> tuple[int, Position | None, bool]:
@@ -109,7 +111,14 @@ async def read(
         nxt = Position(int(rows[-1]["xid"]), rows[-1]["seq"])
     else:
         nxt = max(after, Position(xmin, 0))
-    return Page(payloads=[r["payload"] for r in rows], next=nxt, full=full, held_back=held_back)
+    return Page(
+        payloads=[r["payload"] for r in rows], next=nxt, full=full, held_back=held_back, xmin=xmin
+    )
+
+
+async def current_xmin(conn: asyncpg.Connection) -> int:
+    xmin, _purged, _held = await _head(conn)
+    return xmin
 
 
 async def head(conn: asyncpg.Connection) -> Position:

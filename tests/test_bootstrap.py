@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from typing import Any
 
 import aiohttp
@@ -175,3 +176,66 @@ async def test_bootstrap_under_writes_equals_the_database(
                 break
     assert directory.users == want[0]
     assert directory.groups == want[1]
+
+
+async def test_snapshot_pages_and_errors(
+    client: Any, tenant: Tenant, admin_headers: dict[str, str]
+) -> None:
+    """Keyset pages by id with `next_page` until the end, the cursor on the first page only,
+    each item's version its latest event's; unknown organizations and groups are 404s, bad
+    page tokens and limits 400s."""
+    ids = []
+    for i in range(5):
+        resp = await client.post(
+            "/scim/v2/Users", json={"userName": f"p{i}@x.test"}, headers=tenant.headers
+        )
+        ids.append((await resp.json(content_type=None))["id"])
+    await client.patch(
+        f"/scim/v2/Users/{ids[0]}",
+        json={
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "replace", "path": "title", "value": "T"}],
+        },
+        headers=tenant.headers,
+    )
+    base = f"/admin/v1/orgs/{tenant.org_id}"
+    got, versions, page, pages = [], {}, None, []
+    for _ in range(10):
+        params = {"limit": "2", **({"page": page} if page else {})}
+        resp = await client.get(f"{base}/users", params=params, headers=admin_headers)
+        body = await resp.json()
+        assert resp.status == 200, body
+        pages.append(body)
+        got += [u["id"] for u in body["users"]]
+        versions.update({u["id"]: u["version"] for u in body["users"]})
+        if (page := body["next_page"]) is None:
+            break
+    assert got == sorted(ids)
+    assert "events_cursor" in pages[0] and all("events_cursor" not in p for p in pages[1:])
+    assert versions[ids[0]] == 2 and versions[ids[1]] == 1
+
+    resp = await client.post(
+        "/scim/v2/Groups",
+        json={"displayName": "G", "members": [{"value": u} for u in ids]},
+        headers=tenant.headers,
+    )
+    gid = (await resp.json(content_type=None))["id"]
+    resp = await client.get(
+        f"{base}/groups/{gid}/members", params={"limit": "3"}, headers=admin_headers
+    )
+    first = await resp.json()
+    assert first["version"] == 1 and len(first["members"]) == 3 and first["next_page"]
+    resp = await client.get(
+        f"{base}/groups/{gid}/members", params={"page": first["next_page"]}, headers=admin_headers
+    )
+    assert sorted(first["members"] + (await resp.json())["members"]) == sorted(ids)
+
+    for path, params, status in (
+        (f"/admin/v1/orgs/{uuid.uuid4()}/users", {}, 404),
+        (f"{base}/groups/{uuid.uuid4()}/members", {}, 404),
+        (f"{base}/users", {"page": "x"}, 400),
+        (f"{base}/groups", {"limit": "1001"}, 400),
+    ):
+        resp = await client.get(path, params=params, headers=admin_headers)
+        assert resp.status == status, await resp.text()
+    assert (await client.get(f"{base}/users", headers=tenant.headers)).status == 401

@@ -96,7 +96,7 @@ def _limit(request: web.Request, default: int, high: int) -> int:
     raw = request.query.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= high:
         raise errors.InvalidValue(f"'limit' must be a whole number from 1 to {high}")
     return int(raw)
 
@@ -116,9 +116,8 @@ def _types(request: web.Request) -> list[str] | None:
     wanted = [t for t in wanted if t]
     unknown = sorted(set(wanted) - set(EVENT_TYPES))
     if unknown:
-        raise errors.InvalidValue(
-            f"Unknown event type(s) {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}"
-        )
+        shown = ", ".join(t[:64] for t in unknown[:5])
+        raise errors.InvalidValue(f"Unknown event type(s) {shown}; known: {', '.join(EVENT_TYPES)}")
     return wanted or None
 
 

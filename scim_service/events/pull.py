@@ -79,19 +79,27 @@ class Feed:
         self._tick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._started = False
         self.stopping = False
 
     def start(self) -> None:
-        self._task = asyncio.create_task(
-            listen(
-                self._dsn,
-                CHANNEL,
-                self.wake,
-                lambda up: self.wake() if up else None,
-                connect_timeout=self._connect_timeout,
-            ),
-            name="events-feed-listen",
-        )
+        """Listen from the first long-polling request on (`listening`), not before: a process
+        nobody long-polls holds no connection for it. Until the LISTEN is up, waiting requests
+        read again on their fallback poll, and all are woken once it is (nothing is missed)."""
+        self._started = True
+
+    def listening(self) -> None:
+        if self._started and self._task is None and not self.stopping:
+            self._task = asyncio.create_task(
+                listen(
+                    self._dsn,
+                    CHANNEL,
+                    self.wake,
+                    lambda up: self.wake() if up else None,
+                    connect_timeout=self._connect_timeout,
+                ),
+                name="events-feed-listen",
+            )
 
     async def stop(self) -> None:
         self.stopping = True
@@ -161,6 +169,7 @@ async def read_or_wait(
         if page.payloads or remaining <= 0 or feed is None or feed.stopping:
             return page
         after = page.next
+        feed.listening()
         if page.held_back:
             feed.watch_xmin(acquire, page.xmin)
         with contextlib.suppress(TimeoutError):

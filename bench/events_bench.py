@@ -4,6 +4,7 @@ relay throughput from a pre-filled outbox, and the bare claim loop of the same d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import statistics
 import subprocess
@@ -374,3 +375,102 @@ async def claim_loop(dsn: str, org_id: uuid.UUID, *, events: int, source: str) -
         }
     finally:
         await conn.close()
+
+
+def long_poll(
+    dsn: str, org_id: uuid.UUID, logdir: Path, *, samples: int, idle_waiters: int, source: str
+) -> dict[str, Any]:
+    """Commit-to-receipt latency of the pull API's long polling (issue 13): one consumer keeps
+    `GET /admin/v1/events?wait=30` open, `idle_waiters` more wait on an organization that never
+    writes (so every NOTIFY wakes them too), and a SQL writer commits one event at a time at
+    random 20-60 ms intervals; latency = receipt of the answer - COMMIT returning."""
+    admin = uuid.uuid4().hex
+    service = svc.start(
+        "scim-longpoll", dsn, logdir, SCIM_ADMIN_TOKEN=admin, SCIM_PUBLISHER_ENABLED="false"
+    )
+    try:
+        return asyncio.run(
+            _long_poll(service.base, admin, dsn, org_id, samples, idle_waiters, source)
+        )
+    finally:
+        procs.stop(service.proc)
+
+
+async def _long_poll(
+    base: str, admin: str, dsn: str, org_id: uuid.UUID, samples: int, idle: int, source: str
+) -> dict[str, Any]:
+    import random
+
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {admin}"}
+    url = f"{base}/admin/v1/events"
+    emitter = outbox.Emitter(source, ("log",))
+    attrs = loader.stored_user_attrs(dataset.post_body("long.poll@example.com"))
+    committed: dict[str, float] = {}
+    received: dict[str, float] = {}
+    stop = asyncio.Event()
+    all_in = asyncio.Event()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=40)) as session:
+
+        async def get(**params: str) -> dict[str, Any]:
+            async with session.get(url, params=params, headers=headers) as resp:
+                resp.raise_for_status()
+                return dict(await resp.json())
+
+        cursor = None
+        for _ in range(100_000):  # to the end of what exists now
+            page = await get(limit="1000", **({"after": cursor} if cursor else {}))
+            cursor = page["next_cursor"]
+            if not page["has_more"]:
+                break
+        assert cursor is not None
+
+        async def consumer(after: str) -> None:
+            while not stop.is_set():
+                page = await get(after=after, wait="30", org_id=str(org_id))
+                now = time.time()
+                for event in page["events"]:
+                    received.setdefault(event["subject"], now)
+                if len(received) >= samples:
+                    all_in.set()
+                after = page["next_cursor"]
+
+        async def idler() -> None:
+            while not stop.is_set():
+                await get(wait="30", org_id=str(uuid.uuid4()), after=cursor)
+
+        tasks = [asyncio.create_task(consumer(cursor))]
+        tasks += [asyncio.create_task(idler()) for _ in range(idle)]
+        conn = await asyncpg.connect(dsn)
+        try:
+            await asyncio.sleep(0.5)
+            rng = random.Random(13)  # noqa: S311 - intervals, not secrets
+            for _ in range(samples):
+                await asyncio.sleep(rng.uniform(0.02, 0.06))
+                subject = uuid.uuid4()
+                async with conn.transaction():
+                    await outbox.write_events(
+                        conn, emitter, org_id, [ev.user_provisioned(org_id, subject, attrs)], [1]
+                    )
+                committed[str(subject)] = time.time()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_in.wait(), timeout=10)
+        finally:
+            stop.set()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await conn.close()
+    latency = [(received[s] - c) * 1000 for s, c in committed.items() if s in received]
+    return {
+        "samples": len(committed),
+        "received": len(latency),
+        "missing": len(committed) - len(latency),
+        "idle_waiters": idle,
+        "latency_from_commit_ms": {
+            "p50": _pct(latency, 50),
+            "p99": _pct(latency, 99),
+            "max": max(latency, default=float("nan")),
+        },
+    }

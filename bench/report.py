@@ -133,6 +133,14 @@ def verdicts(self: Any) -> list[dict[str, Any]]:
         None if p99 is None else p99 <= 50.0,
         f"ms, at {q.get('achieved_rate', 0):.0f} events/s" if q else "not measured",
     )
+    poll = self.extra.get("longpoll") or {}
+    p99 = (poll.get("latency_from_commit_ms") or {}).get("p99")
+    add(
+        "long-poll commit-to-receipt p99 <= 100 ms (pull API)",
+        p99,
+        None if p99 is None else p99 <= 100.0,
+        f"ms, {poll.get('idle_waiters', 0)} idle waiters" if poll else "not measured",
+    )
     nats = self.extra.get("nats") or {}
     rate = nats.get("rate_steady")
     add(">= 20,000 events/s to NATS", rate, None if rate is None else rate >= 20_000, "events/s")

@@ -482,7 +482,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=lambda s: set(s.split(",")),
         default=set(),
         help="comma-separated scenario keys: co10k,sw10k,get_user,eq100k,co100k,"
-        "sw100k,post_user,patch_member,get_group,patch_1000,webhook,nats",
+        "sw100k,post_user,patch_member,get_group,patch_1000,webhook,longpoll,nats",
     )
     p.add_argument("--no-peer", action="store_true", help="skip scim2-server")
     p.add_argument(

@@ -292,6 +292,20 @@ class Scenarios:
             except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
                 self.extra["webhook"] = {"error": str(exc)[:500]}
                 say(f"  ! webhook scenario failed: {exc}")
+        if self.wanted("longpoll") and self.has_time(40, "long-poll latency"):
+            say("  long poll: GET /admin/v1/events?wait=30, 400 events, 50 idle waiters")
+            try:
+                self.extra["longpoll"] = events_bench.long_poll(
+                    self.dsn,
+                    self.org_id,
+                    self.logs,
+                    samples=400,
+                    idle_waiters=50,
+                    source=self.source,
+                )
+            except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+                self.extra["longpoll"] = {"error": str(exc)[:500]}
+                say(f"  ! long-poll scenario failed: {exc}")
         if self.wanted("nats") and self.has_time(30, "claim loop"):
             # First, on the same table sizes the relay will see (it deletes its events after).
             self.extra["claim_loop"] = asyncio.run(

@@ -16,6 +16,7 @@ from scim_service.activity import ActivityLog
 from scim_service.auth import Authenticator
 from scim_service.config import ConfigError, Settings, StartupError, describe_dsn
 from scim_service.events.publisher import Publisher, build_sinks
+from scim_service.events.pull import Feed
 from scim_service.fairness import Gate
 from scim_service.http.metrics import metrics as metrics_handler
 from scim_service.http.middleware import request_middleware
@@ -25,6 +26,7 @@ from scim_service.keys import (
     AUTH,
     BASE_URL,
     EMITTER,
+    FEED,
     GATE,
     GUARD,
     LIFECYCLE,
@@ -153,6 +155,22 @@ async def _activity(app: web.Application) -> AsyncIterator[None]:
             log.warning("activity_flush_timeout")
 
 
+async def _feed(app: web.Application) -> AsyncIterator[None]:
+    """The LISTEN connection that wakes long-polling pull requests (`GET /admin/v1/events
+    ?wait=`); stopping it answers every waiting request at once."""
+    settings = app[SETTINGS]
+    assert settings.database_url is not None
+    feed = Feed(
+        settings.database_url, connect_timeout=max(1.0, min(10.0, settings.db_connect_timeout))
+    )
+    app[FEED] = feed
+    feed.start()
+    try:
+        yield
+    finally:
+        await feed.stop()
+
+
 async def _publisher(app: web.Application) -> AsyncIterator[None]:
     """The event publisher, owned by the app: started after the pool (and migrations), stopped
     before it, finishing or abandoning its batch within the shutdown grace."""
@@ -195,6 +213,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_authenticator)
     if settings.activity_log != "off":
         app.cleanup_ctx.append(_activity)
+    app.cleanup_ctx.append(_feed)
     if settings.publisher_enabled:
         app.cleanup_ctx.append(_publisher)
     setup_routes(app, metrics=settings.metrics_enabled and settings.metrics_port is None)

@@ -463,6 +463,48 @@ async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int
     return 0
 
 
+async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
+    """Follow the pull API's order live, one CloudEvent JSON per line (woken by the outbox
+    NOTIFY, polling every 2 s as a fallback); `--no-follow` stops once caught up."""
+    import time
+
+    from scim_service.events import pull as events_pull
+    from scim_service.store import pull
+
+    after = events_pull.decode_cursor(args.after) if args.after else None
+    from scim_service.events.envelope import EVENT_TYPES
+
+    types = [t for v in args.types or [] for t in v.split(",") if t] or None
+    unknown = sorted(set(types or ()) - set(EVENT_TYPES))
+    if unknown:
+        raise ConfigError(
+            [f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}"]
+        )
+    woken = asyncio.Event()
+    # --no-follow: events already committed but held back by an older open transaction are
+    # waited for, at most this long.
+    settle = time.monotonic() + 5.0
+    async with database(settings) as conn:
+        await conn.add_listener(events_pull.CHANNEL, lambda *_: woken.set())
+        while True:  # until interrupted (or caught up with --no-follow)
+            woken.clear()
+            try:
+                page = await pull.read(conn, after, 500, org_id=args.org, types=types)
+            except pull.Expired as exc:
+                raise events_pull.gone(exc) from None
+            for payload in page.payloads:
+                sys.stdout.write(payload.decode() + "\n")
+            sys.stdout.flush()
+            after = page.next
+            if page.full:
+                continue
+            if not args.follow and not (page.held_back and time.monotonic() < settle):
+                print(f"next cursor: {events_pull.encode_cursor(after)}", file=sys.stderr)
+                return 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), timeout=0.05 if page.held_back else 2.0)
+
+
 async def cmd_events_signing_key(args: argparse.Namespace, settings: Settings) -> int:
     from scim_service.events import admin as events_admin
 
@@ -658,6 +700,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sink", action="append", help="only to this sink (repeatable)")
     p.add_argument("--org", type=_uuid_arg, default=None, help="only this organization's events")
     p.set_defaults(func=cmd_events_replay)
+    p = evs.add_parser("tail", help="follow events live as JSON lines (the pull API's order)")
+    p.add_argument("--org", type=_uuid_arg, default=None, help="only this organization's events")
+    p.add_argument(
+        "--types", nargs="+", default=None, metavar="TYPE", help="only these event types"
+    )
+    p.add_argument("--after", default=None, help="start after this cursor (default: the oldest)")
+    p.add_argument("--no-follow", dest="follow", action="store_false", help="stop once caught up")
+    p.set_defaults(func=cmd_events_tail)
     orph = evs.add_parser(
         "orphans",
         help="events queued for a sink that is no longer configured: hand on or discard",

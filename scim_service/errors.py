@@ -132,6 +132,25 @@ class Conflict(ScimError):
     default_detail = "The request conflicts with the current state of the resource"
 
 
+class Gone(ScimError):
+    """410: what was asked for no longer exists here (an events cursor older than retention);
+    `oldest` names where the client can start again, also in the body as `oldest_cursor`."""
+
+    status = 410
+    default_detail = "The requested position is no longer available"
+    oldest: str | None = None
+
+    def __init__(self, detail: str | None = None, *, oldest: str | None = None) -> None:
+        super().__init__(detail)
+        self.oldest = oldest
+
+    def to_body(self) -> dict[str, Any]:
+        body = super().to_body()
+        if self.oldest is not None:
+            body["oldest_cursor"] = self.oldest
+        return body
+
+
 class PreconditionFailed(ScimError):
     status = 412
     default_detail = "The resource has changed (ETag mismatch)"

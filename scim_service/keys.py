@@ -9,6 +9,7 @@ from scim_service.activity import ActivityLog
 from scim_service.auth import Authenticator
 from scim_service.config import Settings
 from scim_service.events.publisher import Publisher
+from scim_service.events.pull import Feed
 from scim_service.fairness import Gate
 from scim_service.lifecycle import Lifecycle
 from scim_service.metrics import LoopLagMonitor, Metrics
@@ -27,6 +28,8 @@ ADMIN_DIGEST = web.AppKey("admin_digest", bytes)
 EMITTER = web.AppKey("emitter", Emitter)
 GUARD = web.AppKey("guard", GuardPolicy)  # the mass-deprovisioning guard's defaults
 PUBLISHER = web.AppKey("publisher", Publisher)
+# Wakes long-polling pull requests on the outbox NOTIFY (events/pull.py).
+FEED = web.AppKey("feed", Feed)
 METRICS = web.AppKey("metrics", Metrics)
 METRICS_DIGEST = web.AppKey("metrics_digest", bytes)
 LOOP_LAG = web.AppKey("loop_lag", LoopLagMonitor)

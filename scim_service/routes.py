@@ -7,6 +7,7 @@ from aiohttp import web
 from scim_service.http import (
     admin,
     discovery,
+    events_pull,
     health,
     openapi,
     scim_groups,
@@ -72,6 +73,11 @@ def setup_routes(app: web.Application, *, metrics: bool = True) -> None:
     r.add_patch(f"{ADMIN}/orgs/{{org_id}}/guard", admin.configure_guard)
     r.add_post(f"{ADMIN}/orgs/{{org_id}}/guard/release", admin.release_guard)
     r.add_post(f"{ADMIN}/orgs/{{org_id}}/guard/discard", admin.discard_guard)
+    r.add_get(f"{ADMIN}/orgs/{{org_id}}/users", events_pull.snapshot_users)
+    r.add_get(f"{ADMIN}/orgs/{{org_id}}/groups", events_pull.snapshot_groups)
+    r.add_get(f"{ADMIN}/orgs/{{org_id}}/groups/{{group_id}}/members", events_pull.snapshot_members)
+    r.add_get(f"{ADMIN}/events", events_pull.list_events)
+    r.add_get(f"{ADMIN}/events/schemas", events_pull.event_schemas)
     r.add_get(f"{ADMIN}/events/stats", admin.event_stats)
     r.add_get(f"{ADMIN}/events/dead-letters", admin.list_dead_letters)
     r.add_post(f"{ADMIN}/events/dead-letters/retry", admin.retry_dead_letters)

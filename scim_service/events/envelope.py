@@ -22,6 +22,15 @@ USER_SETUP_COMPLETED = "user.setup_completed"
 GROUP_CHANGED = "group.changed"
 # The mass-deprovisioning guard held this organization's user.deprovisioned deliveries.
 DIRECTORY_GUARD_TRIPPED = "directory.guard_tripped"
+EVENT_TYPES = (
+    USER_PROVISIONED,
+    USER_UPDATED,
+    USER_DEPROVISIONED,
+    USER_REACTIVATED,
+    USER_SETUP_COMPLETED,
+    GROUP_CHANGED,
+    DIRECTORY_GUARD_TRIPPED,
+)
 
 # A group.changed event lists at most this many added (or removed) user ids; a bigger change
 # becomes several consecutive events, each with its own resourceversion.
@@ -65,6 +74,9 @@ class UserUpdated(msgspec.Struct, kw_only=True):
     user_id: str
     changed: list[str]  # attribute names (extension attributes as urn:...:name)
     profile: UserProfile
+    # The values before this change of exactly the attributes in `changed` (SCIM JSON values,
+    # keyed like `changed`; null: the attribute was absent). Same convention in group.changed.
+    previous: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class UserDeprovisioned(msgspec.Struct, kw_only=True):
@@ -100,7 +112,10 @@ class GroupChanged(msgspec.Struct, kw_only=True):
     added: list[str]
     removed: list[str]
     member_count: int
-    previous_display_name: str | None = None
+    previous_display_name: str | None = None  # kept for existing consumers: previous.displayName
+    # The values before this change of the group's attributes that changed (displayName,
+    # externalId, ...), keyed by SCIM attribute name like user.updated's `previous`.
+    previous: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class GuardTripped(msgspec.Struct, kw_only=True):
@@ -221,6 +236,20 @@ def changed_attributes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return out
 
 
+def previous_values(old: dict[str, Any], changed: list[str]) -> dict[str, Any]:
+    """The old values of the attributes `changed_attributes` named (`urn:...:name` reaches into
+    the extension object)."""
+    out: dict[str, Any] = {}
+    for key in changed:
+        if key.startswith("urn:") and key not in old:
+            urn, _, name = key.rpartition(":")
+            ext = old.get(urn)
+            out[key] = ext.get(name) if isinstance(ext, dict) else None
+        else:
+            out[key] = old.get(key)
+    return out
+
+
 def user_provisioned(org_id: uuid.UUID, user_id: uuid.UUID, attrs: dict[str, Any]) -> NewEvent:
     p = profile(attrs)
     data = UserProvisioned(
@@ -249,7 +278,16 @@ def user_changes(
         events.append(_user(USER_REACTIVATED, user_id, UserReactivated(**ids, **who)))
     if changed:
         events.append(
-            _user(USER_UPDATED, user_id, UserUpdated(**ids, changed=changed, profile=profile(new)))
+            _user(
+                USER_UPDATED,
+                user_id,
+                UserUpdated(
+                    **ids,
+                    changed=changed,
+                    profile=profile(new),
+                    previous=previous_values(old, changed),
+                ),
+            )
         )
     if was and not now:
         events.append(
@@ -303,6 +341,7 @@ def group_changed(
     removed: list[uuid.UUID],
     member_count: int,
     previous_display_name: str | None = None,
+    previous: dict[str, Any] | None = None,
 ) -> list[NewEvent]:
     """One group.changed event, or several when more than MEMBER_CHUNK ids changed: the first
     carries every change kind, each carries at most MEMBER_CHUNK added and removed ids."""
@@ -329,6 +368,7 @@ def group_changed(
             removed=r,
             member_count=member_count,
             previous_display_name=previous_display_name if i == 0 else None,
+            previous=(previous or {}) if i == 0 else {},
         )
         events.append(
             NewEvent(type=GROUP_CHANGED, resource_type="Group", subject=group_id, data=data)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from scim_service.http.events_pull import MEMBERS_LIMIT, SNAPSHOT_LIMIT
 from scim_service.openapi.bodies import ADMIN, JSON, ref
 from scim_service.openapi.helpers import linked, ok, op, param, request_body
 
 
 def admin_ops() -> dict[str, dict[str, Any]]:
     org = param("org_id", "path", "The organization id (a UUID)")
+
+    def snapshot(most: int) -> list[dict[str, Any]]:
+        return [
+            param("page", "query", "next_page of the previous answer", format="uuid"),
+            param("limit", "query", "Items per page", type="integer", minimum=1, maximum=most),
+        ]
 
     def admin(
         summary: str,
@@ -162,6 +169,56 @@ def admin_ops() -> dict[str, dict[str, Any]]:
             answer("200", "GuardOutcome", "How many events were discarded"),
             "discardGuard",
             params=[org],
+            errors=("404",),
+        ),
+        f"GET {ADMIN}/events": admin(
+            "Pull events in one total order after a cursor (optionally waiting for new ones)",
+            answer("200", "EventsPage", "CloudEvents as pushed, and the next cursor"),
+            "listEvents",
+            params=[
+                param("after", "query", "A next_cursor or events_cursor from an earlier answer"),
+                param("limit", "query", "Events per page", type="integer", minimum=1, maximum=1000),
+                param("org_id", "query", "Only this organization's events", format="uuid"),
+                param("types", "query", "Comma-separated event types"),
+                param(
+                    "wait",
+                    "query",
+                    "Seconds to wait for a new event when there is none",
+                    type="number",
+                    minimum=0,
+                    maximum=30,
+                ),
+            ],
+            errors=("410",),
+        ),
+        f"GET {ADMIN}/events/schemas": admin(
+            "JSON Schema of every event type and the AsyncAPI 3.0 document",
+            answer("200", "EventSchemas", "Generated from the event structs"),
+            "eventSchemas",
+        ),
+        f"GET {ADMIN}/orgs/{{org_id}}/users": admin(
+            "Bootstrap snapshot: one page of an organization's users with their versions",
+            answer("200", "UsersSnapshot", "Users by id; events_cursor on the first page"),
+            "snapshotUsers",
+            params=[org, *snapshot(SNAPSHOT_LIMIT)],
+            errors=("404",),
+        ),
+        f"GET {ADMIN}/orgs/{{org_id}}/groups": admin(
+            "Bootstrap snapshot: one page of an organization's groups with their versions",
+            answer("200", "GroupsSnapshot", "Groups by id; events_cursor on the first page"),
+            "snapshotGroups",
+            params=[org, *snapshot(SNAPSHOT_LIMIT)],
+            errors=("404",),
+        ),
+        f"GET {ADMIN}/orgs/{{org_id}}/groups/{{group_id}}/members": admin(
+            "Bootstrap snapshot: one page of a group's member ids",
+            answer("200", "MembersSnapshot", "Member ids; events_cursor on the first page"),
+            "snapshotMembers",
+            params=[
+                org,
+                param("group_id", "path", "The group id (a UUID)"),
+                *snapshot(MEMBERS_LIMIT),
+            ],
             errors=("404",),
         ),
         f"GET {ADMIN}/events/stats": admin(

@@ -25,6 +25,13 @@ from scim_service.http.admin import (
     ReplayRequest,
     RetryRequest,
 )
+from scim_service.http.events_pull import (
+    EventSchemas,
+    EventsPage,
+    GroupsSnapshot,
+    MembersSnapshot,
+    UsersSnapshot,
+)
 from scim_service.provisioning.guard import GuardOutcome, GuardSettings, GuardState
 from scim_service.scim import schema as s
 from scim_service.scim.discovery import MAX_RESULTS
@@ -65,6 +72,8 @@ class Error(msgspec.Struct, kw_only=True):
     status: str
     scimType: ScimType | UnsetType = UNSET
     detail: str
+    oldest_cursor: str | UnsetType = UNSET
+    """410 from the pull API only: the oldest events cursor still available."""
 
 
 class PatchOperation(msgspec.Struct, kw_only=True):
@@ -186,6 +195,11 @@ _STRUCTS: tuple[type[Any], ...] = (
     GuardState,
     GuardSettings,
     GuardOutcome,
+    EventsPage,
+    EventSchemas,
+    UsersSnapshot,
+    GroupsSnapshot,
+    MembersSnapshot,
 )
 
 # JSON Schema types of RFC 7643 §2.3 attribute types.

@@ -27,6 +27,7 @@ _ERROR_TEXT = {
     "403": "SCIM provisioning is disabled for this organization",
     "404": "No such resource",
     "409": "Uniqueness conflict",
+    "410": "The events cursor is older than retention; oldest_cursor names the oldest available",
     "412": "If-Match did not match the current version",
     "413": "Body larger than the 1 MiB limit",
     "415": "Content-Type other than application/scim+json or application/json",

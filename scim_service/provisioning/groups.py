@@ -33,6 +33,7 @@ class GroupChange(msgspec.Struct, kw_only=True):
     added: list[uuid.UUID] = msgspec.field(default_factory=list)
     removed: list[uuid.UUID] = msgspec.field(default_factory=list)
     previous_display_name: str | None = None
+    previous: dict[str, Any] = msgspec.field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -50,6 +51,7 @@ class GroupChange(msgspec.Struct, kw_only=True):
             removed=self.removed,
             member_count=member_count,
             previous_display_name=self.previous_display_name,
+            previous=self.previous,
         )
 
 
@@ -234,6 +236,7 @@ def _attr_change(old: dict[str, Any], new: dict[str, Any]) -> GroupChange:
         k: v for k, v in new.items() if k != "displayName"
     }:
         change.kinds.append("updated")
+    change.previous = ev.previous_values(old, ev.changed_attributes(old, new))
     return change
 
 

@@ -230,8 +230,7 @@ async def replay(
 
 
 async def purge_delivered(conn: asyncpg.Connection, before: datetime, batch: int = 5000) -> int:
-    status = await conn.execute(Q["purge_delivered"], before, batch)
-    return int(status.split()[-1])
+    return int(await conn.fetchval(Q["purge_delivered"], before, batch))
 
 
 async def stats(conn: asyncpg.Connection) -> list[SinkStats]:

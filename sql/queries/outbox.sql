@@ -144,8 +144,17 @@ WITH old AS (
       AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_seq = e.seq)
     ORDER BY e.seq
     LIMIT $2
+), gone AS (
+    DELETE FROM events e USING old WHERE e.seq = old.seq RETURNING e.xid, e.seq
+), top AS (
+    SELECT xid, seq FROM gone ORDER BY xid DESC, seq DESC LIMIT 1
+), mark AS (
+    -- The pull API's oldest available position (store/pull.py): the highest one deleted.
+    INSERT INTO events_purged (xid, seq) SELECT xid, seq FROM top
+    ON CONFLICT (singleton) DO UPDATE SET xid = EXCLUDED.xid, seq = EXCLUDED.seq
+    WHERE (events_purged.xid, events_purged.seq) < (EXCLUDED.xid, EXCLUDED.seq)
 )
-DELETE FROM events e USING old WHERE e.seq = old.seq;
+SELECT count(*) FROM gone;
 
 -- name: outbox_stats
 -- Per sink: pending (not dead, not held) count, age of the oldest pending event, dead-lettered

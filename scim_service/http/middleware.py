@@ -29,7 +29,7 @@ from scim_service.keys import (
     SETTINGS,
 )
 from scim_service.logs import get_logger
-from scim_service.store.db import DATA_ERRORS, as_unavailable, data_error
+from scim_service.store.db import driver_error
 from scim_service.tokens import matches_digest
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -123,28 +123,22 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         resp = await handler(request)
     except errors.ScimError as exc:
         resp = error_response(request, exc)
-    except DATA_ERRORS as exc:  # a value the database rejects, on any query path: 400
-        translated = data_error(exc)
-        if translated is None:
-            log.exception("unhandled_error", method=request.method, route=_route_template(request))
-            translated = errors.InternalError(f"Internal server error (request id {rid})")
-        else:
-            log.info("data_error", sqlstate=getattr(exc, "sqlstate", None))
-        resp = error_response(request, translated)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         resp = error_response(request, _from_http_exception(request, exc))
     except Exception as exc:
-        unavailable = as_unavailable(exc)  # the database went away outside the store's guard
-        if unavailable is not None:
-            log.warning("database_unavailable", error=type(exc).__name__)
-            resp = error_response(request, unavailable)
-        else:
+        # Driver errors raised outside the store's guard (filters, admin writes, token lookups):
+        # a value the database rejects is a 400, the database going away a 503.
+        translated = driver_error(exc)
+        if translated is None:
             log.exception("unhandled_error", method=request.method, route=_route_template(request))
-            resp = error_response(
-                request, errors.InternalError(f"Internal server error (request id {rid})")
-            )
+            translated = errors.InternalError(f"Internal server error (request id {rid})")
+        elif isinstance(translated, errors.Unavailable):
+            log.warning("database_unavailable", error=type(exc).__name__)
+        else:
+            log.info("data_error", sqlstate=getattr(exc, "sqlstate", None))
+        resp = error_response(request, translated)
     resp.headers["X-Request-ID"] = rid
     principal = request.get(PRINCIPAL)
     route = _route_template(request)

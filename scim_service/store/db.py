@@ -218,13 +218,20 @@ def translate_errors() -> Iterator[None]:
         if translated is None:
             raise
         raise translated from exc
-    except (asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
-        raise errors.Unavailable("The database is not accepting connections; retry later") from exc
     except Exception as exc:
         unavailable = as_unavailable(exc)
         if unavailable is None:
             raise
         raise unavailable from exc
+
+
+def driver_error(exc: BaseException) -> errors.ScimError | None:
+    """What a driver or socket error means to a client (400 for a rejected value, 503 for a
+    database away or a bound hit), or None for anything else: the HTTP middleware's last
+    resort for queries that ran outside `translate_errors`."""
+    if isinstance(exc, Exception) and (translated := data_error(exc)) is not None:
+        return translated
+    return as_unavailable(exc)
 
 
 def as_unavailable(exc: BaseException) -> errors.Unavailable | None:

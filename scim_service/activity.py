@@ -33,6 +33,15 @@ from scim_service.store.db import QUERIES as Q
 from scim_service.tokens import TOKEN_PREFIX, display_prefix
 
 log = get_logger("scim_service.activity")
+# Writing the log is bookkeeping: a database error (a connection left in a bad state by a
+# cancelled query or a dying server included) drops the batch, never the writer.
+_DB_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 Capture = Literal["off", "errors", "all"]
 
@@ -220,7 +229,7 @@ class ActivityLog:
         try:
             async with acquire() as conn:
                 orgs = await conn.fetch(Q["activity_insert"], *[list(c) for c in columns])
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except _DB_ERRORS as exc:
             self.dropped += len(batch)
             log.warning("activity_write_failed", records=len(batch), error=type(exc).__name__)
             return
@@ -244,7 +253,7 @@ class ActivityLog:
                 for org_id in touched:
                     status = await conn.execute(Q["activity_prune_org"], org_id, self.cap)
                     removed += int(status.split()[-1])
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except _DB_ERRORS as exc:
             self._touched |= touched
             log.warning("activity_prune_failed", error=type(exc).__name__)
         return removed

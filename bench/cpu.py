@@ -10,12 +10,56 @@ from pathlib import Path
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _ticks(pid: int) -> int:
+def _stat(pid: int) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])  # utime + stime
+        return None
+
+
+def _ticks(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[11]) + int(fields[12]) if fields else 0  # utime + stime
+
+
+def tree_ticks(root: int) -> int:
+    """CPU ticks of `root` and every process below it (a pre-forking server's parent, its
+    workers and its publisher): utime + stime of each live process plus cutime + cstime, the
+    time of children it has already reaped, so a worker that exits between two readings is
+    still counted (in its parent) and never twice."""
+    parent: dict[int, int] = {}
+    total: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        fields = _stat(int(entry.name))
+        if fields is None:
+            continue
+        pid = int(entry.name)
+        parent[pid] = int(fields[1])
+        total[pid] = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    inside = {root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parent.items():
+            if ppid in inside and pid not in inside:
+                inside.add(pid)
+                changed = True
+    return sum(total.get(pid, 0) for pid in inside)
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, lowered by a cgroup v2 `cpu.max` quota
+    (what a container's CPU limit sets), at least 1."""
+    n = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            n = min(n, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
 
 
 def postgres_ticks() -> dict[int, int]:
@@ -40,19 +84,20 @@ def _delta(before: dict[int, int], after: dict[int, int]) -> int:
 
 
 class CpuMeter:
-    """Share of one core used by `pid` and by PostgreSQL between start() and stop()."""
+    """Share of one core used by `pid` (with all its descendants) and by PostgreSQL between
+    start() and stop()."""
 
     def __init__(self, pid: int | None) -> None:
         self.pid = pid
 
     def start(self) -> None:
         self.t0 = time.monotonic()
-        self.p0 = _ticks(self.pid) if self.pid else 0
+        self.p0 = tree_ticks(self.pid) if self.pid else 0
         self.g0 = postgres_ticks()
 
     def stop(self) -> dict[str, float]:
         wall = time.monotonic() - self.t0
         out = {"pg_cpu_pct": 100.0 * _delta(self.g0, postgres_ticks()) / _TICK / wall}
         if self.pid:
-            out["server_cpu_pct"] = 100.0 * (_ticks(self.pid) - self.p0) / _TICK / wall
+            out["server_cpu_pct"] = 100.0 * (tree_ticks(self.pid) - self.p0) / _TICK / wall
         return out

@@ -13,6 +13,8 @@ from common import HERE, Failure, say
 
 PEER_VENV = HERE / ".venv-peer"
 PEER_REQS = HERE / "requirements-peer.txt"
+DJANGO_VENV = HERE / ".venv-django"
+DJANGO_REQS = HERE / "requirements-django-peer.txt"
 
 
 def ensure_tool(name: str, apt_package: str, allow_apt: bool) -> None:
@@ -36,17 +38,28 @@ def ensure_tool(name: str, apt_package: str, allow_apt: bool) -> None:
 
 
 def ensure_peer_venv() -> Path:
-    """bench/.venv-peer with exactly requirements-peer.txt, rebuilt when the file changes."""
-    python = PEER_VENV / "bin" / "python"
-    stamp = PEER_VENV / ".requirements.sha256"
-    digest = hashlib.sha256(PEER_REQS.read_bytes()).hexdigest()
+    """bench/.venv-peer with exactly requirements-peer.txt (scim2-server)."""
+    return ensure_venv(PEER_VENV, PEER_REQS, "scim2-server 0.8.3")
+
+
+def ensure_django_venv() -> Path:
+    """bench/.venv-django with exactly requirements-django-peer.txt (django-scim2)."""
+    return ensure_venv(DJANGO_VENV, DJANGO_REQS, "django-scim2 0.23.0")
+
+
+def ensure_venv(venv: Path, reqs: Path, what: str) -> Path:
+    """`venv` with exactly the pinned `reqs` (no dependency resolution: every package is
+    listed), rebuilt when the file changes; returns its python."""
+    python = venv / "bin" / "python"
+    stamp = venv / ".requirements.sha256"
+    digest = hashlib.sha256(reqs.read_bytes()).hexdigest()
     if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
         return python
-    say("  creating the peer's virtual environment bench/.venv-peer (scim2-server 0.8.3)")
-    shutil.rmtree(PEER_VENV, ignore_errors=True)
+    say(f"  creating the peer's virtual environment bench/{venv.name} ({what})")
+    shutil.rmtree(venv, ignore_errors=True)
     base = getattr(sys, "_base_executable", None) or shutil.which("python3") or sys.executable
     steps = [
-        [base, "-m", "venv", str(PEER_VENV)],
+        [base, "-m", "venv", str(venv)],
         [
             str(python),
             "-m",
@@ -56,7 +69,7 @@ def ensure_peer_venv() -> Path:
             "--disable-pip-version-check",
             "--no-deps",
             "-r",
-            str(PEER_REQS),
+            str(reqs),
         ],
         [str(python), "-m", "pip", "check"],
     ]
@@ -64,8 +77,8 @@ def ensure_peer_venv() -> Path:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603
         if proc.returncode != 0:
             raise Failure(
-                f"could not build the peer environment ({' '.join(cmd[:4])} ...):\n"
-                f"{(proc.stderr or proc.stdout)[-2000:]}"
+                f"could not build the peer environment bench/{venv.name} "
+                f"({' '.join(cmd[:4])} ...):\n{(proc.stderr or proc.stdout)[-2000:]}"
             )
     stamp.write_text(digest)
     return python

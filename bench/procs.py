@@ -131,5 +131,33 @@ def memory_kb(pid: int) -> dict[str, int]:
     return out
 
 
+def tree_memory_kb(root: int) -> dict[str, int]:
+    """Peak RSS of a process tree (a pre-forking server: parent, workers, publisher): VmHWM is
+    the largest single process's, VmHWM_sum and VmRSS_sum add all of them up."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        todo.extend(children.get(pid, []))
+    each = [m for m in (memory_kb(pid) for pid in pids) if m]
+    if not each:
+        return {}
+    return {
+        "VmHWM": max(m.get("VmHWM", 0) for m in each),
+        "VmHWM_sum": sum(m.get("VmHWM", 0) for m in each),
+        "VmRSS_sum": sum(m.get("VmRSS", 0) for m in each),
+        "processes": len(each),
+    }
+
+
 def eprint(*args: object) -> None:
     print(*args, file=sys.stderr, flush=True)

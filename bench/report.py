@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import spyprofile as pyspy
-from common import CONCURRENCY, ROOT, say
+from common import ROOT, say
 
 from scim_service.config import Settings
 
@@ -47,23 +47,32 @@ def _errs(*summaries: dict[str, Any] | None) -> str:
     return f"  ! {n} errors" if n else ""
 
 
+# (row key, column title): our server as deployed, the same with SCIM_WORKERS=1, the peers, pgbench.
+COLUMNS = (
+    ("us", "us req/s"),
+    ("us1", "1 worker req/s"),
+    ("peer", "scim2 req/s"),
+    ("django", "django req/s"),
+    ("pg", "pgbench tps"),
+)
+RATIOS = (("us1", "us/1w"), ("peer", "us/scim2"), ("django", "us/django"), ("pg", "us/pg"))
+NAMES = {"us": "us", "us1": "1 worker", "peer": "scim2", "django": "django", "pg": "pgbench"}
+
+
 def http_table(rows: list[dict[str, Any]]) -> str:
-    head = (
-        f"{'scenario':<34} {'c':>3} | {'us req/s (min-max)':>22} {'p50 / p99 ms':>17} | "
-        f"{'peer req/s (min-max)':>22} {'p50 / p99 ms':>17} | "
-        f"{'pgbench tps (min-max)':>22} {'p50 / p99 ms':>17} | {'us/peer':>7} {'us/pg':>7}"
+    head = f"{'scenario':<34} {'c':>3} |" + "|".join(
+        f" {title + ' (min-max)':>20} {'p50 / p99 ms':>17} " for _, title in COLUMNS
     )
+    head += "| " + " ".join(f"{r:>9}" for _, r in RATIOS)
     lines = [head, "-" * len(head)]
     for row in rows:
-        us, peer, pg = row.get("us"), row.get("peer"), row.get("pg")
-        lines.append(
-            f"{row['title']:<34} {row['c']:>3} | {_rps(us):>22} {_lat(us):>17} | "
-            f"{_rps(peer):>22} {_lat(peer):>17} | {_rps(pg):>22} {_lat(pg):>17} | "
-            f"{_ratio(ratio(us, peer)):>7} {_ratio(ratio(us, pg)):>7}{_errs(us, peer, pg)}"
-        )
+        cells = "|".join(f" {_rps(row.get(k)):>20} {_lat(row.get(k)):>17} " for k, _ in COLUMNS)
+        ratios = " ".join(f"{_ratio(ratio(row.get('us'), row.get(k))):>9}" for k, _ in RATIOS)
+        errs = _errs(*(row.get(k) for k, _ in COLUMNS))
+        lines.append(f"{row['title']:<34} {row['c']:>3} |{cells}| {ratios}{errs}")
         notes = [row["note"]] if row.get("note") else []
         notes += [
-            f"{k.split('_')[0]}: {v}"
+            f"{NAMES.get(k.rsplit('_', 1)[0], k)}: {v}"
             for k, v in row.items()
             if k.endswith(("_skipped", "_error", "_note"))
         ]
@@ -89,24 +98,21 @@ def verdicts(self: Any) -> list[dict[str, Any]]:
     def add(target: str, value: float | None, ok: bool | None, detail: str) -> None:
         out.append({"target": target, "value": value, "pass": ok, "detail": detail})
 
-    for key, name in (("get_user", "GET /Users/{id}"), ("post_user", "POST /Users")):
-        for c in CONCURRENCY:
-            r = row(key, c)
-            x = ratio(r.get("us"), r.get("peer")) if r else None
-            add(
-                f"{name} >= 3x scim2-server (c={c})",
-                x,
-                None if x is None else x >= 3.0,
-                "us/peer req/s",
-            )
-    for c in CONCURRENCY:
-        r = row("post_user", c)
-        x = ratio(r.get("us"), r.get("pg")) if r else None
+    # Issue 15's targets, at c=10.
+    get, post = row("get_user", 10) or {}, row("post_user", 10) or {}
+    for r, name, other, label, goal in (
+        (get, "GET /Users/{id}", "peer", "scim2-server", 3.0),
+        (get, "GET /Users/{id}", "django", "django-scim2", 5.0),
+        (get, "GET /Users/{id}", "pg", "the pgbench ceiling", 0.5),
+        (post, "POST /Users", "pg", "the durable ceiling", 0.9),
+        (post, "POST /Users", "django", "django-scim2", 3.0),
+    ):
+        x = ratio(r.get("us"), r.get(other))
         add(
-            f"POST /Users >= 30% of the pgbench ceiling (c={c})",
+            f"{name} >= {goal:g}x {label} (c=10)",
             x,
-            None if x is None else x >= 0.30,
-            "us/pgbench",
+            None if x is None else x >= goal,
+            f"us/{NAMES[other]} req/s",
         )
     for key in ("co100k", "sw100k"):
         r = row(key, 1)
@@ -119,11 +125,23 @@ def verdicts(self: Any) -> list[dict[str, Any]]:
         )
     hook = self.extra.get("webhook") or {}
     p99 = (hook.get("latency_from_post_return_ms") or {}).get("p99")
+    target_rate = hook.get("target_rate", 0)
+    sustained = bool(hook.get("sustained"))
     add(
-        "webhook commit-to-receipt p99 <= 50 ms (via POST)",
+        f"webhook p99 <= 50 ms at {target_rate or 1000:,.0f} events/s via POST",
         p99,
-        None if p99 is None else p99 <= 50.0,
-        f"ms, at {hook.get('achieved_rate', 0):.0f} events/s" if hook else "not measured",
+        None if p99 is None else (p99 <= 50.0 and sustained),
+        (
+            f"ms, at {hook.get('achieved_rate', 0):.0f} events/s achieved"
+            + (
+                ""
+                if sustained
+                else f" (NOT sustained: {hook.get('created', 0)}/{hook.get('planned', 0)}"
+                f" created, {hook.get('failed', 0)} failed)"
+            )
+        )
+        if hook and "error" not in hook
+        else "not measured",
     )
     q = hook.get("sql_producer") or {}
     p99 = (q.get("latency_from_commit_ms") or {}).get("p99")
@@ -144,12 +162,28 @@ def verdicts(self: Any) -> list[dict[str, Any]]:
     nats = self.extra.get("nats") or {}
     rate = nats.get("rate_steady")
     add(">= 20,000 events/s to NATS", rate, None if rate is None else rate >= 20_000, "events/s")
-    mem = (self.memory.get("us_100k") or {}).get("VmHWM")
+    mem100 = self.memory.get("us_100k") or {}
+    mem = mem100.get("VmHWM")
     add(
         "RSS <= 80 MB with 100,000 users stored",
         mem / 1024 if mem else None,
         None if mem is None else mem <= 80 * 1024,
-        "MB peak (VmHWM) of scim-service serve",
+        f"MB peak (VmHWM) of the largest of serve's {mem100.get('processes', 1)} processes"
+        f" (all: {mem100.get('VmHWM_sum', 0) / 1024:.0f} MB)"
+        if mem
+        else "MB peak (VmHWM) of scim-service serve",
+    )
+    # "No row slower than SCIM_WORKERS=1": a row is slower when our median is below the lowest
+    # run of the single process (so run-to-run noise alone does not fail it).
+    pairs = [r for r in self.rows if r.get("us") and r.get("us1")]
+    slower = [r for r in pairs if r["us"]["rps"]["median"] < r["us1"]["rps"]["min"]]
+    worst = min((ratio(r["us"], r["us1"]) or 0.0 for r in pairs), default=None)
+    add(
+        "no row slower than SCIM_WORKERS=1",
+        worst,
+        None if not pairs else not slower,
+        f"lowest us/1w of {len(pairs)} rows"
+        + ("; slower: " + ", ".join(f"{r['key']} c={r['c']}" for r in slower) if slower else ""),
     )
     return out
 
@@ -158,7 +192,9 @@ def print_report(self: Any, path: Path, revision: str = "") -> None:
     say("")
     say("=" * 100)
     say(
-        f"scim-service {revision} vs scim2-server 0.8.3 vs pgbench - {self.stamp}, "
+        f"scim-service {revision} ({self.workers} workers; 1 worker = SCIM_WORKERS=1) vs "
+        f"scim2-server 0.8.3 vs django-scim2 0.23.0 (gunicorn, {self.workers} sync workers) "
+        f"vs pgbench - {self.stamp}, "
         f"{os.cpu_count()} CPUs, {self.a.repeats} x {self.a.duration:g}s runs "
         f"(pgbench {self.a.pg_duration:g}s) after {self.a.warmup:g}s warm-up; "
         "median (min-max)"
@@ -175,15 +211,18 @@ def print_report(self: Any, path: Path, revision: str = "") -> None:
     cpu_lines = []
     for r in self.rows:
         parts = []
-        for k in ("us", "peer"):
+        for k, _ in COLUMNS[:-1]:
             if r.get(k):
                 parts.append(
-                    f"{k} server {r[k]['server_cpu_pct']:.0f}% (pg {r[k]['pg_cpu_pct']:.0f}%)"
+                    f"{NAMES[k]} {r[k]['server_cpu_pct']:.0f}% (pg {r[k]['pg_cpu_pct']:.0f}%)"
                 )
         if parts:
             cpu_lines.append(f"  {r['title']:<34} c={r['c']:<3} " + ", ".join(parts))
     if cpu_lines:
-        say("CPU use during the runs (% of one core, median; pg = all PostgreSQL processes):")
+        say(
+            "CPU use during the runs (% of one core, median; a server counts all its processes"
+            ", parent and workers; pg = all PostgreSQL processes):"
+        )
         say("\n".join(cpu_lines))
         say("")
     p = self.extra.get("patch_1000")
@@ -205,8 +244,11 @@ def print_report(self: Any, path: Path, revision: str = "") -> None:
         else:
             a, b = hook["latency_from_post_return_ms"], hook["latency_from_event_time_ms"]
             say(
-                f"webhook commit-to-receipt at {hook['achieved_rate']:.0f} events/s "
-                f"(target {hook['target_rate']:.0f}/s, {hook['delivered']}/{hook['created']}"
+                f"webhook commit-to-receipt at {hook['achieved_rate']:.0f} events/s through "
+                f"POST /Users (driven at {hook['target_rate']:.0f}/s"
+                + ("" if hook.get("sustained") else ": NOT sustained")
+                + f", {hook['created']}/{hook['posted']} created, {hook['failed']} failed, "
+                f"{hook['delivered']}/{hook['created']}"
                 f" delivered): from POST return p50 {a['p50']:.1f} ms, p99 {a['p99']:.1f} ms"
                 f", max {a['max']:.1f} ms; from CloudEvent time p50 {b['p50']:.1f} ms, "
                 f"p99 {b['p99']:.1f} ms; POST latency p50 {hook['post_latency_ms']['p50']:.1f}"
@@ -245,7 +287,15 @@ def print_report(self: Any, path: Path, revision: str = "") -> None:
     if self.memory:
         say(
             "peak RSS (VmHWM): "
-            + ", ".join(f"{k} {v.get('VmHWM', 0) / 1024:.1f} MB" for k, v in self.memory.items())
+            + ", ".join(
+                f"{k} {v.get('VmHWM', 0) / 1024:.1f} MB"
+                + (
+                    f" (largest of {v['processes']} processes; all {v['VmHWM_sum'] / 1024:.0f} MB)"
+                    if v.get("processes", 1) > 1
+                    else ""
+                )
+                for k, v in self.memory.items()
+            )
         )
         for key in ("webhook", "nats"):
             m = (self.extra.get(key) or {}).get("server_memory_kb")

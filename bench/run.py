@@ -1,11 +1,15 @@
-"""`make bench`: scim-service side by side with scim2-server 0.8.3 and the PostgreSQL ceiling.
+"""`make bench`: scim-service side by side with scim2-server 0.8.3, django-scim2 0.23.0 and the
+PostgreSQL ceiling.
 
 Phases (see bench/README.md for what each scenario does and how to read the table):
 
-  0. prerequisites: wrk, pgbench, the peer's virtual environment (bench/.venv-peer)
+  0. prerequisites: wrk, pgbench, the peers' virtual environments (bench/.venv-peer,
+     bench/.venv-django)
   1. a fresh database on the local PostgreSQL (else the embedded one), migrated; an org and a
-     token made with the CLI; 10,000 users bulk-loaded (loader.py), ANALYZE
-  2. at 10,000 users: co / sw filters, us vs peer vs pgbench
+     token made with the CLI; 10,000 users bulk-loaded (loader.py), ANALYZE; the django peer's
+     own database, migrated and loaded with the same users; `serve` with its default workers
+     and a second `serve` with SCIM_WORKERS=1
+  2. at 10,000 users: co / sw filters, us vs 1 worker vs the peers vs pgbench
   3. 90,000 more users + groups (the peer's launcher preloads 100,000 meanwhile), ANALYZE;
      GET /Users/{id}, eq / co / sw filters, POST /Users, PATCH add member, GET a 50,000-member
      group, PATCH adding 1,000 members; peak RSS of both servers
@@ -37,6 +41,7 @@ from typing import Any
 import asyncpg
 import cpu
 import dataset
+import djangopeer
 import loader
 import loadgen
 import procs
@@ -45,7 +50,7 @@ import svc
 from ceiling import Ceiling
 from checks import Checks
 from common import CONCURRENCY, HERE, ROOT, Failure, Target, http_json, say, with_database
-from prereqs import ensure_peer_venv, ensure_tool
+from prereqs import ensure_django_venv, ensure_peer_venv, ensure_tool
 from scenarios import Scenarios
 
 from scim_service.tokens import token_digest
@@ -54,6 +59,8 @@ WORK = HERE / "work"
 RESULTS = HERE / "results"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 PEER_TOKEN = "scim_bench_peer_token_" + uuid.uuid4().hex  # the peer accepts only this
+DJANGO_TOKEN = "scim_bench_django_token_" + uuid.uuid4().hex  # the django peer: only this
+PEERS = ("scim2", "django")
 
 
 class Bench(Checks, Scenarios):
@@ -78,14 +85,24 @@ class Bench(Checks, Scenarios):
         self.checks: list[str] = []
         self.profiles: dict[str, Any] = {}
         self.dbname = f"scim_bench_{stamp.replace('-', '_')}"
+        self.django_dbname = f"scim_bench_django_{stamp.replace('-', '_')}"
         self.admin_dsn = ""
         self.dsn = ""
+        self.django_dsn = ""
         self.embedded: Any = None
         self.us: Target | None = None
         self.peer: Target | None = None
+        self.us1: Target | None = None  # the same service with SCIM_WORKERS=1
+        self.django: Target | None = None
         self.us_service: svc.Service | None = None
+        self.us1_service: svc.Service | None = None
         self.peer_proc: procs.Proc | None = None
-        self.offsets = {"us": 0, "peer": 0}
+        self.django_proc: procs.Proc | None = None
+        self.django_preload: Any = None
+        self.django_env: dict[str, str] = {}
+        self.workers = cpu.available_cpus()  # what `serve` runs by default, and gunicorn too
+        # PATCH member offsets per database: us and us1 share one, so their ids never repeat.
+        self.offsets = {"us": 0, "peer": 0, "django": 0}
         self.revision = service_revision()
 
     # -- time ----------------------------------------------------------------------------
@@ -124,6 +141,9 @@ class Bench(Checks, Scenarios):
             conn = await asyncpg.connect(base, timeout=10)
             try:
                 await conn.execute(f'CREATE DATABASE "{self.dbname}"')
+                if "django" in self.a.peers:
+                    await conn.execute(f'CREATE DATABASE "{self.django_dbname}"')
+                    self.django_dsn = with_database(base, self.django_dbname)
                 return (
                     await conn.fetchval("SHOW server_version"),
                     await conn.fetchval("SHOW shared_buffers"),
@@ -152,6 +172,10 @@ class Bench(Checks, Scenarios):
             conn = await asyncpg.connect(self.admin_dsn, timeout=10)
             try:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+                if self.django_dsn:
+                    await conn.execute(
+                        f'DROP DATABASE IF EXISTS "{self.django_dbname}" WITH (FORCE)'
+                    )
             finally:
                 await conn.close()
 
@@ -202,19 +226,105 @@ class Bench(Checks, Scenarios):
 
     # -- servers --------------------------------------------------------------------------
     def start_us(self, name: str) -> None:
+        """`serve` as deployed (SCIM_WORKERS unset: one worker per CPU), and beside it, idle
+        while the other is measured, the same with SCIM_WORKERS=1 (the single process)."""
         self.us_service = svc.start(name, self.dsn, self.logs, SCIM_PUBLISHER_ENABLED="false")
         self.us = Target(
             "us", self.us_service.base, "/scim/v2", self.token, self.us_service.proc.pid
         )
+        if self.a.one_worker != "none":
+            self.us1_service = svc.start(
+                f"{name}-1worker",
+                self.dsn,
+                self.logs,
+                SCIM_PUBLISHER_ENABLED="false",
+                SCIM_WORKERS="1",
+            )
+            self.us1 = Target(
+                "us1", self.us1_service.base, "/scim/v2", self.token, self.us1_service.proc.pid
+            )
 
     def stop_us(self, label: str) -> None:
         if self.us_service is not None:
-            self.memory[label] = procs.memory_kb(self.us_service.proc.pid)
+            self.memory[label] = procs.tree_memory_kb(self.us_service.proc.pid)
+            self.check_alive(self.us_service.proc)
             procs.stop(self.us_service.proc)
             self.us_service = None
+        if self.us1_service is not None:
+            self.memory[label + "_1worker"] = procs.tree_memory_kb(self.us1_service.proc.pid)
+            self.check_alive(self.us1_service.proc)
+            procs.stop(self.us1_service.proc)
+            self.us1_service = None
+            self.us1 = None
+
+    def check_alive(self, proc: procs.Proc) -> None:
+        """A server that exited before the benchmark stopped it is a failed check (its
+        later rows say "connection refused"): name its exit status and its log's last lines."""
+        status = proc.popen.poll()
+        if status is not None:
+            tail = proc.tail(5).replace("\n", " | ")[-400:]
+            self.check(
+                False, f"{proc.name} exited by itself (status {status}) before the end: {tail}"
+            )
+
+    def process_of(self, target: Target) -> procs.Proc | None:
+        services = {"us": self.us_service, "us1": self.us1_service}
+        if target.key in services:
+            service = services[target.key]
+            return service.proc if service is not None else None
+        return {"peer": self.peer_proc, "django": self.django_proc}.get(target.key)
+
+    # -- the django-scim2 peer (djangopeer.py) ------------------------------------------------
+    def preload_django(self, start: int, end: int, groups: bool) -> None:
+        """Start loading the django peer's database (in its own process, while ours loads)."""
+        if "django" not in self.a.peers:
+            return
+        self.django_env = djangopeer.env(self.django_dsn, DJANGO_TOKEN)
+        self.django_preload = djangopeer.preload(
+            self.django_python,
+            self.django_env,
+            self.logs / "django-preload.log",
+            start=start,
+            end=end,
+            big_group=min(self.a.big_group, end) if groups else 0,
+        )
+
+    def start_django(self, users: int) -> None:
+        if self.django_preload is None:
+            return
+        line = djangopeer.wait_preload(self.django_preload, self.logs / "django-preload.log")
+        self.django_preload = None
+        say(f"  {line}")
+        port = procs.free_port()
+        self.django_proc = djangopeer.start(
+            self.django_python,
+            self.django_env,
+            self.logs / f"django-{users}.log",
+            port=port,
+            workers=self.workers,
+            name=f"django-{users}",
+        )
+        self.django = Target(
+            "django", f"http://127.0.0.1:{port}", "/scim/v2", DJANGO_TOKEN, self.django_proc.pid
+        )
+        procs.wait_http(
+            self.django.url("/ServiceProviderConfig"),
+            self.django_proc,
+            120,
+            headers={"Authorization": f"Bearer {DJANGO_TOKEN}"},
+        )
+        say(f"  django peer ready: gunicorn, {self.workers} sync workers")
+
+    def stop_django(self, label: str) -> None:
+        if self.django_proc is not None:
+            self.memory[label] = procs.tree_memory_kb(self.django_proc.pid)
+            self.check_alive(self.django_proc)
+            procs.stop(self.django_proc)
+            self.django_proc = None
+            self.django = None
 
     def start_peer(self, users: int) -> None:
-        if self.a.no_peer:
+        if "scim2" not in self.a.peers:
             return
         port = procs.free_port()
         self.peer_proc = procs.start(
@@ -260,6 +370,10 @@ class Bench(Checks, Scenarios):
         return path
 
     def run_http(self, target: Target, script: str, args_for: Any, c: int) -> dict[str, Any]:
+        proc = self.process_of(target)
+        if proc is not None and not proc.alive():
+            raise RuntimeError(f"{proc.name} is not running (exit status {proc.popen.poll()})")
+
         def one(duration: float, index: int) -> loadgen.Run:
             meter = cpu.CpuMeter(target.pid)
             meter.start()
@@ -268,7 +382,7 @@ class Bench(Checks, Scenarios):
             )
             run.extra.update(meter.stop())
             if script == "patch_member.lua":
-                self.offsets[target.key] += run.requests + 2 * c + 20
+                self.offsets[offset_key(target)] += run.requests + 2 * c + 20
             run.extra["drain_s"] = self.drain(target)
             return run
 
@@ -327,10 +441,18 @@ class Bench(Checks, Scenarios):
         """Measure one scenario at each concurrency for us, the peer and pgbench.
 
         `http[target_key]` is (script, args_for(index, c)) or a function of the Target
-        returning it."""
+        returning it; the SCIM_WORKERS=1 server ("us1") runs what "us" runs, unless
+        `--one-worker core` limits it to GET /Users/{id} and POST /Users."""
         if not self.wanted(key):
             return
-        targets = [t for t in (self.us, self.peer) if t is not None]
+        http = dict(http or {})
+        if "us" in http and "us1" not in http and self.one_worker_for(key):
+            http["us1"] = http["us"]
+        targets = [
+            t
+            for t in (self.us, self.us1, self.peer, self.django)
+            if t is not None and t.key in http
+        ]
         per_c = len(targets) * self.measurement_seconds()
         per_c += (self.a.warmup + self.a.repeats * self.a.pg_duration + 2) if pg else 0
         if not self.has_time(per_c * len(CONCURRENCY), title):
@@ -339,9 +461,7 @@ class Bench(Checks, Scenarios):
         for c in CONCURRENCY:
             row: dict[str, Any] = {"key": key, "title": title, "c": c, "note": note}
             for t in targets:
-                spec = (http or {}).get(t.key)
-                if spec is None:
-                    continue
+                spec = http[t.key]
                 before = previous.get(t.key)
                 if before and before["rps"]["median"] * self.a.duration < 2 * c:
                     row[f"{t.key}_skipped"] = (
@@ -368,15 +488,21 @@ class Bench(Checks, Scenarios):
                     row["pg_error"] = str(exc)[:500]
                     say(f"  ! {title} c={c} pgbench: {str(exc)[:300]}")
             self.rows.append(row)
-            previous = {"c": c, **{k: row[k] for k in ("us", "peer") if row.get(k)}}
+            previous = {"c": c, **{k: row[k] for k in TARGET_KEYS if row.get(k)}}
             say(report.http_table([row]).splitlines()[2])
+
+    def one_worker_for(self, key: str) -> bool:
+        if self.a.one_worker == "none":
+            return False
+        return self.a.one_worker == "all" or key in ("get_user", "post_user")
 
     def run(self) -> None:
         say("[0] prerequisites")
         allow_apt = os.environ.get("BENCH_NO_APT") != "1"
         ensure_tool("wrk", "wrk", allow_apt)
         ensure_tool("pgbench", "postgresql-client", allow_apt)
-        self.peer_python = None if self.a.no_peer else ensure_peer_venv()
+        self.peer_python = ensure_peer_venv() if "scim2" in self.a.peers else None
+        self.django_python = ensure_django_venv() if "django" in self.a.peers else None
 
         say(f"[1] database and {self.a.small_users:,} users")
         self.setup_database()
@@ -384,29 +510,40 @@ class Bench(Checks, Scenarios):
             self.work / "pgbench", self.org_id, token_digest(self.token), ("log",)
         )
         self.start_peer(self.a.small_users)
+        self.preload_django(0, self.a.small_users, groups=False)
         self.load(0, self.a.small_users, groups=False)
         self.start_us("scim-10k")
         self.wait_peer()
+        self.start_django(self.a.small_users)
+        say(
+            f"  serve: {self.workers} workers (SCIM_WORKERS unset)"
+            + (", and a second serve with SCIM_WORKERS=1" if self.us1 else "")
+        )
         self.check_fidelity()
+        self.check_post_peers()
 
         say(f"[2] {self.a.small_users:,} users: filters")
         self.check_filters(self.a.small_users, ["co", "sw"])
         print(report.http_table([]).splitlines()[0], flush=True)
         self.get_scenarios(self.a.small_users, f"{self.a.small_users // 1000}k", ["co", "sw"])
         self.stop_peer("peer_10k")
+        self.stop_django("django_10k")
         self.stop_us("us_10k")
 
         say(f"[3] {self.a.users:,} users")
         self.start_peer(self.a.users)  # preloads in its own process while we load ours
+        self.preload_django(self.a.small_users, self.a.users, groups=True)  # so does django
         self.load(self.a.small_users, self.a.users, groups=True)
         self.start_us("scim-100k")
         self.wait_peer()
+        self.start_django(self.a.users)
         self.check_filters(self.a.users, ["eq", "co", "sw"])
         self.check_get(self.a.users)
         print(report.http_table([]).splitlines()[0], flush=True)
         self.full_scenarios(self.a.users)
         self.profile(self.a.users)
         self.stop_peer("peer_100k")
+        self.stop_django("django_100k")
         self.stop_us("us_100k")
 
         say("[4] events")
@@ -422,6 +559,7 @@ class Bench(Checks, Scenarios):
             "service_code": self.revision,
             "machine": {
                 "cpus": os.cpu_count(),
+                "cpus_available": self.workers,
                 "platform": platform.platform(),
                 "python": platform.python_version(),
             },
@@ -433,6 +571,14 @@ class Bench(Checks, Scenarios):
             "skipped": self.skipped,
             "verdicts": report.verdicts(self),
         }
+
+
+TARGET_KEYS = ("us", "us1", "peer", "django")
+
+
+def offset_key(t: Target) -> str:
+    """Which database's PATCH member ids a target draws from (us and us1 share ours)."""
+    return "us" if t.key == "us1" else t.key
 
 
 def service_revision() -> str:
@@ -467,7 +613,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=30.0,
         help="stop sending PATCH +1,000 requests to one server after this long",
     )
-    p.add_argument("--webhook-rate", type=float, default=1000.0)
+    p.add_argument(
+        "--webhook-rate",
+        type=float,
+        default=1000.0,
+        help="events/s driven through POST /Users (exactly; the row says what was achieved)",
+    )
     p.add_argument("--webhook-seconds", type=float, default=5.0)
     p.add_argument("--webhook-poll", type=float, default=0.05)
     p.add_argument("--nats-events", type=int, default=50_000)
@@ -484,7 +635,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated scenario keys: co10k,sw10k,get_user,eq100k,co100k,"
         "sw100k,post_user,patch_member,get_group,patch_1000,webhook,longpoll,nats",
     )
-    p.add_argument("--no-peer", action="store_true", help="skip scim2-server")
+    p.add_argument(
+        "--peers",
+        type=lambda s: tuple(x for x in s.split(",") if x),
+        default=PEERS,
+        help="comma-separated peers to run beside us: scim2,django (default both)",
+    )
+    p.add_argument("--no-peer", action="store_true", help="skip both peers (--peers '')")
+    p.add_argument(
+        "--one-worker",
+        choices=("all", "core", "none"),
+        default="all",
+        help="measure a SCIM_WORKERS=1 serve beside the default one on every wrk row (all), "
+        "on GET /Users/{id} and POST /Users only (core), or not at all (none)",
+    )
     p.add_argument(
         "--profile",
         action="store_true",
@@ -492,6 +656,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--keep-db", action="store_true")
     args = p.parse_args(argv)
+    if args.no_peer:
+        args.peers = ()
+    unknown = set(args.peers) - set(PEERS)
+    if unknown:
+        p.error(f"unknown peers {sorted(unknown)}: choose from {','.join(PEERS)}")
     if args.repeats < 3:
         p.error("--repeats must be at least 3")
     if args.users < args.big_group + args.patch1000_n * 1000 or args.small_users > args.users:

@@ -33,7 +33,9 @@ class Scenarios:
     profiles: dict[str, Any]
     offsets: dict[str, int]
     us: Target | None
+    us1: Target | None
     peer: Target | None
+    django: Target | None
     rng: Any
     work: Path
     logs: Path
@@ -79,7 +81,7 @@ class Scenarios:
             self.scenario(
                 f"{kind}{'10k' if users == self.a.small_users else '100k'}",
                 f"{titles[kind]} ({label})",
-                http={"us": spec, "peer": spec},
+                http={"us": spec, "peer": spec, "django": spec},
                 pg=(
                     ceiling.search(f"search_{kind}_{users}", kind, users),
                     lambda i, c: base_defines,
@@ -100,7 +102,7 @@ class Scenarios:
         self.scenario(
             "get_user",
             f"GET /Users/{{id}} ({users // 1000}k)",
-            http={"us": get_spec, "peer": get_spec},
+            http={"us": get_spec, "peer": get_spec, "django": get_spec},
             pg=(ceiling.get_user(users), lambda i, c: defines),
         )
         self.get_scenarios(users, f"{users // 1000}k", ["eq", "co", "sw"])
@@ -123,7 +125,7 @@ class Scenarios:
         self.scenario(
             "post_user",
             "POST /Users (durable + outbox)",
-            http={"us": post_spec, "peer": post_spec},
+            http={"us": post_spec, "peer": post_spec, "django": post_spec},
             pg=post_pg,
             note=post_note,
         )
@@ -140,7 +142,7 @@ class Scenarios:
                 f"{t.prefix}/Groups/{team}",
                 t.token,
                 str(pool),
-                str(self.offsets[t.key]),
+                str(self.offsets["us" if t.key == "us1" else t.key]),
             ]
 
         runs_per_c = 1 + self.a.repeats
@@ -150,6 +152,9 @@ class Scenarios:
             gid = dataset.group_id(f"{dataset.TEAM_GROUP_NAME} pg {n}")
             return {"org": str(self.org_id), "gid": str(gid), "c": "0"}
 
+        # Not for the django peer: its PATCH add reads members' "value" as the integer primary
+        # key (int(value): the SCIM ids sent here fail), and its PATCH answer and GET of a group
+        # list every member (it has no excludedAttributes): 50,000 for get_group.
         self.scenario(
             "patch_member",
             "PATCH group: add 1 member",
@@ -269,10 +274,9 @@ class Scenarios:
         if self.wanted("webhook") and self.has_time(
             45 + 2 * self.a.webhook_seconds, "webhook latency"
         ):
-            post = next((r for r in self.rows if r["key"] == "post_user" and r["c"] == 10), None)
+            # Exactly the asked rate (issue 15: 1,000 events/s through POST /Users), whatever
+            # POST c=10 measured: what the server sustained is reported beside it.
             rate = float(self.a.webhook_rate)
-            if post and post.get("us"):
-                rate = min(rate, round(0.5 * post["us"]["rps"]["median"]))
             say(
                 f"  webhook: POST /Users at {rate:.0f}/s for {self.a.webhook_seconds}s, "
                 f"publisher poll {self.a.webhook_poll}s"

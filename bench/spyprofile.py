@@ -36,6 +36,7 @@ def start(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
             "--format",
             "raw",
             "--nonblocking",
+            "--subprocesses",  # a pre-forking serve: its workers are the parent's children
             "--full-filenames",
             "--output",
             str(out),

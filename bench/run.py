@@ -6,15 +6,15 @@ Phases (see bench/README.md for what each scenario does and how to read the tabl
   0. prerequisites: wrk, pgbench, the peers' virtual environments (bench/.venv-peer,
      bench/.venv-django)
   1. a fresh database on the local PostgreSQL (else the embedded one), migrated; an org and a
-     token made with the CLI; 10,000 users bulk-loaded (loader.py), ANALYZE; the django peer's
-     own database, migrated and loaded with the same users; `serve` with its default workers
-     and a second `serve` with SCIM_WORKERS=1
-  2. at 10,000 users: co / sw filters, us vs 1 worker vs the peers vs pgbench
-  3. 90,000 more users + groups (the peer's launcher preloads 100,000 meanwhile), ANALYZE;
-     GET /Users/{id}, eq / co / sw filters, POST /Users, PATCH add member, GET a 50,000-member
-     group, PATCH adding 1,000 members; peak RSS of both servers
-  4. events: webhook commit-to-receipt at a controlled rate, NATS relay throughput from a
-     pre-filled outbox, and the bare claim loop of the same database
+     token made with the CLI; 10,000 users bulk-loaded (loader.py), ANALYZE; `serve` with its
+     default workers and a second `serve` with SCIM_WORKERS=1
+  2. at 10,000 users: co / sw filters, us vs 1 worker vs scim2-server vs pgbench
+  3. 90,000 more users + groups (the scim2 peer's launcher preloads 100,000 meanwhile, and
+     the django peer's own database is migrated and loaded with the same 100,000), ANALYZE;
+     GET /Users/{id}, eq / co / sw filters, POST /Users (also on django), PATCH add member,
+     GET a 50,000-member group, PATCH adding 1,000 members; peak RSS of every server
+  4. events: webhook commit-to-receipt with POST /Users driven at 1,000/s, NATS relay
+     throughput from a pre-filled outbox, and the bare claim loop of the same database
   5. the table, target verdicts, and bench/results/bench-<timestamp>.json
 
 Everything the benchmark starts is stopped on exit, on error and on Ctrl-C; the database is
@@ -510,33 +510,30 @@ class Bench(Checks, Scenarios):
             self.work / "pgbench", self.org_id, token_digest(self.token), ("log",)
         )
         self.start_peer(self.a.small_users)
-        self.preload_django(0, self.a.small_users, groups=False)
         self.load(0, self.a.small_users, groups=False)
         self.start_us("scim-10k")
         self.wait_peer()
-        self.start_django(self.a.small_users)
         say(
             f"  serve: {self.workers} workers (SCIM_WORKERS unset)"
             + (", and a second serve with SCIM_WORKERS=1" if self.us1 else "")
         )
         self.check_fidelity()
-        self.check_post_peers()
 
         say(f"[2] {self.a.small_users:,} users: filters")
         self.check_filters(self.a.small_users, ["co", "sw"])
         print(report.http_table([]).splitlines()[0], flush=True)
         self.get_scenarios(self.a.small_users, f"{self.a.small_users // 1000}k", ["co", "sw"])
         self.stop_peer("peer_10k")
-        self.stop_django("django_10k")
         self.stop_us("us_10k")
 
         say(f"[3] {self.a.users:,} users")
         self.start_peer(self.a.users)  # preloads in its own process while we load ours
-        self.preload_django(self.a.small_users, self.a.users, groups=True)  # so does django
+        self.preload_django(0, self.a.users, groups=True)  # so does the django peer
         self.load(self.a.small_users, self.a.users, groups=True)
         self.start_us("scim-100k")
         self.wait_peer()
         self.start_django(self.a.users)
+        self.check_post_peers()
         self.check_filters(self.a.users, ["eq", "co", "sw"])
         self.check_get(self.a.users)
         print(report.http_table([]).splitlines()[0], flush=True)

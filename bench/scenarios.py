@@ -81,7 +81,9 @@ class Scenarios:
             self.scenario(
                 f"{kind}{'10k' if users == self.a.small_users else '100k'}",
                 f"{titles[kind]} ({label})",
-                http={"us": spec, "peer": spec, "django": spec},
+                http={"us": spec, "peer": spec, "django": spec}
+                if users == self.a.users
+                else {"us": spec, "peer": spec},  # the django peer runs at full size only
                 pg=(
                     ceiling.search(f"search_{kind}_{users}", kind, users),
                     lambda i, c: base_defines,

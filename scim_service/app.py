@@ -75,17 +75,22 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
             delay = min(delay * 2, 5.0)
 
 
-async def _database(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
+async def connect_or_fail(settings: Settings) -> asyncpg.Pool:
+    """open_pool, or a StartupError naming where the database was looked for."""
     assert settings.database_url is not None
     try:
-        pool = await open_pool(settings)
+        return await open_pool(settings)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         where = describe_dsn(settings.database_url)
         raise StartupError(
             f"cannot reach the database at {where} within {settings.db_connect_timeout:g}s "
             f"(SCIM_DB_CONNECT_TIMEOUT): {type(exc).__name__}: {exc}"
         ) from exc
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pool = await connect_or_fail(settings)
     try:
         if settings.migrate_on_start:
             async with pool.acquire() as conn:
@@ -93,8 +98,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             app[LIFECYCLE].migrations_current = True
         app[POOL] = pool
         app[GATE] = Gate(pool, settings, app[METRICS])
+        app[METRICS].watch_pool(pool)
         yield
     finally:
+        app[METRICS].watch_pool(None)
         await pool.close()
 
 

@@ -752,10 +752,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # where logs are JSON: log pipelines parse every line); the others answer on stdout, so
     # they log to stderr and print a failure for the person at the prompt.
     long_running = args.func in (cmd_serve, cmd_publisher)
-    configure_logging(settings.log_format, settings.log_level, stderr=not long_running)
-    daemon = long_running and settings.log_format == "json"
+    worker = "supervisor" if args.func is cmd_serve and settings.worker_count > 1 else None
+    configure_logging(
+        settings.log_format, settings.log_level, stderr=not long_running, worker=worker
+    )
+    return execute(args.func(args, settings), daemon=long_running and settings.log_format == "json")
+
+
+def execute(command: Awaitable[int], *, daemon: bool) -> int:
+    """Run a command's coroutine; its failures become an exit status and one message (a JSON
+    log line for a daemon whose logs are JSON, a line on stderr otherwise)."""
     try:
-        return _run(args.func(args, settings))
+        return _run(command)
     except ConfigError as exc:
         print(f"scim-service: {mask_text(str(exc))}", file=sys.stderr)
         return 2

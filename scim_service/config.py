@@ -84,6 +84,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # once: see scim_service/auth.py.
     auth_cache_seconds: float = 10.0
     shutdown_grace: float = 20.0
+    # Worker processes of `serve` (each its own event loop and pool of db_pool_max, sharing the
+    # port); None: as many as the CPUs this process may use (affinity and cgroup quota). 1: one
+    # process doing everything, publisher included, as before SCIM_WORKERS existed.
+    workers: int | None = None
 
     # Events (transactional outbox + publisher)
     publisher_enabled: bool = True
@@ -163,6 +167,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return max(1, self.db_pool_max // 2)
 
     @property
+    def worker_count(self) -> int:
+        """The effective SCIM_WORKERS: the setting, else the CPUs this process may use."""
+        return self.workers if self.workers is not None else available_cpus()
+
+    @property
+    def database_connections(self) -> int:
+        """The most database connections one `serve` holds at once with these settings: per
+        request worker its pool, the token cache's LISTEN (when caching) and the pull API's
+        LISTEN; the publisher (in its own process, or in the single process) 1 LISTEN and
+        SCIM_PUBLISHER_WORKERS per sink, plus its own one-connection pool when apart."""
+        listens = (1 if self.auth_cache_seconds > 0 else 0) + 1
+        workers = self.worker_count
+        publisher = 0
+        if self.publisher_enabled:
+            publisher = 1 + self.publisher_workers * len(self.sinks) + (1 if workers > 1 else 0)
+        return workers * (self.db_pool_max + listens) + publisher
+
+    @property
     def token_burst(self) -> int:
         """The effective token-bucket size: SCIM_TOKEN_RATE_BURST, else the rate rounded up."""
         if self.token_rate_burst is not None:
@@ -189,6 +211,37 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 _DEFAULTS = Settings()
 
+
+def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may use: its CPU affinity, capped by a cgroup CPU quota (v2
+    `cpu.max`, v1 `cpu.cfs_quota_us`/`cpu.cfs_period_us`) rounded up; at least 1."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_quota(cgroup_root)
+    if quota is not None:
+        cpus = min(cpus, math.ceil(quota))
+    return max(1, cpus)
+
+
+def _cgroup_quota(root: Path) -> float | None:
+    """The cgroup CPU quota in CPUs, or None when there is none (or it cannot be read)."""
+    try:
+        fields = (root / "cpu.max").read_text().split()  # v2: "max 100000" or "150000 100000"
+        if len(fields) == 2 and fields[0] != "max" and int(fields[1]) > 0:
+            return int(fields[0]) / int(fields[1])
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())  # v1: -1 means none
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
 # --- parsing helpers: each returns the value or appends a message and returns None ----------------
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -211,6 +264,12 @@ def _parse_capture(name: str, raw: str, problems: list[str]) -> str | None:
         problems.append(f"{name}={raw.strip()!r} must be 'off', 'errors' or 'all'")
         return None
     return value
+
+
+def _parse_workers(name: str, raw: str, problems: list[str]) -> int | None:
+    if raw.strip().lower() == "auto":
+        return None  # the default: the CPUs this process may use
+    return _parse_int(name, raw, problems, 1, 256)
 
 
 def _parse_int(name: str, raw: str, problems: list[str], lo: int, hi: int) -> int | None:
@@ -390,6 +449,7 @@ def load_settings(
         "auth_cache_seconds",
         lambda n, r, p: _parse_float(n, r, p, 0, 3600),
     )
+    take("SCIM_WORKERS", "workers", _parse_workers)
     take("SCIM_PUBLISHER_ENABLED", "publisher_enabled", _parse_bool)
     take("SCIM_EVENT_SOURCE", "event_source_override", lambda n, r, p: r.strip())
     take("SCIM_WEBHOOK_URL", "webhook_url", _parse_http_url)
@@ -566,5 +626,7 @@ def effective(settings: Settings) -> dict[str, object]:
     out["event_source"] = mask_url(settings.event_source)
     out["sinks"] = list(settings.sinks)
     out["org_concurrency"] = settings.org_concurrency
+    out["worker_count"] = settings.worker_count
+    out["database_connections"] = settings.database_connections
     out["token_burst"] = settings.token_burst if settings.token_rate_limit > 0 else None
     return out

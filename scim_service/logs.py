@@ -26,16 +26,24 @@ _LEVELS = {
 
 
 def configure_logging(
-    log_format: str = "json", level: str = "info", *, cache: bool = True, stderr: bool = False
+    log_format: str = "json",
+    level: str = "info",
+    *,
+    cache: bool = True,
+    stderr: bool = False,
+    worker: str | None = None,
 ) -> None:
     """Configure structlog (and the stdlib root logger it may receive records from).
 
     `cache` lets each logger bind its processors once (structlog's performance advice); tests
-    that reconfigure logging in one process pass False.
+    that reconfigure logging in one process pass False. `worker`: the process's place under a
+    `serve` with several workers ("supervisor", "1".."N", "publisher"), a field of every line.
     """
     numeric = _LEVELS.get(level, logging.INFO)
+    stamp: list[Any] = [] if worker is None else [_WorkerField(worker)]
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        *stamp,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -68,6 +76,7 @@ def configure_logging(
             foreign_pre_chain=[
                 structlog.stdlib.add_log_level,
                 structlog.stdlib.add_logger_name,
+                *stamp,
                 structlog.processors.TimeStamper(fmt="iso", utc=True),
             ],
             processors=[
@@ -83,6 +92,17 @@ def configure_logging(
     logging.basicConfig(level=max(numeric, logging.WARNING), handlers=[handler], force=True)
     logging.captureWarnings(True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class _WorkerField:
+    """Adds `worker` to every event dict (which process of a multi-worker `serve` wrote it)."""
+
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+
+    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        event.setdefault("worker", self.worker)
+        return event
 
 
 class _StderrLoggerFactory:

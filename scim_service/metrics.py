@@ -4,16 +4,25 @@ One registry per app (tests run many apps in one process). Labels are route temp
 (`/scim/v2/Users/{id}`), never raw paths with ids. Gauges that describe the database (outbox
 backlog, pool) are read when Prometheus scrapes, so they are never stale and cost nothing
 between scrapes.
+
+Several worker processes (SCIM_WORKERS > 1, scim_service/supervisor.py): the supervisor sets
+PROMETHEUS_MULTIPROC_DIR for its children, so prometheus-client keeps every counter, histogram
+and gauge in per-process files there, and a scrape, answered by whichever worker the kernel
+picks, reports across all of them: counters and histograms summed, this process's pool gauges
+summed over the live workers, the loop lag the worst of the live workers (over the last ~10 s),
+the database gauges as the scraping worker just read them. The `process_*`/`python_*` series
+describe one process and are left out in that mode (container metrics cover the pod).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 from prometheus_client import (
@@ -24,6 +33,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     generate_latest,
+    multiprocess,
 )
 
 from scim_service import errors, status
@@ -63,12 +73,26 @@ def outcome_of(status: int) -> str:
     return "client_error" if status < 500 else "server_error"
 
 
+_LAG_BLOCK = 5.0  # seconds; with several workers the lag gauge is the worst of two blocks
+
+
+def multiprocess_dir() -> str | None:
+    """The directory of a multi-worker `serve`'s metric files, when this is one of its
+    processes (prometheus-client reads the same variable when it is first imported)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        ProcessCollector(registry=r)
-        PlatformCollector(registry=r)
+        self.shared_dir = multiprocess_dir()
+        if self.shared_dir is None:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+        # Gauges across worker processes: what the database says is the same whoever read it
+        # (the most recent read wins); pool sizes add up over the live workers.
+        db_mode: Literal["mostrecent"] = "mostrecent"
         self.requests = Counter(
             "scim_http_requests", "HTTP requests", ["method", "route", "status"], registry=r
         )
@@ -106,12 +130,14 @@ class Metrics:
             "Events not yet delivered (not dead-lettered)",
             ["sink"],
             registry=r,
+            multiprocess_mode=db_mode,
         )
         self.outbox_oldest = Gauge(
             "scim_outbox_oldest_pending_age_seconds",
             "Age of the oldest undelivered event",
             ["sink"],
             registry=r,
+            multiprocess_mode=db_mode,
         )
         self.outbox_unconfigured = Gauge(
             "scim_outbox_unconfigured_sink_events",
@@ -119,40 +145,56 @@ class Metrics:
             "a sink removed from the settings; hand them on or discard them (events orphans)",
             ["sink"],
             registry=r,
+            multiprocess_mode=db_mode,
         )
         self.outbox_dead = Gauge(
             "scim_outbox_dead_letters",
             "Dead-lettered events waiting for an operator",
             ["sink"],
             registry=r,
+            multiprocess_mode=db_mode,
         )
         self.outbox_held = Gauge(
             "scim_outbox_held_events",
             "Deliveries held by the mass-deprovisioning guard until an administrator acts",
             ["sink"],
             registry=r,
+            multiprocess_mode=db_mode,
         )
         self.guard_tripped = Gauge(
             "scim_deprovision_guard_tripped_organizations",
             "Organizations whose mass-deprovisioning guard is tripped (deprovisions held)",
             registry=r,
+            multiprocess_mode=db_mode,
         )
         self.tokens_expiring = Gauge(
             "scim_tokens_expiring_soon",
             "Active SCIM tokens (all organizations) that expire within 7 days",
             registry=r,
+            multiprocess_mode=db_mode,
         )
-        self.pool_size = Gauge("scim_db_pool_connections", "Database pool size", registry=r)
+        self.pool_size = Gauge(
+            "scim_db_pool_connections",
+            "Database pool size (summed over the worker processes)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.pool_in_use = Gauge(
-            "scim_db_pool_connections_in_use", "Pool connections in use", registry=r
+            "scim_db_pool_connections_in_use",
+            "Pool connections in use",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.loop_lag = Gauge(
             "scim_event_loop_lag_seconds",
             "Worst lateness of the event loop since the previous scrape (a 0.1 s timer "
             "sampled): how long one request's computation kept every other request waiting",
             registry=r,
+            multiprocess_mode="livemax",
         )
         self._lag_window = 0.0
+        self._lag_blocks = (time.monotonic(), 0.0, 0.0)  # (block start, its worst, previous's)
+        self._pool: asyncpg.Pool | None = None
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     # --- HTTP ------------------------------------------------------------------------------
@@ -177,6 +219,26 @@ class Metrics:
 
     def loop_lag_sample(self, seconds: float) -> None:
         self._lag_window = max(self._lag_window, seconds)
+        if self.shared_dir is not None:
+            # Another worker may answer the scrape: keep this one's gauges current in its
+            # file (the worst lag of the last one or two blocks; the pool's size and use).
+            start, worst, previous = self._lag_blocks
+            now = time.monotonic()
+            if now - start >= _LAG_BLOCK:
+                start, worst, previous = now, 0.0, worst
+            worst = max(worst, seconds)
+            self._lag_blocks = (start, worst, previous)
+            self.loop_lag.set(max(worst, previous))
+            if self._pool is not None:
+                self._pool_gauges(self._pool)
+
+    def watch_pool(self, pool: asyncpg.Pool | None) -> None:
+        """The pool whose size the gauges report (refreshed between scrapes with workers)."""
+        self._pool = pool
+
+    def _pool_gauges(self, pool: asyncpg.Pool) -> None:
+        self.pool_size.set(pool.get_size())
+        self.pool_in_use.set(pool.get_size() - pool.get_idle_size())
 
     def auth_failure(self, reason: str) -> None:
         self.auth_failures.labels(reason).inc()
@@ -208,18 +270,18 @@ class Metrics:
         """The exposition. `acquire` (the app's fair-share gate) bounds the wait for the outbox
         query's connection: with the pool exhausted a scrape still answers, with the process's
         own counters (rejections included) and the outbox gauges' previous values."""
-        self.loop_lag.set(self._lag_window)  # the worst since the previous scrape
+        if self.shared_dir is None:
+            self.loop_lag.set(self._lag_window)  # the worst since the previous scrape
         self._lag_window = 0.0
         if pool is not None:
-            self.pool_size.set(pool.get_size())
-            self.pool_in_use.set(pool.get_size() - pool.get_idle_size())
+            self._pool_gauges(pool)
             try:
                 async with (acquire or pool.acquire)() as conn:
                     found = {s.sink: s for s in await outbox.stats(conn)}
                     tripped = await guard.tripped_orgs(conn)
                     expiring = await status.tokens_expiring(conn)
             except errors.Unavailable:
-                return generate_latest(self.registry)
+                return self._exposition()
             for sink in set(sinks) | set(found):
                 s = found.get(sink)
                 self.outbox_pending.labels(sink).set(s.pending if s else 0)
@@ -232,7 +294,14 @@ class Metrics:
                 self.outbox_held.labels(sink).set(s.held if s else 0)
             self.guard_tripped.set(tripped)
             self.tokens_expiring.set(expiring)
-        return generate_latest(self.registry)
+        return self._exposition()
+
+    def _exposition(self) -> bytes:
+        if self.shared_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, self.shared_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
 
 
 class LoopLagMonitor:

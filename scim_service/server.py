@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import signal
 import socket
+from collections.abc import Callable
 
+import asyncpg
 import msgspec
 from aiohttp import web
 
@@ -52,27 +54,45 @@ def listen_socket(host: str, port: int, what: str) -> socket.socket:
         raise StartupError(f"cannot listen on {host}:{port} ({what}): {reason}") from exc
 
 
-async def serve(settings: Settings, *, role: str = "serve") -> int:
-    """Run `serve` (SCIM + admin APIs + publisher) or `publisher` (publisher + health only)."""
-    async with contextlib.AsyncExitStack() as stack:
-        sock = listen_socket(settings.host, settings.port, "SCIM_HOST/SCIM_PORT")
-        stack.callback(sock.close)
-        metrics_sock: socket.socket | None = None
-        if settings.metrics_enabled and settings.metrics_port is not None:
-            metrics_sock = listen_socket(
-                settings.metrics_host or settings.host,
-                settings.metrics_port,
-                "SCIM_METRICS_HOST/SCIM_METRICS_PORT",
-            )
-            stack.callback(metrics_sock.close)
-        embedded = settings.database_url is None
-        if embedded:
-            from scim_service.embedded import EmbeddedPostgres
+class Inherited(msgspec.Struct, frozen=True):
+    """What a worker process of a multi-worker `serve` gets from its supervisor
+    (scim_service/supervisor.py): the listening sockets (None: that role listens on none) and
+    how to report that it is serving."""
 
-            pg = EmbeddedPostgres(settings.data_dir)
-            dsn = await asyncio.to_thread(pg.start)
-            stack.callback(pg.stop)
-            settings = msgspec.structs.replace(settings, database_url=dsn)
+    worker: str
+    sock: socket.socket | None
+    metrics_sock: socket.socket | None
+    ready: Callable[[], None]
+
+
+async def serve(
+    settings: Settings, *, role: str = "serve", inherited: Inherited | None = None
+) -> int:
+    """Run `serve` (SCIM + admin APIs + publisher) or `publisher` (publisher + health only), in
+    this one process; or, with `inherited`, one worker process of a supervised `serve`, on the
+    sockets its supervisor bound (the supervisor migrated and started any embedded database)."""
+    if inherited is None and role == "serve" and settings.worker_count > 1:
+        from scim_service.supervisor import supervise
+
+        return await supervise(settings)
+    started, stopping, stopped = (
+        ("server_started", "server_stopping", "server_stopped")
+        if inherited is None
+        else ("worker_started", "worker_stopping", "worker_stopped")
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        embedded = False
+        if inherited is not None:
+            sock, metrics_sock = inherited.sock, inherited.metrics_sock
+        else:
+            sock = listen_socket(settings.host, settings.port, "SCIM_HOST/SCIM_PORT")
+            stack.callback(sock.close)
+            metrics_sock = bind_metrics_socket(settings)
+            if metrics_sock is not None:
+                stack.callback(metrics_sock.close)
+            embedded = settings.database_url is None
+            if embedded:
+                settings = await start_embedded(settings, stack)
 
         app = create_app(settings) if role == "serve" else create_publisher_app(settings)
         runner = web.AppRunner(
@@ -83,14 +103,10 @@ async def serve(settings: Settings, *, role: str = "serve") -> int:
 
         if embedded and role == "serve":
             async with app[POOL].acquire() as conn:
-                first = await tenancy.bootstrap_default(conn)
-            if first is not None:
-                org, new = first
-                _announce_first_run(settings, org.name, str(org.id), new.token)
-            else:
-                print(f"\n  SCIM Base URL: {settings.scim_base_url}\n", flush=True)
+                await announce_first_run(settings, conn)
 
-        await web.SockSite(runner, sock).start()
+        if sock is not None:
+            await web.SockSite(runner, sock).start()
         if metrics_sock is not None:
             metrics_runner = web.AppRunner(
                 create_metrics_app(app), handle_signals=False, access_log=None
@@ -99,13 +115,15 @@ async def serve(settings: Settings, *, role: str = "serve") -> int:
             stack.push_async_callback(metrics_runner.cleanup)
             await web.SockSite(metrics_runner, metrics_sock).start()
         log.info(
-            "server_started",
+            started,
             role=role,
             url=settings.public_url,
             scim_base_url=settings.scim_base_url,
             sinks=list(settings.sinks) if role == "publisher" or settings.publisher_enabled else [],
             metrics_port=settings.metrics_port,
         )
+        if inherited is not None:
+            inherited.ready()
 
         lifecycle = app[LIFECYCLE]
         loop = asyncio.get_running_loop()
@@ -119,7 +137,7 @@ async def serve(settings: Settings, *, role: str = "serve") -> int:
         # /readyz already answers 503 (draining); give load balancers a moment to notice before
         # the listener closes. Then in-flight requests get the grace period (runner.cleanup).
         log.info(
-            "server_stopping",
+            stopping,
             drain_delay_seconds=settings.shutdown_drain_delay,
             grace_seconds=settings.shutdown_grace,
         )
@@ -130,5 +148,36 @@ async def serve(settings: Settings, *, role: str = "serve") -> int:
         publisher = app.get(PUBLISHER)
         if publisher is not None:
             publisher.begin_stop(settings.shutdown_grace)
-    log.info("server_stopped")
+    log.info(stopped)
     return 0
+
+
+def bind_metrics_socket(settings: Settings) -> socket.socket | None:
+    """The listener of SCIM_METRICS_PORT, when /metrics has a port of its own."""
+    if not settings.metrics_enabled or settings.metrics_port is None:
+        return None
+    return listen_socket(
+        settings.metrics_host or settings.host,
+        settings.metrics_port,
+        "SCIM_METRICS_HOST/SCIM_METRICS_PORT",
+    )
+
+
+async def start_embedded(settings: Settings, stack: contextlib.AsyncExitStack) -> Settings:
+    """Start the embedded PostgreSQL (stopped when `stack` closes); the settings that use it."""
+    from scim_service.embedded import EmbeddedPostgres
+
+    pg = EmbeddedPostgres(settings.data_dir)
+    dsn = await asyncio.to_thread(pg.start)
+    stack.callback(pg.stop)
+    return msgspec.structs.replace(settings, database_url=dsn)
+
+
+async def announce_first_run(settings: Settings, conn: asyncpg.Connection) -> None:
+    """Embedded database: create the first organization and token once, and print them."""
+    first = await tenancy.bootstrap_default(conn)
+    if first is not None:
+        org, new = first
+        _announce_first_run(settings, org.name, str(org.id), new.token)
+    else:
+        print(f"\n  SCIM Base URL: {settings.scim_base_url}\n", flush=True)

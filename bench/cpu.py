@@ -49,19 +49,6 @@ def tree_ticks(root: int) -> int:
     return sum(total.get(pid, 0) for pid in inside)
 
 
-def available_cpus() -> int:
-    """CPUs this process may use: its affinity mask, lowered by a cgroup v2 `cpu.max` quota
-    (what a container's CPU limit sets), at least 1."""
-    n = len(os.sched_getaffinity(0))
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            n = min(n, max(1, int(int(quota) // int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, n)
-
-
 def postgres_ticks() -> dict[int, int]:
     """CPU ticks of every process named postgres*, by pid."""
     out: dict[int, int] = {}

@@ -3,7 +3,7 @@ PostgreSQL: the durable Python peer beside the in-memory scim2-server.
 
 Everything runs in bench/.venv-django (requirements-django-peer.txt): the preload script
 (Django's migrations, then COPY of the data set, ANALYZE) and gunicorn. gunicorn runs `sync`
-workers, as many as the CPUs our service gets (cpu.available_cpus(), the default of
+workers, as many as the CPUs our service gets (Settings.worker_count, the default of
 SCIM_WORKERS): on this machine they served more than `gthread` (4 threads, keep-alive) at
 c=1 and c=10 for GET /Users/{id} (250 vs 190 and 445 vs 340 req/s in a trial), since the
 threads share one interpreter lock and a sync worker's only extra cost is a TCP connect per

@@ -134,6 +134,10 @@ async def serve(
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+                if inherited is not None:
+                    # A worker gets Ctrl-C from the terminal and SIGTERM from its supervisor:
+                    # the second must not cut its drain short (the supervisor escalates).
+                    signal.signal(sig, signal.SIG_IGN)
         # /readyz already answers 503 (draining); give load balancers a moment to notice before
         # the listener closes. Then in-flight requests get the grace period (runner.cleanup).
         log.info(

@@ -324,3 +324,34 @@ def test_connections_add_up() -> None:
     assert s.database_connections == 2 * (5 + 1 + 1) + (1 + 2 * 2 + 1)
     one = Settings(workers=1, db_pool_max=5)
     assert one.database_connections == 5 + 1 + 1 + (1 + 2 * 1)
+
+
+async def test_ctrl_c_reaches_every_process_and_all_exit_0(database_url: str) -> None:
+    """Ctrl-C in a terminal signals the whole process group: the supervisor and every worker get
+    SIGINT at once (then the workers SIGTERM from the supervisor too); all drain and exit 0."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scim_service",
+        "serve",
+        env=service_env(DATABASE_URL=database_url, SCIM_PORT=str(port), SCIM_WORKERS="2"),
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,  # its own process group, as a shell job has
+    )
+    service = Service(proc, f"http://127.0.0.1:{port}")
+    try:
+        await wait_ready(service.base)
+        await service.until("server_started", lambda: service.events("server_started"))
+        os.killpg(proc.pid, signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        await asyncio.wait_for(service._reader, 5)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    exits = {e["slot"]: e.get("exit_code") for e in service.events("worker_exited")}
+    assert exits == {"1": 0, "2": 0, "publisher": 0}
+    assert not [e for e in service.lines if e.get("level") == "error"]

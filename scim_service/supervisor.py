@@ -162,14 +162,12 @@ class Supervisor:
             ENV_PARENT: str(os.getpid()),
         }
         try:
-            proc = subprocess.Popen(  # noqa: S603 - our own interpreter, module and slot
-                [sys.executable, "-m", "scim_service.worker", child.slot],
-                env=env,
-                pass_fds=passed,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
+            proc = self._popen(child, env, passed)
+        except OSError as exc:  # out of processes or file descriptors: a failed start
+            log.error("worker_spawn_failed", slot=child.slot, error=f"{type(exc).__name__}: {exc}")
+            os.close(ready_r)
+            self._failed_start(child)
+            return
         finally:
             os.close(ready_w)
         assert proc.stdout is not None and proc.stderr is not None
@@ -191,6 +189,17 @@ class Supervisor:
             child.fds.append(pidfd)
             self.loop.add_reader(pidfd, self._on_exit, child, proc)
         log.info("worker_spawned", slot=child.slot, pid=proc.pid)
+
+    @staticmethod
+    def _popen(child: _Child, env: dict[str, str], passed: list[int]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter, module and slot
+            [sys.executable, "-m", "scim_service.worker", child.slot],
+            env=env,
+            pass_fds=passed,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     def _on_output(self, relay: _Relay) -> None:
         if not relay.readable():
@@ -242,18 +251,23 @@ class Supervisor:
                 self.done.set()
             return
         now = time.monotonic()
-        if child.ready_at is None or now - child.ready_at < _STARTUP_WINDOW:
-            child.failures += 1  # a failed start: it never served, or died right after
-        else:
-            child.failures = 0
+        failed = child.ready_at is None or now - child.ready_at < _STARTUP_WINDOW
         log.error(
             "worker_died",
             slot=child.slot,
             pid=proc.pid,
             served=child.ready_at is not None,
-            failed_starts=child.failures,
+            failed_starts=child.failures + 1 if failed else 0,
             **how,
         )
+        if failed:  # it never served, or died right after it started to
+            self._failed_start(child)
+        else:
+            child.failures = 0
+            self.loop.call_later(0.25, self.spawn, child)
+
+    def _failed_start(self, child: _Child) -> None:
+        child.failures += 1
         if child.failures >= _MAX_FAILED_STARTS:
             log.error(
                 "workers_keep_dying",

@@ -24,13 +24,14 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from scim_service import errors, tenancy
+from scim_service import errors
 from scim_service.config import ConfigError, Settings, StartupError, load_settings
 from scim_service.logs import configure_logging, get_logger
+from scim_service.provisioning import tenants
+from scim_service.provisioning.tenants import Org, TokenInfo
 from scim_service.redact import mask_text
 from scim_service.store import migrate as migrations
 from scim_service.store.db import connect
-from scim_service.store.tenants import Org, TokenInfo
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
@@ -141,7 +142,7 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_org_create(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
-        org = await tenancy.create_org(
+        org = await tenants.create_org(
             conn, args.name, org_id=args.id, scim_enabled=not args.scim_disabled
         )
     print_json(org) if args.json else print_org(org)
@@ -150,7 +151,7 @@ async def cmd_org_create(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_org_list(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
-        orgs = await tenancy.list_orgs(conn)
+        orgs = await tenants.list_orgs(conn)
     if args.json:
         print_json(orgs)
     else:
@@ -163,21 +164,21 @@ async def cmd_org_list(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_org_show(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
-        org = await tenancy.get_org(conn, args.org_id)
+        org = await tenants.get_org(conn, args.org_id)
     print_json(org) if args.json else print_org(org)
     return 0
 
 
 async def cmd_org_scim(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
-        org = await tenancy.set_scim_enabled(conn, args.org_id, args.action == "enable")
+        org = await tenants.set_scim_enabled(conn, args.org_id, args.action == "enable")
     print_json(org) if args.json else print_org(org)
     return 0
 
 
 async def cmd_org_status(args: argparse.Namespace, settings: Settings) -> int:
     """The directory status: what to check when an IdP's "Test Connection" fails."""
-    from scim_service import status
+    from scim_service.provisioning import status
 
     async with database(settings) as conn:
         s = await status.org_status(conn, args.org_id, settings)
@@ -271,6 +272,7 @@ async def cmd_org_guard(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_activity(args: argparse.Namespace, settings: Settings) -> int:
     """The organization's SCIM activity log; `--follow` polls for new entries each second."""
     from scim_service import activity
+    from scim_service.provisioning import status
 
     def show(found: Sequence[activity.Entry]) -> None:
         for e in found:
@@ -281,8 +283,7 @@ async def cmd_activity(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.flush()
 
     async with database(settings) as conn:
-        await tenancy.get_org(conn, args.org_id)
-        found = await activity.entries(conn, args.org_id, errors_only=args.errors, limit=args.limit)
+        found = await status.activity(conn, args.org_id, errors_only=args.errors, limit=args.limit)
         if args.json and not args.follow:
             print_json(found)
             return 0
@@ -291,7 +292,7 @@ async def cmd_activity(args: argparse.Namespace, settings: Settings) -> int:
         deadline = asyncio.get_running_loop().time() + args.for_seconds
         while args.follow and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(1.0)
-            found = await activity.entries(
+            found = await status.activity(
                 conn, args.org_id, errors_only=args.errors, after=last, limit=1000
             )
             show(found)
@@ -301,7 +302,7 @@ async def cmd_activity(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
-        new = await tenancy.create_token(
+        new = await tenants.create_token(
             conn, args.org_id, description=args.description, ttl_days=args.ttl_days
         )
     if args.json:
@@ -318,14 +319,14 @@ async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
-        tokens = await tenancy.list_tokens(conn, args.org_id)
+        tokens = await tenants.list_tokens(conn, args.org_id)
     print_json(tokens) if args.json else print_tokens(tokens)
     return 0
 
 
 async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
-        info = await tenancy.revoke_token(conn, args.token_id)
+        info = await tenants.revoke_token(conn, args.token_id)
     print_json(info) if args.json else print_tokens([info])
     return 0
 
@@ -336,7 +337,7 @@ async def cmd_user_setup_complete(args: argparse.Namespace, settings: Settings) 
     from scim_service.store.outbox import Emitter
 
     async with database(settings) as conn:
-        await tenancy.get_org(conn, args.org_id)
+        await tenants.get_org(conn, args.org_id)
         emitter = Emitter(settings.event_source, settings.sinks)
         user = await users.complete_setup(conn, Scope(args.org_id, emitter), args.user_id)
     result = {
@@ -353,10 +354,10 @@ async def cmd_user_setup_complete(args: argparse.Namespace, settings: Settings) 
 
 
 async def cmd_events_stats(args: argparse.Namespace, settings: Settings) -> int:
-    from scim_service.events import admin as events_admin
+    from scim_service.provisioning import outbox
 
     async with database(settings) as conn:
-        stats = await events_admin.stats(conn, settings)
+        stats = await outbox.stats(conn, settings)
     if args.json:
         print_json(stats)
     else:
@@ -378,14 +379,14 @@ async def cmd_events_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_events_orphans(args: argparse.Namespace, settings: Settings) -> int:
-    from scim_service.events import admin as events_admin
+    from scim_service.provisioning import outbox
 
     async with database(settings) as conn:
         if args.orphans_cmd == "discard":
-            count = await events_admin.discard_orphans(conn, settings, args.sink)
+            count = await outbox.discard_orphans(conn, settings, args.sink)
             result: dict[str, Any] = {"sink": args.sink, "discarded": count}
         else:
-            count = await events_admin.move_orphans(conn, settings, args.sink, args.to)
+            count = await outbox.move_orphans(conn, settings, args.sink, args.to)
             result = {"sink": args.sink, "to": args.to, "moved": count}
     if args.json:
         print_json(result)
@@ -397,10 +398,10 @@ async def cmd_events_orphans(args: argparse.Namespace, settings: Settings) -> in
 
 
 async def cmd_events_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
-    from scim_service.events import admin as events_admin
+    from scim_service.provisioning import outbox
 
     async with database(settings) as conn:
-        found = await events_admin.dead_letters(conn, settings, args.sink, args.limit)
+        found = await outbox.dead_letters(conn, settings, args.sink, args.limit)
     if args.json:
         print_json(found)
     else:
@@ -433,10 +434,10 @@ async def cmd_events_dead_letters(args: argparse.Namespace, settings: Settings) 
 
 
 async def cmd_events_retry(args: argparse.Namespace, settings: Settings) -> int:
-    from scim_service.events import admin as events_admin
+    from scim_service.provisioning import outbox
 
     async with database(settings) as conn:
-        ids = await events_admin.retry(conn, settings, args.sink, args.event_ids or None)
+        ids = await outbox.retry(conn, settings, args.sink, args.event_ids or None)
     if args.json:
         print_json({"retried": ids})
     else:
@@ -445,10 +446,10 @@ async def cmd_events_retry(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from scim_service.events import admin as events_admin
+    from scim_service.provisioning import outbox
 
     async with database(settings) as conn:
-        queued = await events_admin.replay(
+        queued = await outbox.replay(
             conn,
             settings,
             since=args.since,
@@ -506,9 +507,9 @@ async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_events_signing_key(args: argparse.Namespace, settings: Settings) -> int:
-    from scim_service.events import admin as events_admin
+    from scim_service.provisioning import outbox
 
-    key = events_admin.public_key(settings)
+    key = outbox.public_key(settings)
     if args.json:
         print_json({"algorithm": "ed25519", "public_key": key})
     else:

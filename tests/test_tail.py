@@ -10,7 +10,7 @@ import uuid
 
 import asyncpg
 
-from scim_service import tenancy
+from scim_service.provisioning import tenants
 from tests.conftest import REPO
 from tests.test_cli import cli
 from tests.test_pull import write_event
@@ -21,7 +21,7 @@ async def test_tail_prints_events_filters_and_resumes(
 ) -> None:
     """Every event once, in order, as one JSON line each; --types and --org narrow it; the
     cursor printed at the end resumes after what was shown; a bad cursor exits 1 or 2."""
-    org = await tenancy.create_org(db, "acme")
+    org = await tenants.create_org(db, "acme")
     subjects = [uuid.uuid4() for _ in range(3)]
     for s in subjects:
         await write_event(db, org.id, s, 1)
@@ -46,7 +46,7 @@ async def test_tail_prints_events_filters_and_resumes(
 
 async def test_tail_follows_live(database_url: str, db: asyncpg.Connection) -> None:
     """Without --no-follow it keeps running and prints a new event as soon as it commits."""
-    org = await tenancy.create_org(db, "acme")
+    org = await tenants.create_org(db, "acme")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCIM_", "DATABASE_URL"))}
     env["DATABASE_URL"] = database_url
     proc = await asyncio.create_subprocess_exec(

@@ -9,12 +9,13 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from scim_service import errors, tenancy
+from scim_service import errors
 from scim_service.events import envelope, schemas
 from scim_service.events import pull as events_pull
 from scim_service.http.admin import path_uuid
 from scim_service.http.responses import admin_json, connection
 from scim_service.keys import FEED, GATE
+from scim_service.provisioning import tenants
 from scim_service.store import pull
 
 EVENT_TYPES = envelope.EVENT_TYPES
@@ -163,7 +164,7 @@ async def snapshot_users(request: web.Request) -> web.Response:
     after = _uuid_param(request, "page")
     limit = _limit(request, SNAPSHOT_DEFAULT, SNAPSHOT_LIMIT)
     async with connection(request) as conn:
-        await tenancy.get_org(conn, org_id)
+        await tenants.get_org(conn, org_id)
         cursor = await pull.head(conn) if after is None else None
         rows = await pull.users_page(conn, org_id, after, limit)
     items = [
@@ -188,7 +189,7 @@ async def snapshot_groups(request: web.Request) -> web.Response:
     after = _uuid_param(request, "page")
     limit = _limit(request, SNAPSHOT_DEFAULT, SNAPSHOT_LIMIT)
     async with connection(request) as conn:
-        await tenancy.get_org(conn, org_id)
+        await tenants.get_org(conn, org_id)
         cursor = await pull.head(conn) if after is None else None
         rows = await pull.groups_page(conn, org_id, after, limit)
     items = [
@@ -215,7 +216,7 @@ async def snapshot_members(request: web.Request) -> web.Response:
     after = _uuid_param(request, "page")
     limit = _limit(request, MEMBERS_DEFAULT, MEMBERS_LIMIT)
     async with connection(request) as conn:
-        await tenancy.get_org(conn, org_id)
+        await tenants.get_org(conn, org_id)
         cursor = await pull.head(conn) if after is None else None
         found = await pull.members_page(conn, org_id, group_id, after, limit)
     if found is None:

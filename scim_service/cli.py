@@ -98,6 +98,16 @@ async def database(
 ) -> AsyncIterator[asyncpg.Connection]:
     """A connection to DATABASE_URL, or to the embedded server (started if needed); migrated
     first unless `migrate` is false."""
+    async with database_and_url(settings, migrate=migrate) as (conn, _dsn):
+        yield conn
+
+
+@contextlib.asynccontextmanager
+async def database_and_url(
+    settings: Settings, *, migrate: bool = True
+) -> AsyncIterator[tuple[asyncpg.Connection, str]]:
+    """`database()`, and the DSN it connected to (for a command that holds a second,
+    LISTENing connection)."""
     async with contextlib.AsyncExitStack() as stack:
         dsn = settings.database_url
         if dsn is None:
@@ -110,7 +120,7 @@ async def database(
         stack.push_async_callback(conn.close)
         if migrate and await migrations.pending(conn):
             await migrations.migrate(conn)
-        yield conn
+        yield conn, dsn
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -470,7 +480,7 @@ async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
     from scim_service.events import pull as events_pull
-    from scim_service.store import pull
+    from scim_service.store.listen import listen
 
     after = events_pull.decode_cursor(args.after) if args.after else None
     from scim_service.events.envelope import EVENT_TYPES
@@ -485,25 +495,38 @@ async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
     # --no-follow: events already committed but held back by an older open transaction are
     # waited for, at most this long.
     settle = time.monotonic() + 5.0
-    async with database(settings) as conn:
-        await conn.add_listener(events_pull.CHANNEL, lambda *_: woken.set())
-        while True:  # until interrupted (or caught up with --no-follow)
-            woken.clear()
-            try:
-                page = await pull.read(conn, after, 500, org_id=args.org, types=types)
-            except pull.Expired as exc:
-                raise events_pull.gone(exc) from None
-            for payload in page.payloads:
-                sys.stdout.write(payload.decode() + "\n")
-            sys.stdout.flush()
-            after = page.next
-            if page.full:
-                continue
-            if not args.follow and not (page.held_back and time.monotonic() < settle):
-                print(f"next cursor: {events_pull.encode_cursor(after)}", file=sys.stderr)
-                return 0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), timeout=0.05 if page.held_back else 2.0)
+    async with database_and_url(settings) as (conn, dsn):
+        # The shared LISTEN helper: it reconnects by itself, and every (re)connection wakes the
+        # loop too (a NOTIFY sent while nobody listened is not lost: the read catches up).
+        listener = asyncio.create_task(
+            listen(
+                dsn,
+                events_pull.CHANNEL,
+                woken.set,
+                lambda up: woken.set() if up else None,
+                connect_timeout=settings.db_connect_timeout,
+            ),
+            name="tail:listen",
+        )
+        try:
+            while True:  # until interrupted (or caught up with --no-follow)
+                woken.clear()
+                page = await events_pull.read(conn, after, 500, org_id=args.org, types=types)
+                for payload in page.payloads:
+                    sys.stdout.write(payload.decode() + "\n")
+                sys.stdout.flush()
+                after = page.next
+                if page.full:
+                    continue
+                if not args.follow and not (page.held_back and time.monotonic() < settle):
+                    print(f"next cursor: {events_pull.encode_cursor(after)}", file=sys.stderr)
+                    return 0
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), timeout=0.05 if page.held_back else 2.0)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
 
 
 async def cmd_events_signing_key(args: argparse.Namespace, settings: Settings) -> int:

@@ -18,11 +18,11 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from scim_service import tenancy
 from scim_service.app import create_app, create_metrics_app, create_publisher_app
 from scim_service.config import Settings, StartupError
 from scim_service.keys import LIFECYCLE, POOL, PUBLISHER
 from scim_service.logs import get_logger
+from scim_service.provisioning import tenants
 
 log = get_logger("scim_service.server")
 
@@ -179,7 +179,7 @@ async def start_embedded(settings: Settings, stack: contextlib.AsyncExitStack) -
 
 async def announce_first_run(settings: Settings, conn: asyncpg.Connection) -> None:
     """Embedded database: create the first organization and token once, and print them."""
-    first = await tenancy.bootstrap_default(conn)
+    first = await tenants.bootstrap_default(conn)
     if first is not None:
         org, new = first
         _announce_first_run(settings, org.name, str(org.id), new.token)

@@ -26,8 +26,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from scim_service import tenancy
 from scim_service.events.signing import generate_secret
+from scim_service.provisioning import tenants
 from scim_service.store import migrate
 from scim_service.store.db import connect
 from tests.faultkit import (
@@ -117,8 +117,8 @@ class Cluster:
         conn = await connect(self.dsn)
         try:
             await migrate.migrate(conn)
-            org = await tenancy.create_org(conn, "fault-org")
-            self.token = (await tenancy.create_token(conn, org.id, description="load")).token
+            org = await tenants.create_org(conn, "fault-org")
+            self.token = (await tenants.create_token(conn, org.id, description="load")).token
         finally:
             await conn.close()
         await self.receiver.start()

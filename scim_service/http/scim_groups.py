@@ -27,6 +27,7 @@ from scim_service.http.responses import (
 from scim_service.keys import BASE_URL
 from scim_service.provisioning import groups
 from scim_service.provisioning.etags import matches_any
+from scim_service.provisioning.groups import StoredGroup
 from scim_service.provisioning.scope import Scope
 from scim_service.scim import schema as s
 from scim_service.scim.mapping import etag, group_location, group_resource
@@ -37,7 +38,6 @@ from scim_service.scim.query import (
     query_from_params,
     query_from_search_body,
 )
-from scim_service.store.groups import StoredGroup
 
 PATCH_MEMBERS_LIMIT = 100
 # Rendering costs about 2.6 µs per member here: a page or group with more members than this is

@@ -23,7 +23,7 @@ from scim_service.scim.patch_members import plan_group_patch
 from scim_service.scim.query import ListQuery
 from scim_service.scim.resource import body_id_of, check_required, normalize_resource
 from scim_service.store import groups as store
-from scim_service.store.groups import StoredGroup
+from scim_service.store.groups import StoredGroup as StoredGroup
 
 
 class GroupChange(msgspec.Struct, kw_only=True):

@@ -20,7 +20,7 @@ from scim_service.scim.query import ListQuery
 from scim_service.scim.resource import body_id_of, check_required, normalize_resource
 from scim_service.store import groups as group_store
 from scim_service.store import users as store
-from scim_service.store.users import StoredUser
+from scim_service.store.users import StoredUser as StoredUser
 
 
 def parse_id(raw: str) -> uuid.UUID:
@@ -53,6 +53,12 @@ async def get_user(
     user = await store.get_user(conn, scope.org_id, user_id, with_groups=with_groups)
     if user is None:
         raise errors.NotFound(f"User {user_id} not found")
+    return user
+
+
+async def load_groups(conn: asyncpg.Connection, user: StoredUser) -> StoredUser:
+    """Fill a user's read-only `groups` (for an answer that shows them, after a write)."""
+    await store.attach_groups(conn, [user])
     return user
 
 

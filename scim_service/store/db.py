@@ -133,6 +133,11 @@ async def create_pool(
     return pool
 
 
+async def ping(conn: asyncpg.Connection) -> None:
+    """One round trip: the connection and the server answer."""
+    await conn.fetchval(QUERIES["ping"])
+
+
 async def connect(dsn: str, *, timeout: float = 10.0) -> asyncpg.Connection:
     conn = await asyncpg.connect(
         dsn, timeout=timeout, server_settings={"application_name": "scim-service"}

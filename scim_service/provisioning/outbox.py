@@ -1,6 +1,6 @@
 """Operating the outbox: dead letters, retries, replays, statistics, the signing key.
 
-One service layer for the admin API and the CLI.
+For the admin API and the CLI.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from scim_service.logs import get_logger
 from scim_service.store import outbox
 from scim_service.store.outbox import DeadLetter, SinkStats
 
-log = get_logger("scim_service.events.admin")
+log = get_logger("scim_service.events.admin")  # the name log pipelines know it by
 
 
 def _check_sink(settings: Settings, sink: str | None) -> None:

@@ -517,7 +517,7 @@ async def cmd_events_signing_key(args: argparse.Namespace, settings: Settings) -
 
 
 async def cmd_events_keygen(args: argparse.Namespace, settings: Settings) -> int:
-    from scim_service.events.signing import generate_secret, generate_signing_key
+    from scim_service.signing import generate_secret, generate_signing_key
 
     secret = generate_secret()
     private, public = generate_signing_key()

@@ -28,7 +28,7 @@ from datetime import UTC
 import aiohttp
 from yarl import URL
 
-from scim_service.events.signing import Signer
+from scim_service.signing import Signer
 from scim_service.events.sinks.base import MAX_RETRY_AFTER, OK, Outbound, Outcome
 from scim_service.logs import get_logger
 

@@ -331,9 +331,9 @@ async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_user_setup_complete(args: argparse.Namespace, settings: Settings) -> int:
+    from scim_service.events.emitter import Emitter
     from scim_service.provisioning import users
     from scim_service.provisioning.scope import Scope
-    from scim_service.store.outbox import Emitter
 
     async with database(settings) as conn:
         await tenancy.get_org(conn, args.org_id)

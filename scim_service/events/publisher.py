@@ -534,10 +534,10 @@ async def _finish(
 
 def build_sinks(settings: Settings) -> dict[str, Sink]:
     """The sinks the settings name (`Settings.sinks`), ready to open."""
-    from scim_service.signing import Signer
     from scim_service.events.sinks.log import LogSink
     from scim_service.events.sinks.nats import NatsSink
     from scim_service.events.sinks.webhook import WebhookSink
+    from scim_service.signing import Signer
 
     sinks: dict[str, Any] = {}
     for name in settings.sinks:

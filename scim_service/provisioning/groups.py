@@ -14,10 +14,11 @@ import msgspec
 
 from scim_service import errors
 from scim_service.events import envelope as ev
+from scim_service.events.emitter import following
 from scim_service.provisioning import tx
 from scim_service.provisioning.etags import check_if_match
 from scim_service.provisioning.patching import evaluate_patch
-from scim_service.provisioning.scope import Scope, numbers
+from scim_service.provisioning.scope import Scope
 from scim_service.scim import schema as s
 from scim_service.scim.patch_members import plan_group_patch
 from scim_service.scim.query import ListQuery
@@ -120,10 +121,14 @@ async def create_group(
         # Creating a group with its members is one change: version 1, its first event(s).
         change = GroupChange(kinds=["created"], added=sorted(added))
         events = change.events(scope.org_id, group.id, attrs, len(added))
-        group = await store.finish_new_group(
-            conn, scope.org_id, group.id, members=len(added), events=len(events)
+        group = await scope.write(
+            conn,
+            events,
+            following(group.event_seq, len(events)),
+            lambda rows: store.finish_new_group(
+                conn, scope.org_id, group.id, members=len(added), events=rows
+            ),
         )
-        await scope.emit(conn, events, numbers(group.event_seq, len(events)))
         return group, change
 
     return await tx.write(conn, work)
@@ -251,16 +256,19 @@ async def _finish(
         return current  # nothing changed: same version, no event
     delta = len(change.added) - len(change.removed)
     events = change.events(scope.org_id, current.id, attrs, current.member_count + delta)
-    group = await store.update_group(
+    return await scope.write(
         conn,
-        scope.org_id,
-        current.id,
-        attrs=attrs if attrs != current.attrs else None,
-        member_delta=delta,
-        events=len(events),
+        events,
+        following(current.event_seq, len(events)),
+        lambda rows: store.update_group(
+            conn,
+            scope.org_id,
+            current.id,
+            attrs=attrs if attrs != current.attrs else None,
+            member_delta=delta,
+            events=rows,
+        ),
     )
-    await scope.emit(conn, events, numbers(group.event_seq, len(events)))
-    return group
 
 
 async def delete_group(
@@ -269,11 +277,15 @@ async def delete_group(
     async def work() -> StoredGroup:
         current = await store.lock_group(conn, scope.org_id, group_id)
         check_if_match(if_match, current.version)
-        await store.delete_group(conn, scope.org_id, group_id)  # memberships go with it (cascade)
         # The member list of a deleted group is not repeated: "deleted" says they are all gone.
         change = GroupChange(kinds=["deleted"])
         events = change.events(scope.org_id, group_id, current.attrs, 0)
-        await scope.emit(conn, events, [current.event_seq + 1])
+        await scope.write(
+            conn,
+            events,
+            following(current.event_seq, len(events)),
+            lambda rows: store.delete_group(conn, scope.org_id, group_id, rows),
+        )
         return current
 
     return await tx.write(conn, work)

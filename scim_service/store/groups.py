@@ -25,6 +25,7 @@ from scim_service.store.filters import (
     TableSpec,
     search_page,
 )
+from scim_service.store.outbox import EventRows
 
 register_unique_constraint(
     "groups_org_display_name_key",
@@ -136,27 +137,46 @@ async def update_group(
     *,
     attrs: dict[str, Any] | None,
     member_delta: int,
-    events: int,
+    events: EventRows,
 ) -> StoredGroup:
+    """A new version of the group (attrs None: kept) and its events, in one statement."""
     with translate_errors():
-        row = await conn.fetchrow(Q["update_group"], org_id, group_id, attrs, member_delta, events)
+        row = await conn.fetchrow(
+            Q["update_group"],
+            org_id,
+            group_id,
+            attrs,
+            member_delta,
+            events.count,
+            *events.params(),
+        )
     if row is None:
         raise errors.NotFound(f"Group {group_id} not found")
     return _group(row)
 
 
 async def finish_new_group(
-    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, *, members: int, events: int
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    group_id: uuid.UUID,
+    *,
+    members: int,
+    events: EventRows,
 ) -> StoredGroup:
-    """A group created in this transaction: its member count and first event numbers, still
+    """A group created in this transaction: its member count and first events, still
     version 1 (creating a group with its members is one change)."""
-    row = await conn.fetchrow(Q["finish_new_group"], org_id, group_id, members, events)
+    row = await conn.fetchrow(
+        Q["finish_new_group"], org_id, group_id, members, events.count, *events.params()
+    )
     assert row is not None
     return _group(row)
 
 
-async def delete_group(conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID) -> bool:
-    return await conn.fetchval(Q["delete_group"], org_id, group_id) is not None
+async def delete_group(
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, events: EventRows
+) -> bool:
+    """Delete the group (its memberships go by cascade) and write its events."""
+    return await conn.fetchval(Q["delete_group"], org_id, group_id, *events.params()) is not None
 
 
 async def _member_statement(

@@ -24,6 +24,7 @@ from scim_service.store.filters import (
     search_page,
     where_sql,
 )
+from scim_service.store.outbox import EventRows
 
 register_unique_constraint(
     "users_org_username_key", "A user with this userName already exists in this organization"
@@ -89,19 +90,17 @@ def _user(row: asyncpg.Record) -> StoredUser:
     return StoredUser(**dict(row))
 
 
-async def insert_user_with_events(
+async def insert_user(
     conn: asyncpg.Connection,
     org_id: uuid.UUID,
     user_id: uuid.UUID,
     attrs: dict[str, Any],
-    event_params: list[Any],
-    *,
-    events: int,
+    events: EventRows,
 ) -> StoredUser:
     """A new user with its events and their outbox rows: one statement, one round trip."""
     with translate_errors():
         row = await conn.fetchrow(
-            Q["insert_user_with_events"], org_id, user_id, attrs, events, *event_params
+            Q["insert_user_with_events"], org_id, user_id, attrs, events.count, *events.params()
         )
     assert row is not None
     return _user(row)
@@ -144,12 +143,14 @@ async def update_user_attrs(
     org_id: uuid.UUID,
     user_id: uuid.UUID,
     attrs: dict[str, Any],
-    *,
-    events: int,
+    events: EventRows,
 ) -> StoredUser:
-    """Store new attributes; `events` is how many events the change writes."""
+    """Store new attributes and the change's events (numbered after the user's counter), in
+    one statement."""
     with translate_errors():
-        row = await conn.fetchrow(Q["update_user_attrs"], org_id, user_id, attrs, events)
+        row = await conn.fetchrow(
+            Q["update_user_attrs"], org_id, user_id, attrs, events.count, *events.params()
+        )
     if row is None:
         raise errors.NotFound(f"User {user_id} not found")
     return _user(row)

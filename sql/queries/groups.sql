@@ -18,25 +18,41 @@ WHERE org_id = $1 AND id = $2
 FOR UPDATE;
 
 -- name: update_group
--- $3: new attrs (NULL keeps them); $4: change in member count; $5: number of events written.
-UPDATE groups
-SET attrs = coalesce($3, attrs),
-    member_count = member_count + $4,
-    version = version + 1,
-    event_seq = event_seq + $5,
-    updated_at = now()
-WHERE org_id = $1 AND id = $2
-RETURNING id, attrs, member_count, version, event_seq, created_at, updated_at;
+-- The change and its events in one statement. $3: new attrs (NULL keeps them); $4: change in
+-- member count; $5: number of events written; then event_rows' nine.
+WITH change AS (
+    UPDATE groups
+    SET attrs = coalesce($3, attrs),
+        member_count = member_count + $4,
+        version = version + 1,
+        event_seq = event_seq + $5,
+        updated_at = now()
+    WHERE org_id = $1 AND id = $2
+    RETURNING id, attrs, member_count, version, event_seq, created_at, updated_at
+),
+-- include: event_rows
+SELECT * FROM change;
 
 -- name: finish_new_group
--- A group created with its members in the same transaction: one version, its first events.
-UPDATE groups SET member_count = $3, event_seq = $4
-WHERE org_id = $1 AND id = $2
-RETURNING id, attrs, member_count, version, event_seq, created_at, updated_at;
+-- A group created with its members in the same transaction: one version, its first events
+-- ($4 of them; then event_rows' nine).
+WITH change AS (
+    UPDATE groups SET member_count = $3, event_seq = $4
+    WHERE org_id = $1 AND id = $2
+    RETURNING id, attrs, member_count, version, event_seq, created_at, updated_at
+),
+-- include: event_rows
+SELECT * FROM change;
 
 -- name: delete_group
-DELETE FROM groups WHERE org_id = $1 AND id = $2
-RETURNING id;
+-- The group and its group.changed "deleted" event (memberships go by cascade); then
+-- event_rows' nine.
+WITH change AS (
+    DELETE FROM groups WHERE org_id = $1 AND id = $2
+    RETURNING id
+),
+-- include: event_rows
+SELECT * FROM change;
 
 -- name: add_members
 -- One statement for any number of members: the ids that are not users of this organization

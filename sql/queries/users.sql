@@ -2,22 +2,14 @@
 
 -- name: insert_user_with_events
 -- POST /Users in one statement (one round trip, one implicit transaction): the user, its
--- provisioning event and the event's outbox rows. $5..$13 are the insert_events parameters.
-WITH u AS (
+-- provisioning event and the event's outbox rows. $4: how many events; then event_rows' nine.
+WITH change AS (
     INSERT INTO users (id, org_id, attrs, event_seq)
     VALUES ($2, $1, $3, $4)
     RETURNING id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at
-), e AS (
-    INSERT INTO events (id, org_id, subject, resource_type, resource_version, type, time, payload)
-    SELECT * FROM unnest($5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::bigint[], $10::text[],
-                         $11::timestamptz[], $12::bytea[])
-    RETURNING seq, subject, resource_version
-), o AS (
-    INSERT INTO outbox (sink, event_seq, subject, resource_version)
-    SELECT k.sink, e.seq, e.subject, e.resource_version
-    FROM e CROSS JOIN unnest($13::text[]) AS k(sink)
-)
-SELECT * FROM u;
+),
+-- include: event_rows
+SELECT * FROM change;
 
 -- name: get_user
 SELECT id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at
@@ -41,11 +33,16 @@ WHERE org_id = $1 AND id = $2
 FOR UPDATE;
 
 -- name: update_user_attrs
--- $4: how many events this change writes (they take the next numbers of event_seq).
-UPDATE users
-SET attrs = $3, version = version + 1, event_seq = event_seq + $4, updated_at = now()
-WHERE org_id = $1 AND id = $2
-RETURNING id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at;
+-- New attributes and their events in one statement. $4: how many events this change writes
+-- (they take the next numbers of event_seq); then event_rows' nine.
+WITH change AS (
+    UPDATE users
+    SET attrs = $3, version = version + 1, event_seq = event_seq + $4, updated_at = now()
+    WHERE org_id = $1 AND id = $2
+    RETURNING id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at
+),
+-- include: event_rows
+SELECT * FROM change;
 
 -- name: delete_user
 DELETE FROM users WHERE org_id = $1 AND id = $2

@@ -276,7 +276,7 @@ class Ceiling:
             {**mapping, off: ":off"},
         )
         body = pick + self.auth + statement(count_sql) + statement(page_sql)
-        body += statement(bind(Q["groups_of_users"], {1: ids}))
+        body += statement(bind(Q["groups_of_users"], {1: ":org", 2: ids}))
         return self._write(name, body)
 
     def post_user(self) -> Path:

@@ -100,13 +100,13 @@ def _new_attrs(body: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
     return attrs, ids
 
 
-async def load_members(conn: asyncpg.Connection, group: StoredGroup) -> StoredGroup:
+async def load_members(conn: asyncpg.Connection, scope: Scope, group: StoredGroup) -> StoredGroup:
     """Fill a group's members (user id, display) from the membership table (in batches when
     the group is big)."""
     if group.member_count > store.MEMBERS_BATCH:
-        group.members = await store.members_of_group(conn, group.id)
+        group.members = await store.members_of_group(conn, scope.org_id, group.id)
     else:
-        group.members = (await store.members_of(conn, [group.id]))[group.id]
+        group.members = (await store.members_of(conn, scope.org_id, [group.id]))[group.id]
     return group
 
 
@@ -193,10 +193,10 @@ async def patch_group(
                 new = await store.add_members(conn, scope.org_id, group_id, op.ids)
                 _net(added, removed, new, ())
             elif op.kind == "remove":
-                gone = await store.remove_members(conn, group_id, op.ids)
+                gone = await store.remove_members(conn, scope.org_id, group_id, op.ids)
                 _net(added, removed, (), gone)
             elif op.kind == "remove_all":
-                gone = await store.remove_all_members(conn, group_id)
+                gone = await store.remove_all_members(conn, scope.org_id, group_id)
                 _net(added, removed, (), gone)
             else:
                 diff = await store.replace_members(conn, scope.org_id, group_id, op.ids)
@@ -296,7 +296,7 @@ async def search_groups(
 ) -> tuple[int, list[StoredGroup]]:
     total, page = await store.search_groups(conn, scope.org_id, query)
     if with_members and page:
-        members = await store.members_of(conn, [g.id for g in page])
+        members = await store.members_of(conn, scope.org_id, [g.id for g in page])
         for g in page:
             g.members = members[g.id]
     return total, page

@@ -156,7 +156,7 @@ async def search_users(
 ) -> tuple[int, list[StoredUser]]:
     total, page = await store.search_users(conn, scope.org_id, query)
     if with_groups:
-        await store.attach_groups(conn, page)
+        await store.attach_groups(conn, scope.org_id, page)
     return total, page
 
 

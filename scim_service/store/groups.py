@@ -210,18 +210,18 @@ async def add_members(
 
 
 async def remove_members(
-    conn: asyncpg.Connection, group_id: uuid.UUID, ids: tuple[str, ...]
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, ids: tuple[str, ...]
 ) -> tuple[uuid.UUID, ...]:
     wanted = _uuids(ids, lenient=True)
     if not wanted:
         return ()
-    return tuple(await conn.fetchval(Q["remove_members"], group_id, wanted))
+    return tuple(await conn.fetchval(Q["remove_members"], org_id, group_id, wanted))
 
 
 async def remove_all_members(
-    conn: asyncpg.Connection, group_id: uuid.UUID
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID
 ) -> tuple[uuid.UUID, ...]:
-    return tuple(await conn.fetchval(Q["remove_all_members"], group_id))
+    return tuple(await conn.fetchval(Q["remove_all_members"], org_id, group_id))
 
 
 async def replace_members(
@@ -232,11 +232,11 @@ async def replace_members(
 
 
 async def members_of(
-    conn: asyncpg.Connection, group_ids: list[uuid.UUID]
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[tuple[uuid.UUID, str]]]:
     out: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {gid: [] for gid in group_ids}
     if group_ids:
-        for row in await conn.fetch(Q["members_of_groups"], group_ids):
+        for row in await conn.fetch(Q["members_of_groups"], org_id, group_ids):
             out[row["group_id"]].append((row["user_id"], row["display"]))
     return out
 
@@ -247,14 +247,14 @@ MEMBERS_BATCH = 2_000
 
 
 async def members_of_group(
-    conn: asyncpg.Connection, group_id: uuid.UUID
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID
 ) -> list[tuple[uuid.UUID, str]]:
     """One group's members, read through a cursor in MEMBERS_BATCH rows at a time (one
     snapshot: the cursor's query), so a 50,000-member group never holds the event loop."""
     out: list[tuple[uuid.UUID, str]] = []
 
     async def read() -> None:
-        cursor = await conn.cursor(Q["group_members"], group_id)
+        cursor = await conn.cursor(Q["group_members"], org_id, group_id)
         while True:
             rows = await cursor.fetch(MEMBERS_BATCH)
             out.extend((row[0], row[1]) for row in rows)

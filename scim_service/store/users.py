@@ -120,12 +120,14 @@ async def get_user(
     return StoredUser(**values, groups=[(uuid.UUID(gid), name) for gid, name in pairs])
 
 
-async def attach_groups(conn: asyncpg.Connection, users: list[StoredUser]) -> None:
-    """Fill the read-only `groups` of a page of users with one query."""
+async def attach_groups(
+    conn: asyncpg.Connection, org_id: uuid.UUID, users: list[StoredUser]
+) -> None:
+    """Fill the read-only `groups` of a page of the organization's users with one query."""
     if not users:
         return
     by_id: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {u.id: [] for u in users}
-    for row in await conn.fetch(Q["groups_of_users"], list(by_id)):
+    for row in await conn.fetch(Q["groups_of_users"], org_id, list(by_id)):
         by_id[row["user_id"]].append((row["group_id"], row["display_name"]))
     for u in users:
         u.groups = by_id[u.id]

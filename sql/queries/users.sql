@@ -21,7 +21,7 @@ WHERE org_id = $1 AND id = $2;
 SELECT u.id, u.attrs, u.setup_state, u.setup_completed_at, u.version, u.event_seq, u.created_at, u.updated_at,
        (SELECT jsonb_agg(jsonb_build_array(g.id, g.display_name) ORDER BY g.display_name, g.id)
         FROM group_members gm JOIN groups g ON g.id = gm.group_id
-        WHERE gm.user_id = u.id) AS groups
+        WHERE gm.user_id = u.id AND g.org_id = u.org_id) AS groups
 FROM users u
 WHERE u.org_id = $1 AND u.id = $2;
 
@@ -56,9 +56,9 @@ WHERE org_id = $1 AND id = $2 AND setup_state = 'pending'
 RETURNING id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at;
 
 -- name: groups_of_users
--- The read-only `groups` of a page of users.
+-- The read-only `groups` of a page of users of the organization $1.
 SELECT gm.user_id, g.id AS group_id, g.display_name
 FROM group_members gm
 JOIN groups g ON g.id = gm.group_id
-WHERE gm.user_id = ANY($1::uuid[])
+WHERE gm.user_id = ANY($2::uuid[]) AND g.org_id = $1
 ORDER BY g.display_name, g.id;

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -170,6 +170,30 @@ async def connect(dsn: str, *, timeout: float = 10.0) -> asyncpg.Connection:
     )
     await init_connection(conn)
     return conn
+
+
+async def fetch_batched(
+    conn: asyncpg.Connection, sql: str, args: Sequence[Any], batch: int
+) -> list[asyncpg.Record]:
+    """All rows of `sql` through a cursor (one snapshot: the cursor's query), `batch` rows per
+    round trip, so decoding a big result never holds the event loop for long. In the caller's
+    transaction, or a read-only one of its own (a cursor lives in a transaction)."""
+    out: list[asyncpg.Record] = []
+
+    async def read() -> None:
+        cursor = await conn.cursor(sql, *args)
+        while True:
+            rows = await cursor.fetch(batch)
+            out.extend(rows)
+            if len(rows) < batch:
+                return
+
+    if conn.is_in_transaction():
+        await read()
+    else:
+        async with conn.transaction(readonly=True):
+            await read()
+    return out
 
 
 # --- driver errors → the service's hierarchy -----------------------------------------------------

@@ -14,6 +14,7 @@ from scim_service.scim import schema as s
 from scim_service.scim.query import ListQuery
 from scim_service.store.db import QUERIES as Q
 from scim_service.store.db import (
+    fetch_batched,
     register_foreign_key,
     register_unique_constraint,
     translate_errors,
@@ -21,8 +22,8 @@ from scim_service.store.db import (
 from scim_service.store.filters import (
     Column,
     ElementSub,
-    ElementTable,
     TableSpec,
+    membership,
     search_page,
 )
 from scim_service.store.outbox import EventRows
@@ -56,16 +57,14 @@ class MemberChange(msgspec.Struct, frozen=True):
 
 # `members.value` / `members.display` / `members.type` / `members[...]` in a group filter
 # (`$ref` is not filterable: the member's URL ends with its id, compare on `value`).
-_MEMBERS = ElementTable(
-    source="group_members gm",
-    owner="gm.group_id = g.id",
-    subs={
-        "value": ElementSub("gm.user_id", "uuid"),
-        "display": ElementSub(
-            "coalesce(mu.display_name, mu.user_name)", "text", "JOIN users mu ON mu.id = gm.user_id"
-        ),
-        "type": ElementSub("'User'", "text"),
-    },
+_MEMBERS = membership(
+    resource="g.id",
+    side="group_id",
+    other="user_id",
+    display=ElementSub(
+        "coalesce(mu.display_name, mu.user_name)", "text", "JOIN users mu ON mu.id = gm.user_id"
+    ),
+    type_="'User'",
 )
 
 
@@ -251,22 +250,8 @@ async def members_of_group(
 ) -> list[tuple[uuid.UUID, str]]:
     """One group's members, read through a cursor in MEMBERS_BATCH rows at a time (one
     snapshot: the cursor's query), so a 50,000-member group never holds the event loop."""
-    out: list[tuple[uuid.UUID, str]] = []
-
-    async def read() -> None:
-        cursor = await conn.cursor(Q["group_members"], org_id, group_id)
-        while True:
-            rows = await cursor.fetch(MEMBERS_BATCH)
-            out.extend((row[0], row[1]) for row in rows)
-            if len(rows) < MEMBERS_BATCH:
-                return
-
-    if conn.is_in_transaction():
-        await read()
-    else:
-        async with conn.transaction(readonly=True):  # a cursor lives in a transaction
-            await read()
-    return out
+    rows = await fetch_batched(conn, Q["group_members"], (org_id, group_id), MEMBERS_BATCH)
+    return [(row[0], row[1]) for row in rows]
 
 
 async def lock_user_groups(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID) -> None:

@@ -79,18 +79,38 @@ class EventRows(msgspec.Struct, frozen=True, kw_only=True):
         ]
 
 
-class Claimed(msgspec.Struct, frozen=True, kw_only=True):
+class Outbound(msgspec.Struct, frozen=True, kw_only=True):
+    """One event handed to a sink (events/sinks/base.py): its identity plus the exact bytes to
+    send."""
+
     seq: int
-    id: uuid.UUID
+    """Outbox/event sequence number (internal)."""
+    id: str
+    """CloudEvents `id` (a UUID string); also the `webhook-id` and the `Nats-Msg-Id`."""
     type: str
-    org_id: uuid.UUID
-    subject: uuid.UUID
+    """CloudEvents `type`, e.g. "user.provisioned"."""
+    org_id: str
+    subject: str
+    """CloudEvents `subject`: the resource id."""
     payload: bytes
+    """The exact JSON bytes of the CloudEvent (structured mode) to send."""
+    attempts: int = 0
+    """Previous delivery attempts."""
+
+
+class Claimed(msgspec.Struct, frozen=True, kw_only=True):
+    """A delivery leased by `claim`: the event for the sink and the outbox's bookkeeping."""
+
+    event: Outbound
     attempts: int
     """Attempts counted so far, this one included (counted when the lease was taken)."""
     created_at: datetime
     dead: bool = False
     """Dead-lettered by this claim: its attempts were used up without an outcome recorded."""
+
+    @property
+    def seq(self) -> int:
+        return self.event.seq
 
 
 class Failure(msgspec.Struct, frozen=True):
@@ -148,12 +168,15 @@ async def claim(
     rows = await conn.fetch(Q["claim"], sink, limit, owner, lease_seconds, max_attempts)
     return [
         Claimed(
-            seq=r["event_seq"],
-            id=r["id"],
-            type=r["type"],
-            org_id=r["org_id"],
-            subject=r["subject"],
-            payload=r["payload"],
+            event=Outbound(
+                seq=r["event_seq"],
+                id=str(r["id"]),
+                type=r["type"],
+                org_id=str(r["org_id"]),
+                subject=str(r["subject"]),
+                payload=r["payload"],
+                attempts=r["attempts"] - 1,
+            ),
             attempts=r["attempts"],
             created_at=r["created_at"],
             dead=r["dead"],

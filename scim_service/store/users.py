@@ -18,9 +18,9 @@ from scim_service.store.db import register_unique_constraint, translate_errors
 from scim_service.store.filters import (
     Column,
     ElementSub,
-    ElementTable,
     Params,
     TableSpec,
+    membership,
     search_page,
     where_sql,
 )
@@ -45,14 +45,12 @@ class StoredUser(msgspec.Struct, kw_only=True):
 
 
 # `groups.value` / `groups.display` / `groups.type` / `groups[...]` in a user filter.
-_GROUPS = ElementTable(
-    source="group_members gm",
-    owner="gm.user_id = u.id",
-    subs={
-        "value": ElementSub("gm.group_id", "uuid"),
-        "display": ElementSub("g.display_name", "text", "JOIN groups g ON g.id = gm.group_id"),
-        "type": ElementSub("'direct'", "text"),
-    },
+_GROUPS = membership(
+    resource="u.id",
+    side="user_id",
+    other="group_id",
+    display=ElementSub("g.display_name", "text", "JOIN groups g ON g.id = gm.group_id"),
+    type_="'direct'",
 )
 
 

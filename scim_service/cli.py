@@ -128,7 +128,10 @@ async def database_and_url(
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from scim_service.server import serve
+    from scim_service.supervisor import supervise
 
+    if settings.worker_count > 1:  # a supervisor of worker processes (supervisor.py)
+        return await supervise(settings)
     return await serve(settings)
 
 
@@ -342,9 +345,9 @@ async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_user_setup_complete(args: argparse.Namespace, settings: Settings) -> int:
+    from scim_service.events.emitter import Emitter
     from scim_service.provisioning import users
     from scim_service.provisioning.scope import Scope
-    from scim_service.store.outbox import Emitter
 
     async with database(settings) as conn:
         await tenants.get_org(conn, args.org_id)
@@ -541,7 +544,7 @@ async def cmd_events_signing_key(args: argparse.Namespace, settings: Settings) -
 
 
 async def cmd_events_keygen(args: argparse.Namespace, settings: Settings) -> int:
-    from scim_service.events.signing import generate_secret, generate_signing_key
+    from scim_service.signing import generate_secret, generate_signing_key
 
     secret = generate_secret()
     private, public = generate_signing_key()

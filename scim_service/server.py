@@ -71,10 +71,6 @@ async def serve(
     """Run `serve` (SCIM + admin APIs + publisher) or `publisher` (publisher + health only), in
     this one process; or, with `inherited`, one worker process of a supervised `serve`, on the
     sockets its supervisor bound (the supervisor migrated and started any embedded database)."""
-    if inherited is None and role == "serve" and settings.worker_count > 1:
-        from scim_service.supervisor import supervise
-
-        return await supervise(settings)
     started, stopping, stopped = (
         ("server_started", "server_stopping", "server_stopped")
         if inherited is None

@@ -31,8 +31,8 @@ from prometheus_client import generate_latest
 from scim_service.app import create_app
 from scim_service.cli import build_parser
 from scim_service.config import ConfigError, Settings, load_settings
-from scim_service.events.signing import generate_secret, generate_signing_key
 from scim_service.metrics import Metrics
+from scim_service.signing import generate_secret, generate_signing_key
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"

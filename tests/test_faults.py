@@ -26,8 +26,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from scim_service.events.signing import generate_secret
 from scim_service.provisioning import tenants
+from scim_service.signing import generate_secret
 from scim_service.store import migrate
 from scim_service.store.db import connect
 from tests.faultkit import (

@@ -101,7 +101,7 @@ async def create_group(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         group, _ = await groups.create_group(conn, scope(request), body)
         if not projection.excludes("members"):
-            await groups.load_members(conn, group)
+            await groups.load_members(conn, scope(request), group)
     return await _one(request, group, projection, status=201)
 
 
@@ -114,7 +114,7 @@ async def get_group(request: web.Request) -> web.Response:
         if inm is not None and matches_any(inm, group.version):
             return web.Response(status=304, headers={"ETag": etag(group.version)})
         if not projection.excludes("members"):
-            await groups.load_members(conn, group)
+            await groups.load_members(conn, scope(request), group)
     return await _one(request, group, projection)
 
 
@@ -132,7 +132,7 @@ async def _write(
         )
         small = members_limit is None or group.member_count <= members_limit
         if small and not projection.excludes("members"):
-            await groups.load_members(conn, group)
+            await groups.load_members(conn, scope(request), group)
     return await _one(request, group, projection)
 
 

@@ -114,7 +114,7 @@ async def _write(request: web.Request, write: UserWrite) -> web.Response:
     async with connection(request) as conn:
         user = await write(conn, scope(request), user_id, body, request.headers.get("If-Match"))
         if not projection.excludes("groups"):
-            await users.load_groups(conn, user)
+            await users.load_groups(conn, scope(request), user)
     return _one(request, user, projection)
 
 

@@ -33,9 +33,10 @@ import msgspec
 from scim_service import errors
 from scim_service.config import Settings
 from scim_service.events import envelope as ev
+from scim_service.events.emitter import Emitter
 from scim_service.logs import get_logger
 from scim_service.store import guard as store
-from scim_service.store.outbox import Emitter, write_events
+from scim_service.store.outbox import insert_events
 
 log = get_logger("scim_service.guard")
 
@@ -153,7 +154,8 @@ async def after_deprovision(
         min_users=policy.min_users,
         window_minutes=policy.window_minutes,
     )
-    await write_events(conn, emitter, org_id, [ev.guard_tripped(org_id, data)], [trip["event_seq"]])
+    event = ev.guard_tripped(org_id, data)
+    await insert_events(conn, emitter.rows(org_id, [event], [trip["event_seq"]]))
     log.warning(
         "deprovision_guard_tripped",
         org_id=str(org_id),

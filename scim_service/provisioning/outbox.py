@@ -113,7 +113,7 @@ def public_key(settings: Settings) -> str:
     """The Ed25519 public key (`whpk_...`) receivers verify `v1a` signatures with."""
     if not settings.webhook_signing_key:
         raise errors.NotFound("No webhook signing key is configured (SCIM_WEBHOOK_SIGNING_KEY)")
-    from scim_service.events.signing import Signer
+    from scim_service.signing import Signer
 
     key = Signer([], settings.webhook_signing_key).public_key()
     assert key is not None

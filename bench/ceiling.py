@@ -14,7 +14,7 @@ event payload is a real encoded CloudEvent of the same type. Per request, the ha
   GET /Users?filter=   count(*), the page (LIMIT/OFFSET), groups_of_users for the page
   POST /Users          what provisioning.users.create_user sends, recorded by running it on a
                        stand-in connection (today: insert_user_with_events, one statement)
-  PATCH add member     BEGIN, lock_group, add_members, update_group, insert_events, COMMIT
+  PATCH add member     BEGIN, lock_group, add_members, update_group (with its event), COMMIT
   GET /Groups/{id}     get_group (members excluded)
 """
 
@@ -32,8 +32,8 @@ from typing import Any
 import dataset
 
 from scim_service.events import envelope as ev
+from scim_service.events.emitter import Emitter
 from scim_service.scim.filter import parse_filter
-from scim_service.store import outbox
 from scim_service.store.db import QUERIES as Q
 from scim_service.store.filters import where_sql
 from scim_service.store.users import USER_SPEC
@@ -172,7 +172,7 @@ def record_create_user(
 
     counter = iter(range(1, 1_000_000))
     recorder = _Recorder()
-    scope = Scope(org_id, outbox.Emitter("http://127.0.0.1:8080/scim/v2", sinks))
+    scope = Scope(org_id, Emitter("http://127.0.0.1:8080/scim/v2", sinks))
     with mock.patch("uuid.uuid4", lambda: uuid.UUID(int=(_SENTINEL_TOP << 120) | next(counter))):
         asyncio.run(provisioning.create_user(recorder, scope, dataset.post_body(SENTINEL_NAME)))  # type: ignore[arg-type]
     return recorder.calls
@@ -276,7 +276,7 @@ class Ceiling:
             {**mapping, off: ":off"},
         )
         body = pick + self.auth + statement(count_sql) + statement(page_sql)
-        body += statement(bind(Q["groups_of_users"], {1: ids}))
+        body += statement(bind(Q["groups_of_users"], {1: ":org", 2: ids}))
         return self._write(name, body)
 
     def post_user(self) -> Path:
@@ -295,23 +295,22 @@ class Ceiling:
         self.post_statements = [_name_of(sql) for sql, _ in calls]
         return self._write("post_user", body)
 
-    def _insert_events(
-        self, subject: str, rtype: str, version: str, etype: str, payload: bytes
-    ) -> str:
-        return bind(
-            Q["insert_events"],
-            {
-                1: "ARRAY[gen_random_uuid()]",
-                2: "ARRAY[:org::uuid]",
-                3: f"ARRAY[{subject}]",
-                4: f"ARRAY[{literal(rtype)}]",
-                5: f"ARRAY[{version}]",
-                6: f"ARRAY[{literal(etype)}]",
-                7: "ARRAY[now()]",
-                8: f"ARRAY[{bytea(payload)}]",
-                9: self.sinks,
-            },
-        )
+    def _event_rows(
+        self, first: int, subject: str, rtype: str, version: str, etype: str, payload: bytes
+    ) -> dict[int, str]:
+        """outbox.sql `event_rows`' nine parameters, numbered from `first`, for one event."""
+        values = [
+            "ARRAY[gen_random_uuid()]",
+            "ARRAY[:org::uuid]",
+            f"ARRAY[{subject}]",
+            f"ARRAY[{literal(rtype)}]",
+            f"ARRAY[{version}]",
+            f"ARRAY[{literal(etype)}]",
+            "ARRAY[now()]",
+            f"ARRAY[{bytea(payload)}]",
+            self.sinks,
+        ]
+        return {first + i: v for i, v in enumerate(values)}
 
     def patch_member(self) -> Path:
         """One new member per transaction: user 1000 + client_id * 9000 + c (c counts this
@@ -336,18 +335,17 @@ class Ceiling:
         )
         body = "\\set c :c + 1\n\\set m 1000 + :client_id * 9000 + :c\n" + self.auth
         body += "BEGIN;\n"
-        body += statement(bind(Q["lock_group"], {1: ":org", 2: ":gid"}))
+        body += statement(bind(Q["lock_group"], {1: ":org", 2: ":gid"}), gset="p_")
         body += statement(
             bind(Q["add_members"], {1: ":org", 2: ":gid", 3: "ARRAY[md5(:m::text)::uuid]"})
         )
-        body += statement(
-            bind(Q["update_group"], {1: ":org", 2: ":gid", 3: "NULL", 4: "1", 5: "1"}),
-            gset="p_",
+        # The group's new version and its event in one statement (update_group ends with
+        # event_rows); the event's version is the group's counter + 1, as lock_group read it.
+        events = self._event_rows(
+            6, ":gid::uuid", "Group", ":p_event_seq::bigint + 1", ev.GROUP_CHANGED, payload
         )
         body += statement(
-            self._insert_events(
-                ":gid::uuid", "Group", ":p_event_seq::bigint", ev.GROUP_CHANGED, payload
-            )
+            bind(Q["update_group"], {1: ":org", 2: ":gid", 3: "NULL", 4: "1", 5: "1", **events})
         )
         body += "COMMIT;\n"
         return self._write("patch_member", body)

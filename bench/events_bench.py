@@ -24,6 +24,7 @@ import svc
 
 from scim_service.config import Settings
 from scim_service.events import envelope as ev
+from scim_service.events.emitter import Emitter
 from scim_service.store import outbox
 from scim_service.store.db import QUERIES as Q
 
@@ -63,7 +64,7 @@ def webhook(
     1. POST /Users through the API at `rate` (open loop); commit time ~ when the POST returned
        (the service answers after COMMIT), also shown against the CloudEvent `time` (the
        transaction's start, so an upper bound).
-    2. The API's own event write (store.outbox.write_events, in a transaction, on 8
+    2. The API's own event write (store.outbox.insert_events, in a transaction, on 8
        connections) at `sql_rate` events/s, for rates the HTTP API cannot reach on this
        machine; commit time = when COMMIT returned to the producer.
     """
@@ -193,7 +194,7 @@ def webhook(
 async def _sql_producer(
     dsn: str, org_id: uuid.UUID, rate: float, seconds: float, source: str
 ) -> dict[str, Any]:
-    emitter = outbox.Emitter(source, ("webhook",))
+    emitter = Emitter(source, ("webhook",))
     attrs = loader.stored_user_attrs(dataset.post_body("sql.producer@example.com"))
     commits: dict[str, float] = {}
     commit_ms: list[float] = []
@@ -208,12 +209,11 @@ async def _sql_producer(
                 async with pool.acquire() as conn:
                     t0 = time.time()
                     async with conn.transaction():
-                        await outbox.write_events(
+                        await outbox.insert_events(
                             conn,
-                            emitter,
-                            org_id,
-                            [ev.user_provisioned(org_id, subject, attrs)],
-                            [1],
+                            emitter.rows(
+                                org_id, [ev.user_provisioned(org_id, subject, attrs)], [1]
+                            ),
                         )
                     done = time.time()
                 commits[str(subject)] = done
@@ -431,7 +431,7 @@ async def _long_poll(
 
     headers = {"Authorization": f"Bearer {admin}"}
     url = f"{base}/admin/v1/events"
-    emitter = outbox.Emitter(source, ("log",))
+    emitter = Emitter(source, ("log",))
     attrs = loader.stored_user_attrs(dataset.post_body("long.poll@example.com"))
     committed: dict[str, float] = {}
     received: dict[str, float] = {}
@@ -476,8 +476,9 @@ async def _long_poll(
                 await asyncio.sleep(rng.uniform(0.02, 0.06))
                 subject = uuid.uuid4()
                 async with conn.transaction():
-                    await outbox.write_events(
-                        conn, emitter, org_id, [ev.user_provisioned(org_id, subject, attrs)], [1]
+                    await outbox.insert_events(
+                        conn,
+                        emitter.rows(org_id, [ev.user_provisioned(org_id, subject, attrs)], [1]),
                     )
                 committed[str(subject)] = time.time()
             with contextlib.suppress(TimeoutError):

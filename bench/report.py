@@ -259,7 +259,7 @@ def print_report(self: Any, path: Path, revision: str = "") -> None:
                 c = q["latency_from_commit_ms"]
                 say(
                     f"webhook commit-to-receipt at {q['achieved_rate']:.0f} events/s written "
-                    f"by the API's write_events over SQL (target {q['target_rate']:.0f}/s, "
+                    f"by the API's insert_events over SQL (target {q['target_rate']:.0f}/s, "
                     f"{q['delivered']}/{q['committed']} delivered): p50 {c['p50']:.1f} ms, "
                     f"p99 {c['p99']:.1f} ms, max {c['max']:.1f} ms "
                     f"(commit p50 {q['commit_ms']['p50']:.1f} ms)"

@@ -29,7 +29,7 @@ import msgspec
 from scim_service.config import Settings
 from scim_service.logs import get_logger
 from scim_service.redact import MASK, mask_text
-from scim_service.store.db import QUERIES as Q
+from scim_service.store import activity as store
 from scim_service.tokens import TOKEN_PREFIX, display_prefix
 
 log = get_logger("scim_service.activity")
@@ -225,16 +225,15 @@ class ActivityLog:
 
     async def _write(self, acquire: Acquire, batch: list[Record]) -> None:
         rows = [_row(r) for r in batch]
-        columns = list(zip(*rows, strict=True))
         try:
             async with acquire() as conn:
-                orgs = await conn.fetch(Q["activity_insert"], *[list(c) for c in columns])
+                orgs = await store.insert(conn, rows)
         except _DB_ERRORS as exc:
             self.dropped += len(batch)
             log.warning("activity_write_failed", records=len(batch), error=type(exc).__name__)
             return
         self.written += len(orgs)
-        self._touched.update(r["org_id"] for r in orgs)
+        self._touched.update(orgs)
 
     async def prune(self, acquire: Acquire) -> int:
         """Retention, then the cap of every organization written to since the last prune."""
@@ -244,15 +243,12 @@ class ActivityLog:
             async with acquire() as conn:
                 horizon = datetime.now(UTC) - self.retention
                 for _ in range(100):  # bounded: at most 100 batches of 5,000 per round
-                    n = int(
-                        (await conn.execute(Q["activity_prune_old"], horizon, 5000)).split()[-1]
-                    )
+                    n = await store.prune_old(conn, horizon, 5000)
                     removed += n
                     if n < 5000:
                         break
                 for org_id in touched:
-                    status = await conn.execute(Q["activity_prune_org"], org_id, self.cap)
-                    removed += int(status.split()[-1])
+                    removed += await store.prune_org(conn, org_id, self.cap)
         except _DB_ERRORS as exc:
             self._touched |= touched
             log.warning("activity_prune_failed", error=type(exc).__name__)
@@ -285,22 +281,6 @@ def _row(r: Record) -> tuple[Any, ...]:
         req,
         resp if r.keep_bodies else None,
     )
-
-
-async def entries(
-    conn: asyncpg.Connection,
-    org_id: uuid.UUID,
-    *,
-    errors_only: bool = False,
-    after: int | None = None,
-    limit: int = 100,
-) -> list[Entry]:
-    limit = max(1, min(limit, 1000))
-    if after is None:
-        rows = await conn.fetch(Q["activity_latest"], org_id, limit, errors_only)
-    else:
-        rows = await conn.fetch(Q["activity_after"], org_id, after, limit, errors_only)
-    return [Entry(**dict(r)) for r in rows]
 
 
 def describe(e: Entry) -> str:

@@ -15,6 +15,7 @@ from aiohttp import web
 from scim_service.activity import ActivityLog
 from scim_service.auth import Authenticator
 from scim_service.config import ConfigError, Settings, StartupError, describe_dsn
+from scim_service.events.emitter import Emitter
 from scim_service.events.publisher import Publisher, build_sinks
 from scim_service.events.pull import Feed
 from scim_service.fairness import Gate
@@ -45,7 +46,6 @@ from scim_service.provisioning import guard
 from scim_service.routes import setup_health_routes, setup_routes
 from scim_service.store import migrate
 from scim_service.store.db import create_pool, session_settings
-from scim_service.store.outbox import Emitter
 from scim_service.tokens import token_digest
 
 log = get_logger("scim_service.app")

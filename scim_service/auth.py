@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import msgspec
 
 from scim_service import errors
 from scim_service.logs import get_logger
@@ -29,13 +31,32 @@ from scim_service.store import tenants as store
 from scim_service.store.db import as_unavailable
 from scim_service.store.listen import listen
 from scim_service.store.tenants import TokenRow
-from scim_service.tenancy import TOUCH_INTERVAL, Principal, check_token
 from scim_service.tokens import looks_like_token, token_digest
 
 log = get_logger("scim_service.auth")
 
 CHANNEL = "scim_auth"
 _MAX_ENTRIES = 10_000
+SCIM_DISABLED_DETAIL = "SCIM provisioning is disabled for this organization"
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """Who is calling: the organization a SCIM token belongs to, and which token it was."""
+
+    org_id: uuid.UUID
+    token_id: uuid.UUID
+
+
+def check_token(row: TokenRow, now: datetime) -> Principal:
+    """The rules a found token must pass: not revoked, not expired, SCIM switched on."""
+    if row.revoked_at is not None:
+        raise errors.Unauthorized("The bearer token has been revoked", reason="revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise errors.Unauthorized("The bearer token has expired", reason="expired")
+    if not row.scim_enabled:
+        raise errors.Forbidden(SCIM_DISABLED_DETAIL)
+    return Principal(row.org_id, row.token_id)
 
 
 class _Entry:

@@ -24,13 +24,14 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from scim_service import errors, tenancy
+from scim_service import errors
 from scim_service.config import ConfigError, Settings, StartupError, load_settings
 from scim_service.logs import configure_logging, get_logger
+from scim_service.provisioning import tenants
+from scim_service.provisioning.tenants import Org, TokenInfo
 from scim_service.redact import mask_text
 from scim_service.store import migrate as migrations
 from scim_service.store.db import connect
-from scim_service.store.tenants import Org, TokenInfo
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
@@ -97,6 +98,16 @@ async def database(
 ) -> AsyncIterator[asyncpg.Connection]:
     """A connection to DATABASE_URL, or to the embedded server (started if needed); migrated
     first unless `migrate` is false."""
+    async with database_and_url(settings, migrate=migrate) as (conn, _dsn):
+        yield conn
+
+
+@contextlib.asynccontextmanager
+async def database_and_url(
+    settings: Settings, *, migrate: bool = True
+) -> AsyncIterator[tuple[asyncpg.Connection, str]]:
+    """`database()`, and the DSN it connected to (for a command that holds a second,
+    LISTENing connection)."""
     async with contextlib.AsyncExitStack() as stack:
         dsn = settings.database_url
         if dsn is None:
@@ -109,7 +120,7 @@ async def database(
         stack.push_async_callback(conn.close)
         if migrate and await migrations.pending(conn):
             await migrations.migrate(conn)
-        yield conn
+        yield conn, dsn
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -117,7 +128,10 @@ async def database(
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from scim_service.server import serve
+    from scim_service.supervisor import supervise
 
+    if settings.worker_count > 1:  # a supervisor of worker processes (supervisor.py)
+        return await supervise(settings)
     return await serve(settings)
 
 
@@ -141,7 +155,7 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_org_create(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
-        org = await tenancy.create_org(
+        org = await tenants.create_org(
             conn, args.name, org_id=args.id, scim_enabled=not args.scim_disabled
         )
     print_json(org) if args.json else print_org(org)
@@ -150,7 +164,7 @@ async def cmd_org_create(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_org_list(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
-        orgs = await tenancy.list_orgs(conn)
+        orgs = await tenants.list_orgs(conn)
     if args.json:
         print_json(orgs)
     else:
@@ -163,21 +177,21 @@ async def cmd_org_list(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_org_show(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
-        org = await tenancy.get_org(conn, args.org_id)
+        org = await tenants.get_org(conn, args.org_id)
     print_json(org) if args.json else print_org(org)
     return 0
 
 
 async def cmd_org_scim(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
-        org = await tenancy.set_scim_enabled(conn, args.org_id, args.action == "enable")
+        org = await tenants.set_scim_enabled(conn, args.org_id, args.action == "enable")
     print_json(org) if args.json else print_org(org)
     return 0
 
 
 async def cmd_org_status(args: argparse.Namespace, settings: Settings) -> int:
     """The directory status: what to check when an IdP's "Test Connection" fails."""
-    from scim_service import status
+    from scim_service.provisioning import status
 
     async with database(settings) as conn:
         s = await status.org_status(conn, args.org_id, settings)
@@ -271,6 +285,7 @@ async def cmd_org_guard(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_activity(args: argparse.Namespace, settings: Settings) -> int:
     """The organization's SCIM activity log; `--follow` polls for new entries each second."""
     from scim_service import activity
+    from scim_service.provisioning import status
 
     def show(found: Sequence[activity.Entry]) -> None:
         for e in found:
@@ -281,8 +296,7 @@ async def cmd_activity(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.flush()
 
     async with database(settings) as conn:
-        await tenancy.get_org(conn, args.org_id)
-        found = await activity.entries(conn, args.org_id, errors_only=args.errors, limit=args.limit)
+        found = await status.activity(conn, args.org_id, errors_only=args.errors, limit=args.limit)
         if args.json and not args.follow:
             print_json(found)
             return 0
@@ -291,7 +305,7 @@ async def cmd_activity(args: argparse.Namespace, settings: Settings) -> int:
         deadline = asyncio.get_running_loop().time() + args.for_seconds
         while args.follow and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(1.0)
-            found = await activity.entries(
+            found = await status.activity(
                 conn, args.org_id, errors_only=args.errors, after=last, limit=1000
             )
             show(found)
@@ -301,7 +315,7 @@ async def cmd_activity(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
-        new = await tenancy.create_token(
+        new = await tenants.create_token(
             conn, args.org_id, description=args.description, ttl_days=args.ttl_days
         )
     if args.json:
@@ -318,25 +332,25 @@ async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
-        tokens = await tenancy.list_tokens(conn, args.org_id)
+        tokens = await tenants.list_tokens(conn, args.org_id)
     print_json(tokens) if args.json else print_tokens(tokens)
     return 0
 
 
 async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
-        info = await tenancy.revoke_token(conn, args.token_id)
+        info = await tenants.revoke_token(conn, args.token_id)
     print_json(info) if args.json else print_tokens([info])
     return 0
 
 
 async def cmd_user_setup_complete(args: argparse.Namespace, settings: Settings) -> int:
+    from scim_service.events.emitter import Emitter
     from scim_service.provisioning import users
     from scim_service.provisioning.scope import Scope
-    from scim_service.store.outbox import Emitter
 
     async with database(settings) as conn:
-        await tenancy.get_org(conn, args.org_id)
+        await tenants.get_org(conn, args.org_id)
         emitter = Emitter(settings.event_source, settings.sinks)
         user = await users.complete_setup(conn, Scope(args.org_id, emitter), args.user_id)
     result = {
@@ -353,10 +367,10 @@ async def cmd_user_setup_complete(args: argparse.Namespace, settings: Settings) 
 
 
 async def cmd_events_stats(args: argparse.Namespace, settings: Settings) -> int:
-    from scim_service.events import admin as events_admin
+    from scim_service.provisioning import outbox
 
     async with database(settings) as conn:
-        stats = await events_admin.stats(conn, settings)
+        stats = await outbox.stats(conn, settings)
     if args.json:
         print_json(stats)
     else:
@@ -378,14 +392,14 @@ async def cmd_events_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_events_orphans(args: argparse.Namespace, settings: Settings) -> int:
-    from scim_service.events import admin as events_admin
+    from scim_service.provisioning import outbox
 
     async with database(settings) as conn:
         if args.orphans_cmd == "discard":
-            count = await events_admin.discard_orphans(conn, settings, args.sink)
+            count = await outbox.discard_orphans(conn, settings, args.sink)
             result: dict[str, Any] = {"sink": args.sink, "discarded": count}
         else:
-            count = await events_admin.move_orphans(conn, settings, args.sink, args.to)
+            count = await outbox.move_orphans(conn, settings, args.sink, args.to)
             result = {"sink": args.sink, "to": args.to, "moved": count}
     if args.json:
         print_json(result)
@@ -397,10 +411,10 @@ async def cmd_events_orphans(args: argparse.Namespace, settings: Settings) -> in
 
 
 async def cmd_events_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
-    from scim_service.events import admin as events_admin
+    from scim_service.provisioning import outbox
 
     async with database(settings) as conn:
-        found = await events_admin.dead_letters(conn, settings, args.sink, args.limit)
+        found = await outbox.dead_letters(conn, settings, args.sink, args.limit)
     if args.json:
         print_json(found)
     else:
@@ -433,10 +447,10 @@ async def cmd_events_dead_letters(args: argparse.Namespace, settings: Settings) 
 
 
 async def cmd_events_retry(args: argparse.Namespace, settings: Settings) -> int:
-    from scim_service.events import admin as events_admin
+    from scim_service.provisioning import outbox
 
     async with database(settings) as conn:
-        ids = await events_admin.retry(conn, settings, args.sink, args.event_ids or None)
+        ids = await outbox.retry(conn, settings, args.sink, args.event_ids or None)
     if args.json:
         print_json({"retried": ids})
     else:
@@ -445,10 +459,10 @@ async def cmd_events_retry(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from scim_service.events import admin as events_admin
+    from scim_service.provisioning import outbox
 
     async with database(settings) as conn:
-        queued = await events_admin.replay(
+        queued = await outbox.replay(
             conn,
             settings,
             since=args.since,
@@ -469,7 +483,7 @@ async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
     from scim_service.events import pull as events_pull
-    from scim_service.store import pull
+    from scim_service.store.listen import listen
 
     after = events_pull.decode_cursor(args.after) if args.after else None
     from scim_service.events.envelope import EVENT_TYPES
@@ -484,31 +498,44 @@ async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
     # --no-follow: events already committed but held back by an older open transaction are
     # waited for, at most this long.
     settle = time.monotonic() + 5.0
-    async with database(settings) as conn:
-        await conn.add_listener(events_pull.CHANNEL, lambda *_: woken.set())
-        while True:  # until interrupted (or caught up with --no-follow)
-            woken.clear()
-            try:
-                page = await pull.read(conn, after, 500, org_id=args.org, types=types)
-            except pull.Expired as exc:
-                raise events_pull.gone(exc) from None
-            for payload in page.payloads:
-                sys.stdout.write(payload.decode() + "\n")
-            sys.stdout.flush()
-            after = page.next
-            if page.full:
-                continue
-            if not args.follow and not (page.held_back and time.monotonic() < settle):
-                print(f"next cursor: {events_pull.encode_cursor(after)}", file=sys.stderr)
-                return 0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), timeout=0.05 if page.held_back else 2.0)
+    async with database_and_url(settings) as (conn, dsn):
+        # The shared LISTEN helper: it reconnects by itself, and every (re)connection wakes the
+        # loop too (a NOTIFY sent while nobody listened is not lost: the read catches up).
+        listener = asyncio.create_task(
+            listen(
+                dsn,
+                events_pull.CHANNEL,
+                woken.set,
+                lambda up: woken.set() if up else None,
+                connect_timeout=settings.db_connect_timeout,
+            ),
+            name="tail:listen",
+        )
+        try:
+            while True:  # until interrupted (or caught up with --no-follow)
+                woken.clear()
+                page = await events_pull.read(conn, after, 500, org_id=args.org, types=types)
+                for payload in page.payloads:
+                    sys.stdout.write(payload.decode() + "\n")
+                sys.stdout.flush()
+                after = page.next
+                if page.full:
+                    continue
+                if not args.follow and not (page.held_back and time.monotonic() < settle):
+                    print(f"next cursor: {events_pull.encode_cursor(after)}", file=sys.stderr)
+                    return 0
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), timeout=0.05 if page.held_back else 2.0)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
 
 
 async def cmd_events_signing_key(args: argparse.Namespace, settings: Settings) -> int:
-    from scim_service.events import admin as events_admin
+    from scim_service.provisioning import outbox
 
-    key = events_admin.public_key(settings)
+    key = outbox.public_key(settings)
     if args.json:
         print_json({"algorithm": "ed25519", "public_key": key})
     else:
@@ -517,7 +544,7 @@ async def cmd_events_signing_key(args: argparse.Namespace, settings: Settings) -
 
 
 async def cmd_events_keygen(args: argparse.Namespace, settings: Settings) -> int:
-    from scim_service.events.signing import generate_secret, generate_signing_key
+    from scim_service.signing import generate_secret, generate_signing_key
 
     secret = generate_secret()
     private, public = generate_signing_key()

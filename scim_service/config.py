@@ -371,7 +371,7 @@ def _take_webhook_keys(
     if not secrets and key is None:
         return
     try:
-        from scim_service.events.signing import Signer
+        from scim_service.signing import Signer
 
         Signer(list(secrets), key)
     except ValueError as exc:

@@ -15,10 +15,11 @@ from typing import Any
 
 from scim_service.config import ConfigError
 from scim_service.logs import get_logger
+from scim_service.store.db import QUERIES as Q
 
 log = get_logger("scim_service.embedded")
 
-DATABASE = "scim"
+DATABASE = "scim"  # also named in sql/queries/embedded.sql
 
 
 class EmbeddedPostgres:
@@ -43,9 +44,9 @@ class EmbeddedPostgres:
                 ) from None
 
             self._server = get_server(self.pgdata, cleanup_mode="stop")
-        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
+        exists = self._server.psql(Q["embedded_database_exists"])
         if "1 row" not in exists:
-            self._server.psql(f"CREATE DATABASE {DATABASE};")
+            self._server.psql(Q["embedded_create_database"])
         dsn: str = self._server.get_uri(database=DATABASE)
         log.info("embedded_postgres_started", pgdata=str(self.pgdata))
         return dsn

@@ -6,16 +6,15 @@ import asyncpg
 from aiohttp import web
 
 from scim_service.activity import ActivityLog
-from scim_service.auth import Authenticator
+from scim_service.auth import Authenticator, Principal
 from scim_service.config import Settings
+from scim_service.events.emitter import Emitter
 from scim_service.events.publisher import Publisher
 from scim_service.events.pull import Feed
 from scim_service.fairness import Gate
 from scim_service.lifecycle import Lifecycle
 from scim_service.metrics import LoopLagMonitor, Metrics
 from scim_service.provisioning.guard import GuardPolicy
-from scim_service.store.outbox import Emitter
-from scim_service.tenancy import Principal
 
 SETTINGS = web.AppKey("settings", Settings)
 BASE_URL = web.AppKey("base_url", str)  # Settings.scim_base_url, computed once

@@ -63,7 +63,8 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         # No fixed file: each logger writes to whatever sys.stdout is when it is created.
         # (`stderr`: CLI commands, whose stdout is their answer, e.g. `--json` output.)
-        logger_factory=_StderrLoggerFactory() if stderr else structlog.PrintLoggerFactory(),
+        # WriteLogger: the line and its newline in one write (processes sharing a pipe).
+        logger_factory=_StderrLoggerFactory() if stderr else structlog.WriteLoggerFactory(),
         cache_logger_on_first_use=cache,
     )
     # Libraries log through the stdlib (asyncpg's pool warnings, asyncio's "Task exception was
@@ -106,10 +107,10 @@ class _WorkerField:
 
 
 class _StderrLoggerFactory:
-    """Like PrintLoggerFactory, on whatever sys.stderr is when a logger is created."""
+    """Like WriteLoggerFactory, on whatever sys.stderr is when a logger is created."""
 
-    def __call__(self, *args: Any) -> structlog.PrintLogger:
-        return structlog.PrintLogger(sys.stderr)
+    def __call__(self, *args: Any) -> structlog.WriteLogger:
+        return structlog.WriteLogger(sys.stderr)
 
 
 def get_logger(name: str) -> Any:

@@ -36,8 +36,8 @@ from prometheus_client import (
     multiprocess,
 )
 
-from scim_service import errors, status
-from scim_service.provisioning import guard
+from scim_service import errors
+from scim_service.provisioning import guard, status
 from scim_service.store import outbox
 
 # Route template prefix → SCIM resource label.

@@ -18,11 +18,11 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from scim_service import tenancy
 from scim_service.app import create_app, create_metrics_app, create_publisher_app
 from scim_service.config import Settings, StartupError
 from scim_service.keys import LIFECYCLE, POOL, PUBLISHER
 from scim_service.logs import get_logger
+from scim_service.provisioning import tenants
 
 log = get_logger("scim_service.server")
 
@@ -71,10 +71,6 @@ async def serve(
     """Run `serve` (SCIM + admin APIs + publisher) or `publisher` (publisher + health only), in
     this one process; or, with `inherited`, one worker process of a supervised `serve`, on the
     sockets its supervisor bound (the supervisor migrated and started any embedded database)."""
-    if inherited is None and role == "serve" and settings.worker_count > 1:
-        from scim_service.supervisor import supervise
-
-        return await supervise(settings)
     started, stopping, stopped = (
         ("server_started", "server_stopping", "server_stopped")
         if inherited is None
@@ -134,6 +130,10 @@ async def serve(
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+                if inherited is not None:
+                    # A worker gets Ctrl-C from the terminal and SIGTERM from its supervisor:
+                    # the second must not cut its drain short (the supervisor escalates).
+                    signal.signal(sig, signal.SIG_IGN)
         # /readyz already answers 503 (draining); give load balancers a moment to notice before
         # the listener closes. Then in-flight requests get the grace period (runner.cleanup).
         log.info(
@@ -175,7 +175,7 @@ async def start_embedded(settings: Settings, stack: contextlib.AsyncExitStack) -
 
 async def announce_first_run(settings: Settings, conn: asyncpg.Connection) -> None:
     """Embedded database: create the first organization and token once, and print them."""
-    first = await tenancy.bootstrap_default(conn)
+    first = await tenants.bootstrap_default(conn)
     if first is not None:
         org, new = first
         _announce_first_run(settings, org.name, str(org.id), new.token)

@@ -39,6 +39,8 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
@@ -65,6 +67,51 @@ _STARTUP_WINDOW = 10.0  # seconds after its start a death still counts as a fail
 _STOP_MARGIN = 10.0  # seconds past drain delay + grace before stragglers get SIGKILL
 
 
+class _Relay:
+    """Copies a child's stdout or stderr to ours a whole line at a time: lines from several
+    processes writing straight to one pipe could interleave (a write is atomic only up to
+    PIPE_BUF, and an unbuffered interpreter writes a line and its newline apart), and log
+    pipelines parse every line as one JSON object."""
+
+    _MAX_PARTIAL = 1 << 20  # a "line" longer than this is passed on in pieces
+
+    def __init__(self, fd: int, out: BinaryIO) -> None:
+        self.fd = fd
+        self.out = out
+        self.partial = b""
+        os.set_blocking(fd, False)
+
+    def readable(self) -> bool:
+        """Copy what is there; False at end of file."""
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return True
+            except OSError:
+                data = b""
+            if not data:
+                self.finish()
+                return False
+            data = self.partial + data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0 and len(data) < self._MAX_PARTIAL:
+                self.partial = data
+                continue
+            whole, self.partial = (data, b"") if cut == 0 else (data[:cut], data[cut:])
+            self._write(whole)
+
+    def finish(self) -> None:
+        if self.partial:
+            self._write(self.partial + b"\n")
+            self.partial = b""
+
+    def _write(self, data: bytes) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.out.write(data)
+            self.out.flush()
+
+
 @dataclass
 class _Child:
     slot: str
@@ -73,6 +120,7 @@ class _Child:
     ready_at: float | None = None
     failures: int = 0
     fds: list[int] = field(default_factory=list)  # this incarnation's pipe and pidfd
+    relays: list[_Relay] = field(default_factory=list)
 
 
 class Supervisor:
@@ -114,14 +162,21 @@ class Supervisor:
             ENV_PARENT: str(os.getpid()),
         }
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "scim_service.worker"],
-                env=env,
-                pass_fds=passed,
-                stdin=subprocess.DEVNULL,
-            )
+            proc = self._popen(child, env, passed)
+        except OSError as exc:  # out of processes or file descriptors: a failed start
+            log.error("worker_spawn_failed", slot=child.slot, error=f"{type(exc).__name__}: {exc}")
+            os.close(ready_r)
+            self._failed_start(child)
+            return
         finally:
             os.close(ready_w)
+        assert proc.stdout is not None and proc.stderr is not None
+        child.relays = [
+            _Relay(proc.stdout.fileno(), sys.stdout.buffer),
+            _Relay(proc.stderr.fileno(), sys.stderr.buffer),
+        ]
+        for relay in child.relays:
+            self.loop.add_reader(relay.fd, self._on_output, relay)
         child.proc = proc
         child.ready_at = None
         self.loop.add_reader(ready_r, self._on_ready, child, ready_r)
@@ -134,6 +189,21 @@ class Supervisor:
             child.fds.append(pidfd)
             self.loop.add_reader(pidfd, self._on_exit, child, proc)
         log.info("worker_spawned", slot=child.slot, pid=proc.pid)
+
+    @staticmethod
+    def _popen(child: _Child, env: dict[str, str], passed: list[int]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter, module and slot
+            [sys.executable, "-m", "scim_service.worker", child.slot],
+            env=env,
+            pass_fds=passed,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def _on_output(self, relay: _Relay) -> None:
+        if not relay.readable():
+            self.loop.remove_reader(relay.fd)
 
     def _on_ready(self, child: _Child, fd: int) -> None:
         try:
@@ -162,6 +232,14 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 os.close(fd)
         child.fds = []
+        for relay in child.relays:  # what it wrote before dying, to the last line
+            with contextlib.suppress(ValueError, OSError):
+                self.loop.remove_reader(relay.fd)
+            relay.readable()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        child.relays = []
         child.proc = None
         _forget_metrics(self.env.get(ENV_METRICS_DIR), proc.pid)
         how = {"exit_code": code} if code >= 0 else {"signal": signal.Signals(-code).name}
@@ -173,18 +251,23 @@ class Supervisor:
                 self.done.set()
             return
         now = time.monotonic()
-        if child.ready_at is None or now - child.ready_at < _STARTUP_WINDOW:
-            child.failures += 1  # a failed start: it never served, or died right after
-        else:
-            child.failures = 0
+        failed = child.ready_at is None or now - child.ready_at < _STARTUP_WINDOW
         log.error(
             "worker_died",
             slot=child.slot,
             pid=proc.pid,
             served=child.ready_at is not None,
-            failed_starts=child.failures,
+            failed_starts=child.failures + 1 if failed else 0,
             **how,
         )
+        if failed:  # it never served, or died right after it started to
+            self._failed_start(child)
+        else:
+            child.failures = 0
+            self.loop.call_later(0.25, self.spawn, child)
+
+    def _failed_start(self, child: _Child) -> None:
+        child.failures += 1
         if child.failures >= _MAX_FAILED_STARTS:
             log.error(
                 "workers_keep_dying",
@@ -229,6 +312,13 @@ class Supervisor:
             if child.proc is not None:
                 with contextlib.suppress(ProcessLookupError):
                     child.proc.send_signal(signal.SIGTERM)
+        # The workers keep serving on their copies for the drain delay, then close them: with
+        # ours closed too, the port refuses new connections from then on, as one process does.
+        for child in self.children:
+            if child.sock is not None:
+                child.sock.close()
+        if self.metrics_sock is not None:
+            self.metrics_sock.close()
         if all(c.proc is None for c in self.children):
             self.done.set()
         self.loop.call_later(
@@ -265,7 +355,8 @@ async def supervise(settings: Settings) -> int:
             embedded = False
         await _prepare_database(settings, embedded)
 
-        metrics_dir = tempfile.mkdtemp(prefix="scim-metrics-")
+        _remove_stale_metric_dirs()
+        metrics_dir = tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-")
         stack.callback(shutil.rmtree, metrics_dir, True)
         env[ENV_METRICS_DIR] = metrics_dir
         env["SCIM_MIGRATE_ON_START"] = "false"  # done above, once
@@ -329,6 +420,18 @@ async def _prepare_database(settings: Settings, embedded: bool) -> None:
                 await announce_first_run(settings, conn)
     finally:
         await pool.close()
+
+
+_METRICS_PREFIX = "scim-metrics-"
+
+
+def _remove_stale_metric_dirs() -> None:
+    """Metric directories of supervisors that were killed (no cleanup ran): removed."""
+    root = Path(tempfile.gettempdir())
+    for path in root.glob(f"{_METRICS_PREFIX}*-*"):
+        pid = path.name[len(_METRICS_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _forget_metrics(path: str | None, pid: int) -> None:

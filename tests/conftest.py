@@ -25,9 +25,9 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestClient
 
-from scim_service import tenancy
 from scim_service.app import create_app
 from scim_service.config import Settings
+from scim_service.provisioning import tenants
 from scim_service.store import migrate
 from scim_service.store.db import connect
 
@@ -177,8 +177,8 @@ class Tenant(msgspec.Struct):
 
 
 async def make_tenant(conn: asyncpg.Connection, name: str = "acme") -> Tenant:
-    org = await tenancy.create_org(conn, name)
-    new = await tenancy.create_token(conn, org.id, description="test")
+    org = await tenants.create_org(conn, name)
+    new = await tenants.create_token(conn, org.id, description="test")
     return Tenant(org.id, new.token, new.info.id)
 
 

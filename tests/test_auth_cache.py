@@ -10,10 +10,10 @@ import asyncpg
 import msgspec
 import pytest
 
-from scim_service import tenancy
 from scim_service.app import create_app
 from scim_service.config import Settings
 from scim_service.keys import AUTH
+from scim_service.provisioning import tenants
 from scim_service.store import tenants as store
 from tests.conftest import Tenant
 
@@ -68,7 +68,7 @@ async def test_revocation_by_another_process_applies_at_once(
     PostgreSQL's NOTIFY, not after the 300 s TTL."""
     client = await cached_client(aiohttp_client, settings)
     assert (await client.get(SPC, headers=tenant.headers)).status == 200
-    await tenancy.revoke_token(db, tenant.token_id)
+    await tenants.revoke_token(db, tenant.token_id)
     assert await status_becomes(client, tenant.headers, 401) < 1.0
 
 
@@ -77,9 +77,9 @@ async def test_disabling_scim_elsewhere_applies_at_once(
 ) -> None:
     client = await cached_client(aiohttp_client, settings)
     assert (await client.get(SPC, headers=tenant.headers)).status == 200
-    await tenancy.set_scim_enabled(db, tenant.org_id, False)
+    await tenants.set_scim_enabled(db, tenant.org_id, False)
     assert await status_becomes(client, tenant.headers, 403) < 1.0
-    await tenancy.set_scim_enabled(db, tenant.org_id, True)
+    await tenants.set_scim_enabled(db, tenant.org_id, True)
     assert await status_becomes(client, tenant.headers, 200) < 1.0
 
 
@@ -87,7 +87,7 @@ async def test_expiry_is_checked_on_every_request(
     aiohttp_client: Any, settings: Settings, tenant: Tenant, db: asyncpg.Connection
 ) -> None:
     client = await cached_client(aiohttp_client, settings)
-    new = await tenancy.create_token(db, tenant.org_id, ttl_days=1)
+    new = await tenants.create_token(db, tenant.org_id, ttl_days=1)
     headers = {"Authorization": f"Bearer {new.token}"}
     assert (await client.get(SPC, headers=headers)).status == 200
     await db.execute(
@@ -140,7 +140,7 @@ async def test_a_lookup_racing_a_revocation_is_not_cached(
     async with asyncio.timeout(10):
         first = asyncio.create_task(client.get(SPC, headers=tenant.headers))
         await read_done.wait()
-        await tenancy.revoke_token(db, tenant.token_id)  # its trigger NOTIFYs every cache
+        await tenants.revoke_token(db, tenant.token_id)  # its trigger NOTIFYs every cache
         await forgotten.wait()
         release.set()
         assert (await first).status == 200  # it authenticated before the revocation

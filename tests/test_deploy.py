@@ -31,8 +31,8 @@ from prometheus_client import generate_latest
 from scim_service.app import create_app
 from scim_service.cli import build_parser
 from scim_service.config import ConfigError, Settings, load_settings
-from scim_service.events.signing import generate_secret, generate_signing_key
 from scim_service.metrics import Metrics
+from scim_service.signing import generate_secret, generate_signing_key
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -538,10 +538,12 @@ def test_every_process_gets_the_same_sinks() -> None:
 
 
 def test_configmap_counts_connections_right() -> None:
-    """The ConfigMap's connection arithmetic matches the manifests: each `serve` replica holds
-    its pool, 1 LISTEN for token-cache invalidation (when the cache is on) and, while it runs
-    the publisher, 1 LISTEN + SCIM_PUBLISHER_WORKERS per sink; each publisher replica its own
-    (capped) pool plus the publisher's connections (no token cache: it serves no SCIM API)."""
+    """The ConfigMap's connection arithmetic matches the manifests: each `serve` replica holds,
+    per worker process, its pool and 1 LISTEN for token-cache invalidation (when the cache is
+    on), and, while it runs the publisher, a publisher process with a pool of 1, 1 LISTEN and
+    SCIM_PUBLISHER_WORKERS per sink; each publisher replica its own (capped) pool plus the
+    publisher's connections (no token cache: it serves no SCIM API). `config check`'s
+    `database_connections` says the same, plus the pull API's LISTEN per worker."""
     text = " ".join(
         line.strip().lstrip("#").strip()
         for line in (K8S / "configmap.yaml").read_text("utf-8").splitlines()
@@ -553,16 +555,28 @@ def test_configmap_counts_connections_right() -> None:
     loops = len(side.sinks) * side.publisher_workers
     assert pub.publisher_workers == side.publisher_workers
     assert side.publisher_enabled, "the arithmetic below assumes publishers in `serve`"
+    assert side.workers is not None and side.workers > 1, "SCIM_WORKERS is set, above 1"
+    w = side.workers
     auth = 1 if side.auth_cache_seconds > 0 else 0
     assert auth == 1, "the arithmetic below assumes the token cache is on"
-    serve_only = replicas * (side.db_pool_max + auth + 1 + loops)
-    split = replicas * (side.db_pool_max + auth) + pub_replicas * (pub.db_pool_max + 1 + loops)
-    assert f"{replicas} x ({side.db_pool_max} + {auth} + 1 + {loops}) = {serve_only}" in text
+    serve_only = replicas * (w * (side.db_pool_max + auth) + 1 + 1 + loops)
+    split = replicas * (w * (side.db_pool_max + auth)) + pub_replicas * (
+        pub.db_pool_max + 1 + loops
+    )
+    assert (
+        f"{replicas} x ({w} x ({side.db_pool_max} + {auth}) + 1 + 1 + {loops}) = {serve_only}"
+        in text
+    )
     expected = (
-        f"{replicas} x ({side.db_pool_max} + {auth}) + {pub_replicas} x "
+        f"{replicas} x ({w} x ({side.db_pool_max} + {auth})) + {pub_replicas} x "
         f"({pub.db_pool_max} + 1 + {loops}) = {split}"
     )
     assert expected in text
+    assert (
+        f"`database_connections`, the pull LISTEN connections included ({side.database_connections} here)"
+        in text
+    )
+    assert side.database_connections == serve_only // replicas + w
     assert f"caps it at {pub.db_pool_max}" in text
     assert pub.db_pool_max < side.db_pool_max
 

@@ -26,8 +26,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from scim_service import tenancy
-from scim_service.events.signing import generate_secret
+from scim_service.provisioning import tenants
+from scim_service.signing import generate_secret
 from scim_service.store import migrate
 from scim_service.store.db import connect
 from tests.faultkit import (
@@ -117,8 +117,8 @@ class Cluster:
         conn = await connect(self.dsn)
         try:
             await migrate.migrate(conn)
-            org = await tenancy.create_org(conn, "fault-org")
-            self.token = (await tenancy.create_token(conn, org.id, description="load")).token
+            org = await tenants.create_org(conn, "fault-org")
+            self.token = (await tenants.create_token(conn, org.id, description="load")).token
         finally:
             await conn.close()
         await self.receiver.start()
@@ -531,3 +531,49 @@ async def test_slow_receiver_keeps_transactions_short(cluster: Cluster) -> None:
     # hundreds more by the end.
     assert max(backlog[-third:]) <= max(backlog[:third]) + 60, f
     assert max(backlog) < 200, f
+
+
+# --- 8. worker processes of one serve, each killed -----------------------------------------------
+
+
+def _worker_pids(serve: Service) -> dict[str, int]:
+    """slot -> pid of the latest incarnation of each worker, from the supervisor's log."""
+    pids: dict[str, int] = {}
+    for line in serve.log_lines():
+        entry = json.loads(line)
+        if entry.get("event") == "worker_spawned":
+            pids[entry["slot"]] = entry["pid"]
+    return pids
+
+
+async def test_workers_killed_one_by_one(cluster: Cluster) -> None:
+    """`serve` with two request workers and its publisher process (SCIM_WORKERS=2): each is
+    SIGKILLed once under load (worker 1, worker 2, then the publisher while it delivers). The
+    supervisor replaces each; nothing acknowledged is lost, and the supervisor itself never
+    restarts."""
+    serve = cluster.service("serve", "serve", SCIM_WORKERS="2")
+    serve.spawn()
+    await serve.ready()
+    victims: list[int] = []
+
+    async def faults() -> None:
+        for at, slot in ((4, "1"), (9, "2"), (14, "publisher")):
+            await asyncio.sleep(at - (time.monotonic() - t0))
+            pid = _worker_pids(serve)[slot]
+            victims.append(pid)
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 20
+            while _worker_pids(serve)[slot] == pid:  # until the supervisor has replaced it
+                assert time.monotonic() < deadline, f"worker {slot} was not replaced"
+                await asyncio.sleep(0.05)
+        cluster.fault_end = time.monotonic()
+
+    t0 = time.monotonic()
+    ledger = await run_load(cluster, serve, 22, faults)
+    f = await cluster.verdict(ledger, Figures("workers_kill9_each"))
+    died = [json.loads(x) for x in serve.log_lines() if '"worker_died"' in x]
+    f.extra["workers_replaced"] = len(died)
+    _save(f)
+    assert sorted(d["pid"] for d in died) == sorted(victims)
+    assert serve.starts == 1 and serve.proc is not None and serve.proc.poll() is None
+    assert_guarantees(f)

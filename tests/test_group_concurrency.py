@@ -8,10 +8,10 @@ from typing import Any
 
 import asyncpg
 
+from scim_service.events.emitter import Emitter
 from scim_service.provisioning import groups as provisioning
 from scim_service.provisioning.scope import Scope
 from scim_service.store.db import connect
-from scim_service.store.outbox import Emitter
 from tests.conftest import Tenant
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"

@@ -8,9 +8,9 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from scim_service import tenancy
 from scim_service.app import create_app, create_publisher_app
 from scim_service.config import Settings
+from scim_service.provisioning import tenants
 from tests.conftest import Tenant
 
 SPC = "/scim/v2/ServiceProviderConfig"
@@ -63,10 +63,10 @@ async def test_unknown_scim_path_needs_auth_first(client: Any, tenant: Tenant) -
 async def test_revoked_and_expired_tokens_are_401(
     client: Any, db: asyncpg.Connection, tenant: Tenant
 ) -> None:
-    await tenancy.revoke_token(db, tenant.token_id)
+    await tenants.revoke_token(db, tenant.token_id)
     body = await scim_error(await client.get(SPC, headers=tenant.headers), 401)
     assert "revoked" in body["detail"]
-    new = await tenancy.create_token(db, tenant.org_id, ttl_days=1)
+    new = await tenants.create_token(db, tenant.org_id, ttl_days=1)
     await db.execute("UPDATE scim_tokens SET expires_at = now() WHERE id = $1", new.info.id)
     body = await scim_error(
         await client.get(SPC, headers={"Authorization": f"Bearer {new.token}"}), 401
@@ -76,11 +76,11 @@ async def test_revoked_and_expired_tokens_are_401(
 
 async def test_scim_switch(client: Any, db: asyncpg.Connection, tenant: Tenant) -> None:
     """Disabled: every SCIM endpoint is 403 with the fixed detail; enabled again: works."""
-    await tenancy.set_scim_enabled(db, tenant.org_id, False)
+    await tenants.set_scim_enabled(db, tenant.org_id, False)
     for path in (SPC, "/scim/v2/Users", "/scim/v2/Anything"):
         body = await scim_error(await client.get(path, headers=tenant.headers), 403)
         assert body["detail"] == "SCIM provisioning is disabled for this organization"
-    await tenancy.set_scim_enabled(db, tenant.org_id, True)
+    await tenants.set_scim_enabled(db, tenant.org_id, True)
     assert (await client.get(SPC, headers=tenant.headers)).status == 200
 
 
@@ -89,7 +89,7 @@ async def test_one_org_token_does_not_open_another_org(client: Any, db: asyncpg.
 
     a = await make_tenant(db, "a")
     b = await make_tenant(db, "b")
-    await tenancy.set_scim_enabled(db, b.org_id, False)
+    await tenants.set_scim_enabled(db, b.org_id, False)
     assert (await client.get(SPC, headers=a.headers)).status == 200
     assert (await client.get(SPC, headers=b.headers)).status == 403
 

@@ -71,11 +71,13 @@ async def refused(base: str) -> bool:
         return True
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 async def test_sigterm_drains_in_flight_requests(
-    database_url: str, tenant: Tenant, db: asyncpg.Connection
+    database_url: str, tenant: Tenant, db: asyncpg.Connection, workers: str
 ) -> None:
     """SIGTERM: /readyz is 503 at once, the listener closes after the drain delay, the request in
-    flight still completes, and the process exits 0."""
+    flight still completes, and the process exits 0; with one process and with a supervisor of
+    two workers (whichever worker holds the request, whichever answers /readyz)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = await start(
@@ -85,6 +87,7 @@ async def test_sigterm_drains_in_flight_requests(
             SCIM_SHUTDOWN_DRAIN_DELAY="1.5",
             SCIM_SHUTDOWN_GRACE="15",
             SCIM_PUBLISHER_ENABLED="false",
+            SCIM_WORKERS=workers,
         )
     )
     try:

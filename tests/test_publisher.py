@@ -25,7 +25,7 @@ from standardwebhooks import Webhook
 from scim_service.app import create_app
 from scim_service.config import Settings
 from scim_service.events.publisher import Publisher, build_sinks
-from scim_service.events.signing import generate_secret, generate_signing_key, verify_v1a
+from scim_service.signing import generate_secret, generate_signing_key, verify_v1a
 from tests.conftest import REPO, Tenant
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"

@@ -15,12 +15,13 @@ import asyncpg
 import pytest
 
 from scim_service.events import envelope
+from scim_service.events.emitter import Emitter
 from scim_service.store import outbox
 from scim_service.store.db import connect
 from tests.conftest import Tenant
 from tests.test_events import create_user, patch_user
 
-EMITTER = outbox.Emitter("http://scim.test/scim/v2", ("log",))
+EMITTER = Emitter("http://scim.test/scim/v2", ("log",))
 
 
 async def pull(
@@ -55,7 +56,7 @@ async def write_event(
 ) -> None:
     """One event of `subject` at `version`, written on `conn` (in its transaction, if any)."""
     event = envelope.user_provisioned(org_id, subject, {"userName": f"u-{subject}-{version}"})
-    await outbox.write_events(conn, EMITTER, org_id, [event], [version])
+    await outbox.insert_events(conn, EMITTER.rows(org_id, [event], [version]))
 
 
 async def test_pull_pages_filters_and_errors(

@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 
 from scim_service.cli import build_parser
-from scim_service.events.signing import Signer, generate_secret, generate_signing_key
 from scim_service.events.sinks.base import Outbound
 from scim_service.events.sinks.webhook import WebhookSink
+from scim_service.signing import Signer, generate_secret, generate_signing_key
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text("utf-8")

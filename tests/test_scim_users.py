@@ -9,7 +9,7 @@ from urllib.parse import quote
 import asyncpg
 import pytest
 
-from scim_service import tenancy
+from scim_service.provisioning import tenants
 from tests.conftest import Tenant, make_tenant
 
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -792,5 +792,5 @@ async def test_disabled_org_cannot_read_users(
     client: Any, tenant: Tenant, db: asyncpg.Connection
 ) -> None:
     await create(client, tenant, barbara())
-    await tenancy.set_scim_enabled(db, tenant.org_id, False)
+    await tenants.set_scim_enabled(db, tenant.org_id, False)
     await error(await client.get("/scim/v2/Users", headers=tenant.headers), 403)

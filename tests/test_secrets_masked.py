@@ -14,8 +14,8 @@ import pytest
 import structlog
 
 from scim_service.config import ConfigError, effective, load_settings
-from scim_service.events.signing import generate_secret, generate_signing_key
 from scim_service.logs import configure_logging, get_logger
+from scim_service.signing import generate_secret, generate_signing_key
 
 REPO = Path(__file__).resolve().parents[1]
 

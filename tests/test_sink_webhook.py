@@ -15,9 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from standardwebhooks.webhooks import Webhook
 
-from scim_service.events.signing import Signer, generate_secret, generate_signing_key, verify_v1a
 from scim_service.events.sinks.base import Outbound, Outcome
 from scim_service.events.sinks.webhook import MAX_RETRY_AFTER, WebhookSink, parse_retry_after
+from scim_service.signing import Signer, generate_secret, generate_signing_key, verify_v1a
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import asyncpg
 
-from scim_service import tenancy
 from scim_service.app import create_app
 from scim_service.config import Settings
+from scim_service.provisioning import tenants
 from tests.conftest import Tenant
 from tests.test_activity import entries
 from tests.test_cli import cli, ok_json
@@ -34,7 +34,7 @@ async def test_status_shows_tokens_idps_errors_events_and_guard(
     database_url: str,
 ) -> None:
     client = await aiohttp_client(create_app(publisher_settings(settings, receiver)))
-    await tenancy.create_token(db, tenant.org_id, description="next", ttl_days=3)
+    await tenants.create_token(db, tenant.org_id, description="next", ttl_days=3)
     resp = await client.get("/scim/v2/Users", headers={**tenant.headers, **OKTA})
     assert resp.status == 200
     await make_user(client, tenant, "s@example.com")
@@ -58,7 +58,7 @@ async def test_status_shows_tokens_idps_errors_events_and_guard(
     metrics = await (await client.get("/metrics")).text()
     assert "scim_tokens_expiring_soon 1.0" in metrics
 
-    await tenancy.set_scim_enabled(db, tenant.org_id, False)
+    await tenants.set_scim_enabled(db, tenant.org_id, False)
     out = ok_json(
         await asyncio.to_thread(cli, database_url, "org", "status", str(tenant.org_id), "--json")
     )

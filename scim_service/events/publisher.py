@@ -46,7 +46,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from scim_service.config import Settings
-from scim_service.events.sinks.base import MAX_RETRY_AFTER, Outbound, Outcome, Sink
+from scim_service.events.sinks.base import MAX_RETRY_AFTER, Outcome, Sink
 from scim_service.logs import get_logger
 from scim_service.store import outbox
 from scim_service.store.db import create_pool, session_settings
@@ -95,18 +95,6 @@ def retry_delay(schedule: Sequence[float], attempts: int, retry_after: float | N
     if retry_after is not None:
         delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
     return delay
-
-
-def _outbound(c: Claimed) -> Outbound:
-    return Outbound(
-        seq=c.seq,
-        id=str(c.id),
-        type=c.type,
-        org_id=str(c.org_id),
-        subject=str(c.subject),
-        payload=c.payload,
-        attempts=c.attempts - 1,
-    )
 
 
 class _Lane:
@@ -340,7 +328,7 @@ class Publisher:
                 sink=lane.name,
                 count=len(dead),
                 reason="attempts used up without an outcome (the publisher kept stopping)",
-                event_ids=[str(c.id) for c in dead[:20]],
+                event_ids=[c.event.id for c in dead[:20]],
             )
         live = [c for c in claimed if not c.dead]
         for i in range(0, len(live), lane.unit):
@@ -352,7 +340,7 @@ class Publisher:
     async def _deliver(self, lane: _Lane, unit: list[Claimed]) -> None:
         try:
             try:
-                outcomes = await lane.sink.deliver([_outbound(c) for c in unit])
+                outcomes = await lane.sink.deliver([c.event for c in unit])
             except Exception as exc:  # a sink must not raise; if one does, nothing is lost
                 outcomes = [Outcome(ok=False, error=f"sink error ({type(exc).__name__})")]
             if len(outcomes) != len(unit):  # a broken sink must not lose events
@@ -441,7 +429,7 @@ class Publisher:
             sink=name,
             failed=len(failures),
             dead_lettered=dead,
-            event_ids=[str(c.id) for c, o in items if not o.ok][:20],
+            event_ids=[c.event.id for c, o in items if not o.ok][:20],
             error=next((o.error for _, o in items if not o.ok), None),
         )
         if dead:
@@ -534,10 +522,10 @@ async def _finish(
 
 def build_sinks(settings: Settings) -> dict[str, Sink]:
     """The sinks the settings name (`Settings.sinks`), ready to open."""
-    from scim_service.events.signing import Signer
     from scim_service.events.sinks.log import LogSink
     from scim_service.events.sinks.nats import NatsSink
     from scim_service.events.sinks.webhook import WebhookSink
+    from scim_service.signing import Signer
 
     sinks: dict[str, Any] = {}
     for name in settings.sinks:

@@ -70,6 +70,22 @@ def gone(exc: pull.Expired) -> errors.Gone:
     )
 
 
+async def read(
+    conn: asyncpg.Connection,
+    after: Position | None,
+    limit: int,
+    *,
+    org_id: uuid.UUID | None = None,
+    types: Sequence[str] | None = None,
+) -> Page:
+    """One page of events after `after` (None: from the oldest); 410 for a cursor older than
+    retention."""
+    try:
+        return await pull.read(conn, after, limit, org_id=org_id, types=types)
+    except pull.Expired as exc:
+        raise gone(exc) from None
+
+
 class Feed:
     """Wakes waiting pull requests when an event may have committed."""
 
@@ -160,11 +176,8 @@ async def read_or_wait(
     deadline = time.monotonic() + min(wait, MAX_WAIT)
     while True:  # bounded by the deadline
         tick = feed.tick() if feed is not None else asyncio.Event()
-        try:
-            async with acquire() as conn:
-                page = await pull.read(conn, after, limit, org_id=org_id, types=types)
-        except pull.Expired as exc:
-            raise gone(exc) from None
+        async with acquire() as conn:
+            page = await read(conn, after, limit, org_id=org_id, types=types)
         remaining = deadline - time.monotonic()
         if page.payloads or remaining <= 0 or feed is None or feed.stopping:
             return page

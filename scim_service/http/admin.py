@@ -1,4 +1,5 @@
-"""Admin API (`/admin/v1`, bearer SCIM_ADMIN_TOKEN): thin handlers over `scim_service.tenancy`."""
+"""Admin API (`/admin/v1`, bearer SCIM_ADMIN_TOKEN): thin handlers over the service layer
+(`scim_service.provisioning`)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,14 @@ from datetime import datetime
 import msgspec
 from aiohttp import web
 
-from scim_service import activity, errors, status, tenancy
-from scim_service.events import admin as events_admin
+from scim_service import errors
 from scim_service.http.responses import admin_json, connection, read_json
 from scim_service.http.scim_users import render as render_user
 from scim_service.keys import AUTH, BASE_URL, EMITTER, GUARD, PUBLISHER, SETTINGS
-from scim_service.provisioning import guard, users
+from scim_service.provisioning import guard, outbox, status, tenants, users
 from scim_service.provisioning.scope import Scope
+from scim_service.provisioning.tenants import TokenInfo
 from scim_service.scim.projection import Projection
-from scim_service.store.tenants import TokenInfo
 
 
 class CreateOrg(msgspec.Struct, forbid_unknown_fields=True):
@@ -49,7 +49,7 @@ def path_uuid(request: web.Request, name: str, what: str) -> uuid.UUID:
 async def create_org(request: web.Request) -> web.Response:
     body = await read_json(request, CreateOrg)
     async with connection(request) as conn:
-        org = await tenancy.create_org(
+        org = await tenants.create_org(
             conn, body.name, org_id=body.id, scim_enabled=body.scim_enabled
         )
     return admin_json(org, status=201)
@@ -57,14 +57,14 @@ async def create_org(request: web.Request) -> web.Response:
 
 async def list_orgs(request: web.Request) -> web.Response:
     async with connection(request) as conn:
-        orgs = await tenancy.list_orgs(conn)
+        orgs = await tenants.list_orgs(conn)
     return admin_json({"orgs": orgs})
 
 
 async def get_org(request: web.Request) -> web.Response:
     org_id = path_uuid(request, "org_id", "Organization")
     async with connection(request) as conn:
-        org = await tenancy.get_org(conn, org_id)
+        org = await tenants.get_org(conn, org_id)
     return admin_json(org)
 
 
@@ -79,7 +79,7 @@ async def disable_scim(request: web.Request) -> web.Response:
 async def _set_scim(request: web.Request, enabled: bool) -> web.Response:
     org_id = path_uuid(request, "org_id", "Organization")
     async with connection(request) as conn:
-        org = await tenancy.set_scim_enabled(conn, org_id, enabled)
+        org = await tenants.set_scim_enabled(conn, org_id, enabled)
     request.app[AUTH].forget()  # this process at once; the others on the trigger's NOTIFY
     return admin_json(org)
 
@@ -88,7 +88,7 @@ async def create_token(request: web.Request) -> web.Response:
     org_id = path_uuid(request, "org_id", "Organization")
     body = await read_json(request, CreateToken) if request.body_exists else CreateToken()
     async with connection(request) as conn:
-        new = await tenancy.create_token(
+        new = await tenants.create_token(
             conn, org_id, description=body.description, ttl_days=body.ttl_days
         )
     created = CreatedToken(token=new.token, scim_base_url=request.app[BASE_URL], info=new.info)
@@ -98,14 +98,14 @@ async def create_token(request: web.Request) -> web.Response:
 async def list_tokens(request: web.Request) -> web.Response:
     org_id = path_uuid(request, "org_id", "Organization")
     async with connection(request) as conn:
-        tokens = await tenancy.list_tokens(conn, org_id)
+        tokens = await tenants.list_tokens(conn, org_id)
     return admin_json({"tokens": tokens})
 
 
 async def revoke_token(request: web.Request) -> web.Response:
     token_id = path_uuid(request, "token_id", "Token")
     async with connection(request) as conn:
-        info = await tenancy.revoke_token(conn, token_id)
+        info = await tenants.revoke_token(conn, token_id)
     request.app[AUTH].forget()  # this process at once; the others on the trigger's NOTIFY
     return admin_json(info)
 
@@ -115,7 +115,7 @@ async def complete_user_setup(request: web.Request) -> web.Response:
     org_id = path_uuid(request, "org_id", "Organization")
     user_id = path_uuid(request, "user_id", "User")
     async with connection(request) as conn:
-        await tenancy.get_org(conn, org_id)
+        await tenants.get_org(conn, org_id)
         user = await users.complete_setup(
             conn, Scope(org_id, request.app[EMITTER], request.app[GUARD]), user_id
         )
@@ -139,21 +139,21 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 async def event_stats(request: web.Request) -> web.Response:
     async with connection(request) as conn:
-        stats = await events_admin.stats(conn, request.app[SETTINGS])
+        stats = await outbox.stats(conn, request.app[SETTINGS])
     return admin_json({"sinks": stats})
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
     sink = request.query.get("sink")
     async with connection(request) as conn:
-        found = await events_admin.dead_letters(conn, request.app[SETTINGS], sink)
+        found = await outbox.dead_letters(conn, request.app[SETTINGS], sink)
     return admin_json({"dead_letters": found})
 
 
 async def retry_dead_letters(request: web.Request) -> web.Response:
     body = await read_json(request, RetryRequest) if request.body_exists else RetryRequest()
     async with connection(request) as conn:
-        ids = await events_admin.retry(conn, request.app[SETTINGS], body.sink, body.event_ids)
+        ids = await outbox.retry(conn, request.app[SETTINGS], body.sink, body.event_ids)
     _wake_publisher(request)
     return admin_json({"retried": ids})
 
@@ -161,7 +161,7 @@ async def retry_dead_letters(request: web.Request) -> web.Response:
 async def replay_events(request: web.Request) -> web.Response:
     body = await read_json(request, ReplayRequest)
     async with connection(request) as conn:
-        queued = await events_admin.replay(
+        queued = await outbox.replay(
             conn,
             request.app[SETTINGS],
             since=body.since,
@@ -180,7 +180,7 @@ class MoveRequest(msgspec.Struct, forbid_unknown_fields=True):
 async def discard_orphans(request: web.Request) -> web.Response:
     sink = request.match_info["sink"]
     async with connection(request) as conn:
-        count = await events_admin.discard_orphans(conn, request.app[SETTINGS], sink)
+        count = await outbox.discard_orphans(conn, request.app[SETTINGS], sink)
     return admin_json({"sink": sink, "discarded": count})
 
 
@@ -188,14 +188,14 @@ async def move_orphans(request: web.Request) -> web.Response:
     sink = request.match_info["sink"]
     body = await read_json(request, MoveRequest)
     async with connection(request) as conn:
-        count = await events_admin.move_orphans(conn, request.app[SETTINGS], sink, body.to)
+        count = await outbox.move_orphans(conn, request.app[SETTINGS], sink, body.to)
     _wake_publisher(request)
     return admin_json({"sink": sink, "to": body.to, "moved": count})
 
 
 async def signing_key(request: web.Request) -> web.Response:
     return admin_json(
-        {"algorithm": "ed25519", "public_key": events_admin.public_key(request.app[SETTINGS])}
+        {"algorithm": "ed25519", "public_key": outbox.public_key(request.app[SETTINGS])}
     )
 
 
@@ -262,8 +262,7 @@ async def list_activity(request: web.Request) -> web.Response:
     after = _query_int(request, "after", None)
     limit = _query_int(request, "limit", 100) or 100
     async with connection(request) as conn:
-        await tenancy.get_org(conn, org_id)
-        found = await activity.entries(
+        found = await status.activity(
             conn, org_id, errors_only=errors_only, after=after, limit=limit
         )
     return admin_json({"entries": found})

@@ -8,8 +8,7 @@ from aiohttp import web
 
 from scim_service.keys import LIFECYCLE, POOL
 from scim_service.logs import get_logger
-from scim_service.store import migrate
-from scim_service.store.db import QUERIES
+from scim_service.provisioning import readiness
 
 READY_TIMEOUT = 2.0
 
@@ -29,15 +28,10 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(READY_TIMEOUT):
             async with request.app[POOL].acquire() as conn:
-                await conn.fetchval(QUERIES["ping"])
-                if not lifecycle.migrations_current:
-                    missing = await migrate.pending(conn)
-                    if missing:
-                        return web.json_response(
-                            {"status": "migrations_pending", "pending": missing}, status=503
-                        )
-                    lifecycle.migrations_current = True
+                missing = await readiness.pending_migrations(conn, lifecycle)
     except Exception as exc:  # any failure of the probe means "not ready", never a 500
         log.warning("readiness_check_failed", error=type(exc).__name__)
         return web.json_response({"status": "database_unavailable"}, status=503)
+    if missing:
+        return web.json_response({"status": "migrations_pending", "pending": missing}, status=503)
     return web.json_response({"status": "ready"})

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from scim_service import errors
 from scim_service.activity import ActivityLog, Record, token_prefix_of
-from scim_service.http.paths import canonical_route
+from scim_service.http.paths import SCIM_PREFIX, canonical_route
 from scim_service.keys import (
     ACTIVITY,
     ADMIN_DIGEST,
@@ -35,8 +35,6 @@ from scim_service.tokens import matches_digest
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SCIM_CONTENT_TYPE = "application/scim+json"
-SCIM_PREFIX = "/scim/v2"
-ADMIN_PREFIX = "/admin/v1"
 
 log = get_logger("scim_service.http")
 

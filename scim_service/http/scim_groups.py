@@ -27,6 +27,7 @@ from scim_service.http.responses import (
 from scim_service.keys import BASE_URL
 from scim_service.provisioning import groups
 from scim_service.provisioning.etags import matches_any
+from scim_service.provisioning.groups import StoredGroup
 from scim_service.provisioning.scope import Scope
 from scim_service.scim import schema as s
 from scim_service.scim.mapping import etag, group_location, group_resource
@@ -37,7 +38,6 @@ from scim_service.scim.query import (
     query_from_params,
     query_from_search_body,
 )
-from scim_service.store.groups import StoredGroup
 
 PATCH_MEMBERS_LIMIT = 100
 # Rendering costs about 2.6 µs per member here: a page or group with more members than this is
@@ -101,7 +101,7 @@ async def create_group(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         group, _ = await groups.create_group(conn, scope(request), body)
         if not projection.excludes("members"):
-            await groups.load_members(conn, group)
+            await groups.load_members(conn, scope(request), group)
     return await _one(request, group, projection, status=201)
 
 
@@ -114,7 +114,7 @@ async def get_group(request: web.Request) -> web.Response:
         if inm is not None and matches_any(inm, group.version):
             return web.Response(status=304, headers={"ETag": etag(group.version)})
         if not projection.excludes("members"):
-            await groups.load_members(conn, group)
+            await groups.load_members(conn, scope(request), group)
     return await _one(request, group, projection)
 
 
@@ -132,7 +132,7 @@ async def _write(
         )
         small = members_limit is None or group.member_count <= members_limit
         if small and not projection.excludes("members"):
-            await groups.load_members(conn, group)
+            await groups.load_members(conn, scope(request), group)
     return await _one(request, group, projection)
 
 

@@ -22,6 +22,7 @@ from scim_service.keys import BASE_URL
 from scim_service.provisioning import users
 from scim_service.provisioning.etags import matches_any
 from scim_service.provisioning.scope import Scope
+from scim_service.provisioning.users import StoredUser
 from scim_service.scim import schema as s
 from scim_service.scim.mapping import etag, user_location, user_resource
 from scim_service.scim.projection import Projection, apply_projection, parse_projection
@@ -31,7 +32,6 @@ from scim_service.scim.query import (
     query_from_params,
     query_from_search_body,
 )
-from scim_service.store.users import StoredUser, attach_groups
 
 UserWrite = Callable[[asyncpg.Connection, Scope, uuid.UUID, Any, str | None], Awaitable[StoredUser]]
 
@@ -114,7 +114,7 @@ async def _write(request: web.Request, write: UserWrite) -> web.Response:
     async with connection(request) as conn:
         user = await write(conn, scope(request), user_id, body, request.headers.get("If-Match"))
         if not projection.excludes("groups"):
-            await attach_groups(conn, [user])
+            await users.load_groups(conn, scope(request), user)
     return _one(request, user, projection)
 
 

@@ -25,19 +25,14 @@ from scim_service.http.admin import (
     ReplayRequest,
     RetryRequest,
 )
-from scim_service.http.events_pull import (
-    EventSchemas,
-    EventsPage,
-    GroupsSnapshot,
-    MembersSnapshot,
-    UsersSnapshot,
-)
+from scim_service.http.events_pull import EventSchemas, EventsPage
 from scim_service.provisioning.guard import GuardOutcome, GuardSettings, GuardState
+from scim_service.provisioning.snapshot import GroupsSnapshot, MembersSnapshot, UsersSnapshot
+from scim_service.provisioning.status import OrgStatus
 from scim_service.scim import schema as s
 from scim_service.scim.discovery import MAX_RESULTS
 from scim_service.scim.patch import MAX_OPERATIONS
 from scim_service.scim.resource import MAX_INDEXED, MAX_STRING
-from scim_service.status import OrgStatus
 from scim_service.store.outbox import DeadLetter, SinkStats
 from scim_service.store.tenants import Org, TokenInfo
 

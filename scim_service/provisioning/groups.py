@@ -14,16 +14,17 @@ import msgspec
 
 from scim_service import errors
 from scim_service.events import envelope as ev
+from scim_service.events.emitter import following
 from scim_service.provisioning import tx
 from scim_service.provisioning.etags import check_if_match
 from scim_service.provisioning.patching import evaluate_patch
-from scim_service.provisioning.scope import Scope, numbers
+from scim_service.provisioning.scope import Scope
 from scim_service.scim import schema as s
 from scim_service.scim.patch_members import plan_group_patch
 from scim_service.scim.query import ListQuery
 from scim_service.scim.resource import body_id_of, check_required, normalize_resource
 from scim_service.store import groups as store
-from scim_service.store.groups import StoredGroup
+from scim_service.store.groups import StoredGroup as StoredGroup
 
 
 class GroupChange(msgspec.Struct, kw_only=True):
@@ -99,13 +100,13 @@ def _new_attrs(body: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
     return attrs, ids
 
 
-async def load_members(conn: asyncpg.Connection, group: StoredGroup) -> StoredGroup:
+async def load_members(conn: asyncpg.Connection, scope: Scope, group: StoredGroup) -> StoredGroup:
     """Fill a group's members (user id, display) from the membership table (in batches when
     the group is big)."""
     if group.member_count > store.MEMBERS_BATCH:
-        group.members = await store.members_of_group(conn, group.id)
+        group.members = await store.members_of_group(conn, scope.org_id, group.id)
     else:
-        group.members = (await store.members_of(conn, [group.id]))[group.id]
+        group.members = (await store.members_of(conn, scope.org_id, [group.id]))[group.id]
     return group
 
 
@@ -120,10 +121,14 @@ async def create_group(
         # Creating a group with its members is one change: version 1, its first event(s).
         change = GroupChange(kinds=["created"], added=sorted(added))
         events = change.events(scope.org_id, group.id, attrs, len(added))
-        group = await store.finish_new_group(
-            conn, scope.org_id, group.id, members=len(added), events=len(events)
+        group = await scope.write(
+            conn,
+            events,
+            following(group.event_seq, len(events)),
+            lambda rows: store.finish_new_group(
+                conn, scope.org_id, group.id, members=len(added), events=rows
+            ),
         )
-        await scope.emit(conn, events, numbers(group.event_seq, len(events)))
         return group, change
 
     return await tx.write(conn, work)
@@ -188,10 +193,10 @@ async def patch_group(
                 new = await store.add_members(conn, scope.org_id, group_id, op.ids)
                 _net(added, removed, new, ())
             elif op.kind == "remove":
-                gone = await store.remove_members(conn, group_id, op.ids)
+                gone = await store.remove_members(conn, scope.org_id, group_id, op.ids)
                 _net(added, removed, (), gone)
             elif op.kind == "remove_all":
-                gone = await store.remove_all_members(conn, group_id)
+                gone = await store.remove_all_members(conn, scope.org_id, group_id)
                 _net(added, removed, (), gone)
             else:
                 diff = await store.replace_members(conn, scope.org_id, group_id, op.ids)
@@ -251,16 +256,19 @@ async def _finish(
         return current  # nothing changed: same version, no event
     delta = len(change.added) - len(change.removed)
     events = change.events(scope.org_id, current.id, attrs, current.member_count + delta)
-    group = await store.update_group(
+    return await scope.write(
         conn,
-        scope.org_id,
-        current.id,
-        attrs=attrs if attrs != current.attrs else None,
-        member_delta=delta,
-        events=len(events),
+        events,
+        following(current.event_seq, len(events)),
+        lambda rows: store.update_group(
+            conn,
+            scope.org_id,
+            current.id,
+            attrs=attrs if attrs != current.attrs else None,
+            member_delta=delta,
+            events=rows,
+        ),
     )
-    await scope.emit(conn, events, numbers(group.event_seq, len(events)))
-    return group
 
 
 async def delete_group(
@@ -269,11 +277,15 @@ async def delete_group(
     async def work() -> StoredGroup:
         current = await store.lock_group(conn, scope.org_id, group_id)
         check_if_match(if_match, current.version)
-        await store.delete_group(conn, scope.org_id, group_id)  # memberships go with it (cascade)
         # The member list of a deleted group is not repeated: "deleted" says they are all gone.
         change = GroupChange(kinds=["deleted"])
         events = change.events(scope.org_id, group_id, current.attrs, 0)
-        await scope.emit(conn, events, [current.event_seq + 1])
+        await scope.write(
+            conn,
+            events,
+            following(current.event_seq, len(events)),
+            lambda rows: store.delete_group(conn, scope.org_id, group_id, rows),
+        )
         return current
 
     return await tx.write(conn, work)
@@ -284,7 +296,7 @@ async def search_groups(
 ) -> tuple[int, list[StoredGroup]]:
     total, page = await store.search_groups(conn, scope.org_id, query)
     if with_members and page:
-        members = await store.members_of(conn, [g.id for g in page])
+        members = await store.members_of(conn, scope.org_id, [g.id for g in page])
         for g in page:
             g.members = members[g.id]
     return total, page

@@ -23,7 +23,7 @@ after the user's, so the count is exact and the guard trips exactly once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,9 +33,10 @@ import msgspec
 from scim_service import errors
 from scim_service.config import Settings
 from scim_service.events import envelope as ev
+from scim_service.events.emitter import Emitter
 from scim_service.logs import get_logger
-from scim_service.store.db import QUERIES as Q
-from scim_service.store.outbox import Emitter, write_events
+from scim_service.store import guard as store
+from scim_service.store.outbox import insert_events
 
 log = get_logger("scim_service.guard")
 
@@ -122,29 +123,28 @@ async def after_deprovision(
     """In the deprovisioning transaction, after its events are written: hold them if the guard
     is tripped, or trip it if they reach the threshold. `deprovisioned`: (user id, version) of
     this transaction's user.deprovisioned events."""
-    row = await conn.fetchrow(Q["guard_lock_org"], org_id)
+    row = await store.lock_org(conn, org_id)
     if row is None:
         return
     policy = _effective(row, defaults)
     if row["guard_tripped_at"] is not None:
         users = [u for u, _ in deprovisioned]
         versions = [v for _, v in deprovisioned]
-        await conn.execute(Q["guard_hold_events"], org_id, users, versions)
+        await store.hold_events(conn, org_id, users, versions)
         return
     if not policy.enabled:
         return
     since = datetime.now(UTC) - timedelta(minutes=policy.window_minutes)
     if row["guard_reset_at"] is not None:
         since = max(since, row["guard_reset_at"])
-    count = int(await conn.fetchval(Q["guard_count_deprovisioned"], org_id, since))
+    count = await store.count_deprovisioned(conn, org_id, since)
     if count < policy.min_users:
         return  # the cheap test first: counting active users scans the organization
-    active = int(await conn.fetchval(Q["guard_count_active"], org_id))
+    active = await store.count_active(conn, org_id)
     if not trips(policy, count, active):
         return
-    trip = await conn.fetchrow(Q["guard_trip"], org_id, count, active + count)
-    assert trip is not None
-    await conn.execute(Q["guard_hold_events"], org_id, None, None)
+    trip = await store.trip(conn, org_id, count, active + count)
+    await store.hold_events(conn, org_id, None, None)
     data = ev.GuardTripped(
         org_id=str(org_id),
         tripped_at=trip["guard_tripped_at"],
@@ -154,7 +154,8 @@ async def after_deprovision(
         min_users=policy.min_users,
         window_minutes=policy.window_minutes,
     )
-    await write_events(conn, emitter, org_id, [ev.guard_tripped(org_id, data)], [trip["event_seq"]])
+    event = ev.guard_tripped(org_id, data)
+    await insert_events(conn, emitter.rows(org_id, [event], [trip["event_seq"]]))
     log.warning(
         "deprovision_guard_tripped",
         org_id=str(org_id),
@@ -185,7 +186,7 @@ def _held_event(r: asyncpg.Record) -> HeldEvent:
 async def state(
     conn: asyncpg.Connection, org_id: uuid.UUID, defaults: GuardPolicy, *, limit: int = 1000
 ) -> GuardState:
-    row = await conn.fetchrow(Q["guard_state"], org_id)
+    row = await store.state(conn, org_id)
     if row is None:
         raise errors.NotFound(f"Organization {org_id} not found")
     policy = _effective(row, defaults)
@@ -199,7 +200,7 @@ async def state(
         )
         if row[column] is not None
     }
-    held = [_held_event(r) for r in await conn.fetch(Q["guard_held"], org_id, limit)]
+    held = [_held_event(r) for r in await store.held(conn, org_id, limit)]
     return GuardState(
         org_id=org_id,
         enabled=policy.enabled,
@@ -212,30 +213,29 @@ async def state(
         trip_deprovisioned=row["guard_trip_count"],
         trip_active_users=row["guard_trip_base"],
         counting_since=row["guard_reset_at"],
-        held=int(await conn.fetchval(Q["guard_held_count"], org_id)),
+        held=await store.held_count(conn, org_id),
         held_events=held,
     )
 
 
-async def _finish(conn: asyncpg.Connection, org_id: uuid.UUID, query: str) -> GuardOutcome:
+async def _finish(
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    action: str,
+    act: Callable[[asyncpg.Connection, uuid.UUID], Awaitable[list[int]]],
+) -> GuardOutcome:
     async with conn.transaction():
         # The reset first: it takes the organization's row lock, so no deprovision can hold a
         # new row between the two statements.
-        status = await conn.execute(Q["guard_reset"], org_id)
-        if status.split()[-1] == "0":
+        if not await store.reset(conn, org_id):
             raise errors.NotFound(f"Organization {org_id} not found")
-        seqs = [r["event_seq"] for r in await conn.fetch(Q[query], org_id)]
-    return GuardOutcome(
-        org_id=org_id,
-        action="released" if query == "guard_release" else "discarded",
-        events=len(set(seqs)),
-        deliveries=len(seqs),
-    )
+        seqs = await act(conn, org_id)
+    return GuardOutcome(org_id=org_id, action=action, events=len(set(seqs)), deliveries=len(seqs))
 
 
 async def release(conn: asyncpg.Connection, org_id: uuid.UUID) -> GuardOutcome:
     """Deliver the held events (in order, by the claim's per-resource rule) and re-arm."""
-    out = await _finish(conn, org_id, "guard_release")
+    out = await _finish(conn, org_id, "released", store.release)
     log.info("deprovision_guard_released", org_id=str(org_id), events=out.events)
     return out
 
@@ -243,7 +243,7 @@ async def release(conn: asyncpg.Connection, org_id: uuid.UUID) -> GuardOutcome:
 async def discard(conn: asyncpg.Connection, org_id: uuid.UUID) -> GuardOutcome:
     """Drop the held deliveries for good (the events stay in the history, for replay) and
     re-arm. An explicit choice: it is logged."""
-    out = await _finish(conn, org_id, "guard_discard")
+    out = await _finish(conn, org_id, "discarded", store.discard)
     log.warning("deprovision_guard_discarded", org_id=str(org_id), events=out.events)
     return out
 
@@ -267,20 +267,20 @@ async def configure(
         raise errors.InvalidValue("min_users must be between 1 and 10000000")
     if new.window_minutes is not None and not 0 < new.window_minutes <= 7 * 24 * 60:
         raise errors.InvalidValue("window_minutes must be more than 0 and at most 10080 (7 days)")
-    found = await conn.fetchval(
-        Q["guard_configure"],
+    found = await store.configure(
+        conn,
         org_id,
-        new.enabled,
-        new.percent,
-        new.min_users,
-        new.window_minutes,
-        new.reset,
+        enabled=new.enabled,
+        percent=new.percent,
+        min_users=new.min_users,
+        window_minutes=new.window_minutes,
+        reset=new.reset,
     )
-    if found is None:
+    if not found:
         raise errors.NotFound(f"Organization {org_id} not found")
     log.info("deprovision_guard_configured", org_id=str(org_id), **msgspec.structs.asdict(new))
     return await state(conn, org_id, defaults, limit=0)
 
 
 async def tripped_orgs(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval(Q["guard_tripped_orgs"]))
+    return await store.tripped_orgs(conn)

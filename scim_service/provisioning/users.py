@@ -10,17 +10,18 @@ import asyncpg
 
 from scim_service import errors
 from scim_service.events import envelope as ev
+from scim_service.events.emitter import following
 from scim_service.provisioning import tx
 from scim_service.provisioning.etags import check_if_match
 from scim_service.provisioning.patching import evaluate_patch
-from scim_service.provisioning.scope import Scope, numbers
+from scim_service.provisioning.scope import Scope
 from scim_service.scim import schema as s
 from scim_service.scim.patch import parse_operations
 from scim_service.scim.query import ListQuery
 from scim_service.scim.resource import body_id_of, check_required, normalize_resource
 from scim_service.store import groups as group_store
 from scim_service.store import users as store
-from scim_service.store.users import StoredUser
+from scim_service.store.users import StoredUser as StoredUser
 
 
 def parse_id(raw: str) -> uuid.UUID:
@@ -43,8 +44,13 @@ async def create_user(conn: asyncpg.Connection, scope: Scope, body: Any) -> Stor
     attrs.setdefault("active", True)
     user_id = uuid.uuid4()
     # The hottest write: user, event and outbox rows in one statement (one round trip).
-    params = scope.event_params([ev.user_provisioned(scope.org_id, user_id, attrs)], [1])
-    return await store.insert_user_with_events(conn, scope.org_id, user_id, attrs, params, events=1)
+    events = [ev.user_provisioned(scope.org_id, user_id, attrs)]
+    return await scope.write(
+        conn,
+        events,
+        following(0, len(events)),
+        lambda rows: store.insert_user(conn, scope.org_id, user_id, attrs, rows),
+    )
 
 
 async def get_user(
@@ -53,6 +59,12 @@ async def get_user(
     user = await store.get_user(conn, scope.org_id, user_id, with_groups=with_groups)
     if user is None:
         raise errors.NotFound(f"User {user_id} not found")
+    return user
+
+
+async def load_groups(conn: asyncpg.Connection, scope: Scope, user: StoredUser) -> StoredUser:
+    """Fill a user's read-only `groups` (for an answer that shows them, after a write)."""
+    await store.attach_groups(conn, scope.org_id, [user])
     return user
 
 
@@ -72,9 +84,12 @@ async def _update(
         if attrs == current.attrs:
             return current  # nothing changed: same version, no event
         events = ev.user_changes(scope.org_id, user_id, current.attrs, attrs)
-        user = await store.update_user_attrs(conn, scope.org_id, user_id, attrs, events=len(events))
-        await scope.emit(conn, events, numbers(user.event_seq, len(events)))
-        return user
+        return await scope.write(
+            conn,
+            events,
+            following(current.event_seq, len(events)),
+            lambda rows: store.update_user_attrs(conn, scope.org_id, user_id, attrs, rows),
+        )
 
     return await tx.write(conn, work)
 
@@ -124,7 +139,7 @@ async def delete_user(
         left = await group_store.remove_user_from_groups(conn, scope.org_id, user_id)
         await store.delete_user(conn, scope.org_id, user_id)
         events = [ev.user_deleted(scope.org_id, user_id, current.attrs)]
-        versions = [current.event_seq + 1]
+        versions = following(current.event_seq, 1)
         for g in left:
             events += ev.group_changed(
                 scope.org_id,
@@ -147,7 +162,7 @@ async def search_users(
 ) -> tuple[int, list[StoredUser]]:
     total, page = await store.search_users(conn, scope.org_id, query)
     if with_groups:
-        await store.attach_groups(conn, page)
+        await store.attach_groups(conn, scope.org_id, page)
     return total, page
 
 

@@ -233,19 +233,22 @@ def _check(rtype: s.ResourceType, expr: Expr) -> None:
         r = resolve(rtype, expr.path)
         if not _is_multi_complex(r.attr) or r.sub is not None:
             raise InvalidFilter(f"{expr.path} is not a multi-valued complex attribute")
-        _check_element(r.attr, expr.filter, InvalidFilter)
+        check_element(r.attr, expr.filter, InvalidFilter)
     elif isinstance(expr, Present):
         resolve(rtype, expr.path)
     else:
         check_comparable(_leaf_for_compare(resolve(rtype, expr.path)), expr.op, expr.value)
 
 
-def _check_element(parent: s.Attr, expr: Expr, error: type[ScimError]) -> None:
+def check_element(parent: s.Attr, expr: Expr, error: type[ScimError]) -> None:
+    """Check an element filter (`emails[type eq "work"]`, a PATCH path's filter) against the
+    sub-attributes of `parent`: unknown sub-attributes, ill-typed comparisons and nested value
+    filters raise `error`, even when nothing is compared."""
     if isinstance(expr, (And, Or)):
-        _check_element(parent, expr.left, error)
-        _check_element(parent, expr.right, error)
+        check_element(parent, expr.left, error)
+        check_element(parent, expr.right, error)
     elif isinstance(expr, Not):
-        _check_element(parent, expr.expr, error)
+        check_element(parent, expr.expr, error)
     elif isinstance(expr, ValuePath):
         raise error("Value filters cannot be nested")
     elif isinstance(expr, Present):
@@ -326,7 +329,7 @@ def _eval_element(parent: s.Attr, expr: Expr, element: dict[str, Any]) -> bool:
         )
     if isinstance(expr, Not):
         return not _eval_element(parent, expr.expr, element)
-    if isinstance(expr, ValuePath):  # rejected by _check_element
+    if isinstance(expr, ValuePath):  # rejected by check_element
         raise InvalidFilter("Value filters cannot be nested")
     sub = resolve_sub(parent, expr.path)
     actual = element.get(sub.name)
@@ -357,5 +360,5 @@ def matches_element(
     as a path error rather than a filter error. The filter is validated before any element is
     looked at, so an invalid filter fails the same way whatever the element holds.
     """
-    _check_element(parent, expr, error)
+    check_element(parent, expr, error)
     return _eval_element(parent, expr, element)

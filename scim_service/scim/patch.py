@@ -56,11 +56,12 @@ from scim_service.errors import (
 from scim_service.scim import schema as s
 from scim_service.scim.evaluate import (
     check_comparable,
+    check_element,
     compare_scalar,
     matches_element,
     resolve_sub,
 )
-from scim_service.scim.filter import And, Compare, Expr, Not, Or, Present, parse_patch_path
+from scim_service.scim.filter import And, Compare, Expr, parse_patch_path
 from scim_service.scim.limits import MAX_OPERATIONS as MAX_OPERATIONS
 from scim_service.scim.limits import check_object, check_operations
 from scim_service.scim.resource import (
@@ -208,7 +209,7 @@ def _resolve(rtype: s.ResourceType, text: str, *, strict: bool) -> _Target | Non
     if pp.filter is not None:
         if not (attr.multi_valued and attr.type == "complex"):
             raise InvalidPath(f"{label} is not multi-valued: a value filter does not apply to it")
-        _check_filter(attr, pp.filter)
+        check_element(attr, pp.filter, InvalidPath)
     if attr.read_only or (sub is not None and sub.read_only):
         if not strict:
             return None
@@ -217,21 +218,6 @@ def _resolve(rtype: s.ResourceType, text: str, *, strict: bool) -> _Target | Non
     if attr.mutability == "writeOnly":
         return None  # the password: accepted and discarded, never stored
     return _Target(text, label, ext, attr, sub, pp.filter)
-
-
-def _check_filter(attr: s.Attr, expr: Expr) -> None:
-    """Reject unknown sub-attributes and ill-typed comparisons even when nothing is compared."""
-    if isinstance(expr, (And, Or)):
-        _check_filter(attr, expr.left)
-        _check_filter(attr, expr.right)
-    elif isinstance(expr, Not):
-        _check_filter(attr, expr.expr)
-    elif isinstance(expr, (Compare, Present)):
-        sub = resolve_sub(attr, expr.path, InvalidPath)
-        if isinstance(expr, Compare):
-            check_comparable(sub, expr.op, expr.value, InvalidPath)
-    else:
-        raise InvalidPath("Value filters cannot be nested")
 
 
 def _template(attr: s.Attr, expr: Expr | None) -> dict[str, Any] | None:

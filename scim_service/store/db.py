@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,6 +49,37 @@ def parse_query_file(text: str, source: str = "<sql>") -> dict[str, str]:
     return out
 
 
+_INCLUDE_RE = re.compile(r"^--\s*include:\s*([a-z_][a-z0-9_]*)[^\n]*\n?", re.MULTILINE)
+_LEADING_COMMENTS_RE = re.compile(r"\A(?:--[^\n]*\n)+")
+_PARAM_RE = re.compile(r"\$(\d+)")
+
+
+def _last_param(sql: str) -> int:
+    return max((int(n) for n in _PARAM_RE.findall(sql)), default=0)
+
+
+def _shift(sql: str, offset: int) -> str:
+    return _PARAM_RE.sub(lambda p: f"${int(p.group(1)) + offset}", sql)
+
+
+def resolve_includes(queries: Mapping[str, str]) -> dict[str, str]:
+    """Replace each `-- include: fragment` line with that named block, its `$n` parameters
+    renumbered to follow the highest one before the line. So SQL written once (outbox.sql's
+    `event_rows`, which every write-with-events statement ends with) is never copied by hand."""
+    out: dict[str, str] = {}
+    for name, body in queries.items():
+        text = body
+        while (m := _INCLUDE_RE.search(text)) is not None:
+            fragment = queries.get(m.group(1))
+            if fragment is None or _INCLUDE_RE.search(fragment):
+                raise ValueError(f"query {name!r}: cannot include {m.group(1)!r}")
+            fragment = _LEADING_COMMENTS_RE.sub("", fragment)  # its explanation stays at home
+            shifted = _shift(fragment, _last_param(text[: m.start()]))
+            text = text[: m.start()] + shifted + "\n" + text[m.end() :]
+        out[name] = text
+    return out
+
+
 def load_queries(directory: Path | None = None) -> Mapping[str, str]:
     directory = directory or sql_dir() / "queries"
     queries: dict[str, str] = {}
@@ -57,7 +88,7 @@ def load_queries(directory: Path | None = None) -> Mapping[str, str]:
             if name in queries:
                 raise ValueError(f"{path.name}: query {name!r} is already defined in another file")
             queries[name] = body
-    return queries
+    return resolve_includes(queries)
 
 
 QUERIES: Mapping[str, str] = load_queries()
@@ -133,12 +164,41 @@ async def create_pool(
     return pool
 
 
+async def ping(conn: asyncpg.Connection) -> None:
+    """One round trip: the connection and the server answer."""
+    await conn.fetchval(QUERIES["ping"])
+
+
 async def connect(dsn: str, *, timeout: float = 10.0) -> asyncpg.Connection:
     conn = await asyncpg.connect(
         dsn, timeout=timeout, server_settings={"application_name": "scim-service"}
     )
     await init_connection(conn)
     return conn
+
+
+async def fetch_batched(
+    conn: asyncpg.Connection, sql: str, args: Sequence[Any], batch: int
+) -> list[asyncpg.Record]:
+    """All rows of `sql` through a cursor (one snapshot: the cursor's query), `batch` rows per
+    round trip, so decoding a big result never holds the event loop for long. In the caller's
+    transaction, or a read-only one of its own (a cursor lives in a transaction)."""
+    out: list[asyncpg.Record] = []
+
+    async def read() -> None:
+        cursor = await conn.cursor(sql, *args)
+        while True:
+            rows = await cursor.fetch(batch)
+            out.extend(rows)
+            if len(rows) < batch:
+                return
+
+    if conn.is_in_transaction():
+        await read()
+    else:
+        async with conn.transaction(readonly=True):
+            await read()
+    return out
 
 
 # --- driver errors → the service's hierarchy -----------------------------------------------------

@@ -32,6 +32,7 @@ from scim_service.scim import schema as s
 from scim_service.scim.evaluate import Resolved, check_comparable, resolve, resolve_sub
 from scim_service.scim.filter import And, Compare, Expr, Not, Or, Present, ValuePath
 from scim_service.scim.query import ListQuery
+from scim_service.store.db import fetch_batched
 
 Kind = Literal["text", "text_exact", "bool", "timestamp", "uuid"]
 
@@ -94,6 +95,23 @@ class ElementTable:
         joins = " ".join(dict.fromkeys(e.join for e in subs if e.join))
         source = f"{self.source} {joins}" if joins else self.source
         return f"EXISTS (SELECT 1 FROM {source} WHERE {self.owner} AND {cond})"
+
+
+def membership(
+    *, resource: str, side: str, other: str, display: ElementSub, type_: str
+) -> ElementTable:
+    """The memberships of a user (`groups[...]`) or of a group (`members[...]`) as an element
+    table over `group_members gm`: rows whose `side` column is the resource's id (`resource`,
+    e.g. `u.id`), `value` the `other` column, `display` and `type` as given."""
+    return ElementTable(
+        source="group_members gm",
+        owner=f"gm.{side} = {resource}",
+        subs={
+            "value": ElementSub(f"gm.{other}", "uuid"),
+            "display": display,
+            "type": ElementSub(type_, "text"),
+        },
+    )
 
 
 # How a value filter reads one sub-attribute of an element: (SQL expression, kind).
@@ -474,7 +492,7 @@ async def search_page(
         limit = f" LIMIT {params.add(query.count)}"
     sql = f"SELECT {spec.select} {frm} ORDER BY {order}{limit} OFFSET {off}"
     if min(query.count, total - query.offset) > PAGE_BATCH_ABOVE:
-        return total, await _fetch_batched(conn, sql, params.values)
+        return total, await fetch_batched(conn, sql, params.values, PAGE_BATCH)
     return total, list(await conn.fetch(sql, *params.values))
 
 
@@ -485,25 +503,3 @@ async def search_page(
 # smaller are one statement, as before.
 PAGE_BATCH_ABOVE = 100
 PAGE_BATCH = 50
-
-
-async def _fetch_batched(
-    conn: asyncpg.Connection, sql: str, values: list[Any]
-) -> list[asyncpg.Record]:
-    """All rows of `sql` through a cursor (one snapshot), PAGE_BATCH at a time."""
-    out: list[asyncpg.Record] = []
-
-    async def read() -> None:
-        cursor = await conn.cursor(sql, *values)
-        while True:
-            rows = await cursor.fetch(PAGE_BATCH)
-            out.extend(rows)
-            if len(rows) < PAGE_BATCH:
-                return
-
-    if conn.is_in_transaction():
-        await read()
-    else:
-        async with conn.transaction(readonly=True):  # a cursor lives in a transaction
-            await read()
-    return out

@@ -14,6 +14,7 @@ from scim_service.scim import schema as s
 from scim_service.scim.query import ListQuery
 from scim_service.store.db import QUERIES as Q
 from scim_service.store.db import (
+    fetch_batched,
     register_foreign_key,
     register_unique_constraint,
     translate_errors,
@@ -21,10 +22,11 @@ from scim_service.store.db import (
 from scim_service.store.filters import (
     Column,
     ElementSub,
-    ElementTable,
     TableSpec,
+    membership,
     search_page,
 )
+from scim_service.store.outbox import EventRows
 
 register_unique_constraint(
     "groups_org_display_name_key",
@@ -55,16 +57,14 @@ class MemberChange(msgspec.Struct, frozen=True):
 
 # `members.value` / `members.display` / `members.type` / `members[...]` in a group filter
 # (`$ref` is not filterable: the member's URL ends with its id, compare on `value`).
-_MEMBERS = ElementTable(
-    source="group_members gm",
-    owner="gm.group_id = g.id",
-    subs={
-        "value": ElementSub("gm.user_id", "uuid"),
-        "display": ElementSub(
-            "coalesce(mu.display_name, mu.user_name)", "text", "JOIN users mu ON mu.id = gm.user_id"
-        ),
-        "type": ElementSub("'User'", "text"),
-    },
+_MEMBERS = membership(
+    resource="g.id",
+    side="group_id",
+    other="user_id",
+    display=ElementSub(
+        "coalesce(mu.display_name, mu.user_name)", "text", "JOIN users mu ON mu.id = gm.user_id"
+    ),
+    type_="'User'",
 )
 
 
@@ -136,27 +136,46 @@ async def update_group(
     *,
     attrs: dict[str, Any] | None,
     member_delta: int,
-    events: int,
+    events: EventRows,
 ) -> StoredGroup:
+    """A new version of the group (attrs None: kept) and its events, in one statement."""
     with translate_errors():
-        row = await conn.fetchrow(Q["update_group"], org_id, group_id, attrs, member_delta, events)
+        row = await conn.fetchrow(
+            Q["update_group"],
+            org_id,
+            group_id,
+            attrs,
+            member_delta,
+            events.count,
+            *events.params(),
+        )
     if row is None:
         raise errors.NotFound(f"Group {group_id} not found")
     return _group(row)
 
 
 async def finish_new_group(
-    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, *, members: int, events: int
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    group_id: uuid.UUID,
+    *,
+    members: int,
+    events: EventRows,
 ) -> StoredGroup:
-    """A group created in this transaction: its member count and first event numbers, still
+    """A group created in this transaction: its member count and first events, still
     version 1 (creating a group with its members is one change)."""
-    row = await conn.fetchrow(Q["finish_new_group"], org_id, group_id, members, events)
+    row = await conn.fetchrow(
+        Q["finish_new_group"], org_id, group_id, members, events.count, *events.params()
+    )
     assert row is not None
     return _group(row)
 
 
-async def delete_group(conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID) -> bool:
-    return await conn.fetchval(Q["delete_group"], org_id, group_id) is not None
+async def delete_group(
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, events: EventRows
+) -> bool:
+    """Delete the group (its memberships go by cascade) and write its events."""
+    return await conn.fetchval(Q["delete_group"], org_id, group_id, *events.params()) is not None
 
 
 async def _member_statement(
@@ -190,18 +209,18 @@ async def add_members(
 
 
 async def remove_members(
-    conn: asyncpg.Connection, group_id: uuid.UUID, ids: tuple[str, ...]
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, ids: tuple[str, ...]
 ) -> tuple[uuid.UUID, ...]:
     wanted = _uuids(ids, lenient=True)
     if not wanted:
         return ()
-    return tuple(await conn.fetchval(Q["remove_members"], group_id, wanted))
+    return tuple(await conn.fetchval(Q["remove_members"], org_id, group_id, wanted))
 
 
 async def remove_all_members(
-    conn: asyncpg.Connection, group_id: uuid.UUID
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID
 ) -> tuple[uuid.UUID, ...]:
-    return tuple(await conn.fetchval(Q["remove_all_members"], group_id))
+    return tuple(await conn.fetchval(Q["remove_all_members"], org_id, group_id))
 
 
 async def replace_members(
@@ -212,11 +231,11 @@ async def replace_members(
 
 
 async def members_of(
-    conn: asyncpg.Connection, group_ids: list[uuid.UUID]
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[tuple[uuid.UUID, str]]]:
     out: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {gid: [] for gid in group_ids}
     if group_ids:
-        for row in await conn.fetch(Q["members_of_groups"], group_ids):
+        for row in await conn.fetch(Q["members_of_groups"], org_id, group_ids):
             out[row["group_id"]].append((row["user_id"], row["display"]))
     return out
 
@@ -227,26 +246,12 @@ MEMBERS_BATCH = 2_000
 
 
 async def members_of_group(
-    conn: asyncpg.Connection, group_id: uuid.UUID
+    conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID
 ) -> list[tuple[uuid.UUID, str]]:
     """One group's members, read through a cursor in MEMBERS_BATCH rows at a time (one
     snapshot: the cursor's query), so a 50,000-member group never holds the event loop."""
-    out: list[tuple[uuid.UUID, str]] = []
-
-    async def read() -> None:
-        cursor = await conn.cursor(Q["group_members"], group_id)
-        while True:
-            rows = await cursor.fetch(MEMBERS_BATCH)
-            out.extend((row[0], row[1]) for row in rows)
-            if len(rows) < MEMBERS_BATCH:
-                return
-
-    if conn.is_in_transaction():
-        await read()
-    else:
-        async with conn.transaction(readonly=True):  # a cursor lives in a transaction
-            await read()
-    return out
+    rows = await fetch_batched(conn, Q["group_members"], (org_id, group_id), MEMBERS_BATCH)
+    return [(row[0], row[1]) for row in rows]
 
 
 async def lock_user_groups(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID) -> None:

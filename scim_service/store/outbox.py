@@ -34,35 +34,83 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import msgspec
 
-from scim_service.events.envelope import NewEvent, encode
 from scim_service.store.db import QUERIES as Q
 
 
-class Emitter(msgspec.Struct, frozen=True):
-    """Where a write's events go: the CloudEvents `source` and the configured sink names."""
+class EventRows(msgspec.Struct, frozen=True, kw_only=True):
+    """A change's events as the outbox stores them: encoded, with their ids, resource
+    versions, time and sinks (built by events/emitter.py). They are written by the change's
+    own statement (each write-with-events query ends with outbox.sql's `event_rows`) or, for a
+    change that touched several resources, by `insert_events`."""
 
-    source: str
+    ids: list[uuid.UUID]
+    org_id: uuid.UUID
+    subjects: list[uuid.UUID]
+    resource_types: list[str]
+    versions: list[int]
+    types: list[str]
+    time: datetime
+    payloads: list[bytes]
     sinks: tuple[str, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.ids)
+
+    def params(self) -> list[Any]:
+        """The nine parameters of `event_rows`, in its order."""
+        n = len(self.ids)
+        return [
+            self.ids,
+            [self.org_id] * n,
+            self.subjects,
+            self.resource_types,
+            self.versions,
+            self.types,
+            [self.time] * n,
+            self.payloads,
+            list(self.sinks),
+        ]
+
+
+class Outbound(msgspec.Struct, frozen=True, kw_only=True):
+    """One event handed to a sink (events/sinks/base.py): its identity plus the exact bytes to
+    send."""
+
+    seq: int
+    """Outbox/event sequence number (internal)."""
+    id: str
+    """CloudEvents `id` (a UUID string); also the `webhook-id` and the `Nats-Msg-Id`."""
+    type: str
+    """CloudEvents `type`, e.g. "user.provisioned"."""
+    org_id: str
+    subject: str
+    """CloudEvents `subject`: the resource id."""
+    payload: bytes
+    """The exact JSON bytes of the CloudEvent (structured mode) to send."""
+    attempts: int = 0
+    """Previous delivery attempts."""
 
 
 class Claimed(msgspec.Struct, frozen=True, kw_only=True):
-    seq: int
-    id: uuid.UUID
-    type: str
-    org_id: uuid.UUID
-    subject: uuid.UUID
-    payload: bytes
+    """A delivery leased by `claim`: the event for the sink and the outbox's bookkeeping."""
+
+    event: Outbound
     attempts: int
     """Attempts counted so far, this one included (counted when the lease was taken)."""
     created_at: datetime
     dead: bool = False
     """Dead-lettered by this claim: its attempts were used up without an outcome recorded."""
+
+    @property
+    def seq(self) -> int:
+        return self.event.seq
 
 
 class Failure(msgspec.Struct, frozen=True):
@@ -100,44 +148,11 @@ class SinkStats(msgspec.Struct, frozen=True, kw_only=True):
     """False: no process of this configuration serves the sink (set by the service layer)."""
 
 
-def event_params(
-    emitter: Emitter,
-    org_id: uuid.UUID,
-    events: Sequence[NewEvent],
-    versions: Sequence[int],
-) -> list[Any]:
-    """The nine parameters of the `insert_events` statement (and of the statements that end
-    with it): encoded events, their ids, versions and sinks."""
-    now = datetime.now(UTC)  # the change's time (no round trip to ask the database)
-    ids = [uuid.uuid4() for _ in events]
-    payloads = [
-        encode(e, event_id=i, source=emitter.source, time=now, org_id=org_id, version=v)
-        for e, i, v in zip(events, ids, versions, strict=True)
-    ]
-    return [
-        ids,
-        [org_id] * len(events),
-        [e.subject for e in events],
-        [e.resource_type for e in events],
-        list(versions),
-        [e.type for e in events],
-        [now] * len(events),
-        payloads,
-        list(emitter.sinks),
-    ]
-
-
-async def write_events(
-    conn: asyncpg.Connection,
-    emitter: Emitter,
-    org_id: uuid.UUID,
-    events: Sequence[NewEvent],
-    versions: Sequence[int],
-) -> None:
-    """Insert events (with their resource versions) and one outbox row per sink, in one
-    statement on the caller's connection — inside the caller's transaction."""
-    if events:
-        await conn.execute(Q["insert_events"], *event_params(emitter, org_id, events, versions))
+async def insert_events(conn: asyncpg.Connection, rows: EventRows) -> None:
+    """Insert events and one outbox row per sink, in one statement on the caller's
+    connection — inside the caller's transaction."""
+    if rows.count:
+        await conn.execute(Q["insert_events"], *rows.params())
 
 
 async def claim(
@@ -153,12 +168,15 @@ async def claim(
     rows = await conn.fetch(Q["claim"], sink, limit, owner, lease_seconds, max_attempts)
     return [
         Claimed(
-            seq=r["event_seq"],
-            id=r["id"],
-            type=r["type"],
-            org_id=r["org_id"],
-            subject=r["subject"],
-            payload=r["payload"],
+            event=Outbound(
+                seq=r["event_seq"],
+                id=str(r["id"]),
+                type=r["type"],
+                org_id=str(r["org_id"]),
+                subject=str(r["subject"]),
+                payload=r["payload"],
+                attempts=r["attempts"] - 1,
+            ),
             attempts=r["attempts"],
             created_at=r["created_at"],
             dead=r["dead"],

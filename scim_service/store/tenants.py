@@ -93,6 +93,11 @@ async def lock_bootstrap(conn: asyncpg.Connection) -> None:
     await conn.execute(Q["lock_org_bootstrap"])
 
 
+async def db_now(conn: asyncpg.Connection) -> datetime:
+    now: datetime = await conn.fetchval(Q["db_now"])
+    return now
+
+
 async def insert_token(
     conn: asyncpg.Connection,
     org_id: uuid.UUID,

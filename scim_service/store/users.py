@@ -18,12 +18,13 @@ from scim_service.store.db import register_unique_constraint, translate_errors
 from scim_service.store.filters import (
     Column,
     ElementSub,
-    ElementTable,
     Params,
     TableSpec,
+    membership,
     search_page,
     where_sql,
 )
+from scim_service.store.outbox import EventRows
 
 register_unique_constraint(
     "users_org_username_key", "A user with this userName already exists in this organization"
@@ -44,14 +45,12 @@ class StoredUser(msgspec.Struct, kw_only=True):
 
 
 # `groups.value` / `groups.display` / `groups.type` / `groups[...]` in a user filter.
-_GROUPS = ElementTable(
-    source="group_members gm",
-    owner="gm.user_id = u.id",
-    subs={
-        "value": ElementSub("gm.group_id", "uuid"),
-        "display": ElementSub("g.display_name", "text", "JOIN groups g ON g.id = gm.group_id"),
-        "type": ElementSub("'direct'", "text"),
-    },
+_GROUPS = membership(
+    resource="u.id",
+    side="user_id",
+    other="group_id",
+    display=ElementSub("g.display_name", "text", "JOIN groups g ON g.id = gm.group_id"),
+    type_="'direct'",
 )
 
 
@@ -89,19 +88,17 @@ def _user(row: asyncpg.Record) -> StoredUser:
     return StoredUser(**dict(row))
 
 
-async def insert_user_with_events(
+async def insert_user(
     conn: asyncpg.Connection,
     org_id: uuid.UUID,
     user_id: uuid.UUID,
     attrs: dict[str, Any],
-    event_params: list[Any],
-    *,
-    events: int,
+    events: EventRows,
 ) -> StoredUser:
     """A new user with its events and their outbox rows: one statement, one round trip."""
     with translate_errors():
         row = await conn.fetchrow(
-            Q["insert_user_with_events"], org_id, user_id, attrs, events, *event_params
+            Q["insert_user_with_events"], org_id, user_id, attrs, events.count, *events.params()
         )
     assert row is not None
     return _user(row)
@@ -121,12 +118,14 @@ async def get_user(
     return StoredUser(**values, groups=[(uuid.UUID(gid), name) for gid, name in pairs])
 
 
-async def attach_groups(conn: asyncpg.Connection, users: list[StoredUser]) -> None:
-    """Fill the read-only `groups` of a page of users with one query."""
+async def attach_groups(
+    conn: asyncpg.Connection, org_id: uuid.UUID, users: list[StoredUser]
+) -> None:
+    """Fill the read-only `groups` of a page of the organization's users with one query."""
     if not users:
         return
     by_id: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {u.id: [] for u in users}
-    for row in await conn.fetch(Q["groups_of_users"], list(by_id)):
+    for row in await conn.fetch(Q["groups_of_users"], org_id, list(by_id)):
         by_id[row["user_id"]].append((row["group_id"], row["display_name"]))
     for u in users:
         u.groups = by_id[u.id]
@@ -144,12 +143,14 @@ async def update_user_attrs(
     org_id: uuid.UUID,
     user_id: uuid.UUID,
     attrs: dict[str, Any],
-    *,
-    events: int,
+    events: EventRows,
 ) -> StoredUser:
-    """Store new attributes; `events` is how many events the change writes."""
+    """Store new attributes and the change's events (numbered after the user's counter), in
+    one statement."""
     with translate_errors():
-        row = await conn.fetchrow(Q["update_user_attrs"], org_id, user_id, attrs, events)
+        row = await conn.fetchrow(
+            Q["update_user_attrs"], org_id, user_id, attrs, events.count, *events.params()
+        )
     if row is None:
         raise errors.NotFound(f"User {user_id} not found")
     return _user(row)

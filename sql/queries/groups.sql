@@ -18,25 +18,41 @@ WHERE org_id = $1 AND id = $2
 FOR UPDATE;
 
 -- name: update_group
--- $3: new attrs (NULL keeps them); $4: change in member count; $5: number of events written.
-UPDATE groups
-SET attrs = coalesce($3, attrs),
-    member_count = member_count + $4,
-    version = version + 1,
-    event_seq = event_seq + $5,
-    updated_at = now()
-WHERE org_id = $1 AND id = $2
-RETURNING id, attrs, member_count, version, event_seq, created_at, updated_at;
+-- The change and its events in one statement. $3: new attrs (NULL keeps them); $4: change in
+-- member count; $5: number of events written; then event_rows' nine.
+WITH change AS (
+    UPDATE groups
+    SET attrs = coalesce($3, attrs),
+        member_count = member_count + $4,
+        version = version + 1,
+        event_seq = event_seq + $5,
+        updated_at = now()
+    WHERE org_id = $1 AND id = $2
+    RETURNING id, attrs, member_count, version, event_seq, created_at, updated_at
+),
+-- include: event_rows
+SELECT * FROM change;
 
 -- name: finish_new_group
--- A group created with its members in the same transaction: one version, its first events.
-UPDATE groups SET member_count = $3, event_seq = $4
-WHERE org_id = $1 AND id = $2
-RETURNING id, attrs, member_count, version, event_seq, created_at, updated_at;
+-- A group created with its members in the same transaction: one version, its first events
+-- ($4 of them; then event_rows' nine).
+WITH change AS (
+    UPDATE groups SET member_count = $3, event_seq = $4
+    WHERE org_id = $1 AND id = $2
+    RETURNING id, attrs, member_count, version, event_seq, created_at, updated_at
+),
+-- include: event_rows
+SELECT * FROM change;
 
 -- name: delete_group
-DELETE FROM groups WHERE org_id = $1 AND id = $2
-RETURNING id;
+-- The group and its group.changed "deleted" event (memberships go by cascade); then
+-- event_rows' nine.
+WITH change AS (
+    DELETE FROM groups WHERE org_id = $1 AND id = $2
+    RETURNING id
+),
+-- include: event_rows
+SELECT * FROM change;
 
 -- name: add_members
 -- One statement for any number of members: the ids that are not users of this organization
@@ -48,6 +64,7 @@ WITH wanted AS (
 ), inserted AS (
     INSERT INTO group_members (group_id, user_id)
     SELECT $2, v.id FROM valid v
+    WHERE EXISTS (SELECT 1 FROM groups g WHERE g.id = $2 AND g.org_id = $1)
     ON CONFLICT DO NOTHING
     RETURNING user_id
 )
@@ -55,14 +72,21 @@ SELECT coalesce((SELECT array_agg(w.id) FROM wanted w WHERE w.id NOT IN (SELECT 
        coalesce((SELECT array_agg(user_id ORDER BY user_id) FROM inserted), '{}') AS added;
 
 -- name: remove_members
+-- Membership rows carry no org_id: the group's row says whose they are.
 WITH d AS (
-    DELETE FROM group_members WHERE group_id = $1 AND user_id = ANY($2::uuid[]) RETURNING user_id
+    DELETE FROM group_members gm
+    USING groups g
+    WHERE gm.group_id = $2 AND gm.user_id = ANY($3::uuid[]) AND g.id = gm.group_id AND g.org_id = $1
+    RETURNING gm.user_id
 )
 SELECT coalesce(array_agg(user_id ORDER BY user_id), '{}') AS removed FROM d;
 
 -- name: remove_all_members
 WITH d AS (
-    DELETE FROM group_members WHERE group_id = $1 RETURNING user_id
+    DELETE FROM group_members gm
+    USING groups g
+    WHERE gm.group_id = $2 AND g.id = gm.group_id AND g.org_id = $1
+    RETURNING gm.user_id
 )
 SELECT coalesce(array_agg(user_id ORDER BY user_id), '{}') AS removed FROM d;
 
@@ -73,13 +97,16 @@ WITH wanted AS (
     SELECT DISTINCT x.id FROM unnest($3::uuid[]) AS x(id)
 ), valid AS (
     SELECT u.id FROM users u JOIN wanted w ON w.id = u.id WHERE u.org_id = $1
+), mine AS (
+    SELECT g.id FROM groups g WHERE g.id = $2 AND g.org_id = $1
 ), removed AS (
     DELETE FROM group_members gm
-    WHERE gm.group_id = $2 AND gm.user_id NOT IN (SELECT id FROM valid)
+    USING mine
+    WHERE gm.group_id = mine.id AND gm.user_id NOT IN (SELECT id FROM valid)
     RETURNING gm.user_id
 ), inserted AS (
     INSERT INTO group_members (group_id, user_id)
-    SELECT $2, v.id FROM valid v
+    SELECT mine.id, v.id FROM valid v, mine
     ON CONFLICT DO NOTHING
     RETURNING user_id
 )
@@ -88,19 +115,20 @@ SELECT coalesce((SELECT array_agg(w.id) FROM wanted w WHERE w.id NOT IN (SELECT 
        coalesce((SELECT array_agg(user_id ORDER BY user_id) FROM removed), '{}') AS removed;
 
 -- name: group_members
--- Members with what `display` shows: the user's displayName, else userName.
+-- One group's members (read through a cursor), with what `display` shows: the user's
+-- displayName, else userName. Members are users of the group's organization ($1).
 SELECT gm.user_id, coalesce(u.display_name, u.user_name) AS display
 FROM group_members gm
 JOIN users u ON u.id = gm.user_id
-WHERE gm.group_id = $1
+WHERE gm.group_id = $2 AND u.org_id = $1
 ORDER BY gm.user_id;
 
 -- name: members_of_groups
--- Members of a page of groups (list responses).
+-- Members of a page of groups (list responses), users of the organization $1.
 SELECT gm.group_id, gm.user_id, coalesce(u.display_name, u.user_name) AS display
 FROM group_members gm
 JOIN users u ON u.id = gm.user_id
-WHERE gm.group_id = ANY($1::uuid[])
+WHERE gm.group_id = ANY($2::uuid[]) AND u.org_id = $1
 ORDER BY gm.group_id, gm.user_id;
 
 -- name: lock_user_groups
@@ -115,7 +143,10 @@ FOR UPDATE OF g;
 -- name: remove_user_from_groups
 -- Deleting a user: its memberships go, and each group it left gets a new version.
 WITH d AS (
-    DELETE FROM group_members WHERE user_id = $2 RETURNING group_id
+    DELETE FROM group_members gm
+    USING groups mine
+    WHERE gm.user_id = $2 AND mine.id = gm.group_id AND mine.org_id = $1
+    RETURNING gm.group_id
 )
 UPDATE groups g
 SET member_count = member_count - 1, version = version + 1, event_seq = event_seq + 1,

@@ -1,17 +1,29 @@
 -- The transactional outbox and its publisher. See store/outbox.py for the ordering argument.
 
--- name: insert_events
--- Any number of events and sinks in one statement, on the writer's connection and transaction.
--- (The same three inserts close `insert_user_with_events` in users.sql: keep them alike.)
-WITH e AS (
+-- name: event_rows
+-- Not a statement: the events of a change and their outbox rows, which every write-with-events
+-- statement ends with (`-- include: event_rows` after a CTE named `change`; the loader,
+-- store/db.py, renumbers $1..$9 to follow the statement's own parameters). Written here once.
+-- $1 ids, $2 org ids, $3 subjects, $4 resource types, $5 resource versions, $6 types, $7 times,
+-- $8 payloads (encoded CloudEvents), $9 sinks. A change that touched no row writes no event.
+e AS (
     INSERT INTO events (id, org_id, subject, resource_type, resource_version, type, time, payload)
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[],
                          $7::timestamptz[], $8::bytea[])
+    WHERE EXISTS (SELECT 1 FROM change)
     RETURNING seq, subject, resource_version
+), o AS (
+    INSERT INTO outbox (sink, event_seq, subject, resource_version)
+    SELECT k.sink, e.seq, e.subject, e.resource_version
+    FROM e CROSS JOIN unnest($9::text[]) AS k(sink)
 )
-INSERT INTO outbox (sink, event_seq, subject, resource_version)
-SELECT k.sink, e.seq, e.subject, e.resource_version
-FROM e CROSS JOIN unnest($9::text[]) AS k(sink);
+
+-- name: insert_events
+-- Events on their own (a change that touched several resources, written before them), on the
+-- writer's connection and transaction: any number of events and sinks in one statement.
+WITH change AS (SELECT),
+-- include: event_rows
+SELECT count(*) FROM e;
 
 -- name: claim
 -- One short transaction (this statement alone): lease the oldest claimable events of one sink

@@ -1,4 +1,4 @@
--- The directory status page of one organization. See scim_service/status.py.
+-- The directory status page of one organization. See scim_service/provisioning/status.py.
 
 -- name: status_backlog
 -- Per sink: this organization's events not yet delivered, held by the guard, dead-lettered, and

@@ -65,3 +65,7 @@ WHERE t.digest = $1;
 -- last_used_at is written at most about once a minute per token, never on every request.
 UPDATE scim_tokens SET last_used_at = now()
 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds');
+
+-- name: db_now
+-- The database's clock: a new token's expiry counts from the time its rows are stamped with.
+SELECT now();

@@ -2,22 +2,14 @@
 
 -- name: insert_user_with_events
 -- POST /Users in one statement (one round trip, one implicit transaction): the user, its
--- provisioning event and the event's outbox rows. $5..$13 are the insert_events parameters.
-WITH u AS (
+-- provisioning event and the event's outbox rows. $4: how many events; then event_rows' nine.
+WITH change AS (
     INSERT INTO users (id, org_id, attrs, event_seq)
     VALUES ($2, $1, $3, $4)
     RETURNING id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at
-), e AS (
-    INSERT INTO events (id, org_id, subject, resource_type, resource_version, type, time, payload)
-    SELECT * FROM unnest($5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::bigint[], $10::text[],
-                         $11::timestamptz[], $12::bytea[])
-    RETURNING seq, subject, resource_version
-), o AS (
-    INSERT INTO outbox (sink, event_seq, subject, resource_version)
-    SELECT k.sink, e.seq, e.subject, e.resource_version
-    FROM e CROSS JOIN unnest($13::text[]) AS k(sink)
-)
-SELECT * FROM u;
+),
+-- include: event_rows
+SELECT * FROM change;
 
 -- name: get_user
 SELECT id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at
@@ -29,7 +21,7 @@ WHERE org_id = $1 AND id = $2;
 SELECT u.id, u.attrs, u.setup_state, u.setup_completed_at, u.version, u.event_seq, u.created_at, u.updated_at,
        (SELECT jsonb_agg(jsonb_build_array(g.id, g.display_name) ORDER BY g.display_name, g.id)
         FROM group_members gm JOIN groups g ON g.id = gm.group_id
-        WHERE gm.user_id = u.id) AS groups
+        WHERE gm.user_id = u.id AND g.org_id = u.org_id) AS groups
 FROM users u
 WHERE u.org_id = $1 AND u.id = $2;
 
@@ -41,11 +33,16 @@ WHERE org_id = $1 AND id = $2
 FOR UPDATE;
 
 -- name: update_user_attrs
--- $4: how many events this change writes (they take the next numbers of event_seq).
-UPDATE users
-SET attrs = $3, version = version + 1, event_seq = event_seq + $4, updated_at = now()
-WHERE org_id = $1 AND id = $2
-RETURNING id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at;
+-- New attributes and their events in one statement. $4: how many events this change writes
+-- (they take the next numbers of event_seq); then event_rows' nine.
+WITH change AS (
+    UPDATE users
+    SET attrs = $3, version = version + 1, event_seq = event_seq + $4, updated_at = now()
+    WHERE org_id = $1 AND id = $2
+    RETURNING id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at
+),
+-- include: event_rows
+SELECT * FROM change;
 
 -- name: delete_user
 DELETE FROM users WHERE org_id = $1 AND id = $2
@@ -59,9 +56,9 @@ WHERE org_id = $1 AND id = $2 AND setup_state = 'pending'
 RETURNING id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at;
 
 -- name: groups_of_users
--- The read-only `groups` of a page of users.
+-- The read-only `groups` of a page of users of the organization $1.
 SELECT gm.user_id, g.id AS group_id, g.display_name
 FROM group_members gm
 JOIN groups g ON g.id = gm.group_id
-WHERE gm.user_id = ANY($1::uuid[])
+WHERE gm.user_id = ANY($2::uuid[]) AND g.org_id = $1
 ORDER BY g.display_name, g.id;

@@ -19,28 +19,12 @@ from typing import Protocol
 
 import msgspec
 
+from scim_service.store.outbox import Outbound  # the claimed event, as the store reads it
+
 __all__ = ["MAX_RETRY_AFTER", "OK", "Outbound", "Outcome", "Sink"]
 
 MAX_RETRY_AFTER = 86_400.0
 """A receiver's `Retry-After` beyond a day is clamped: the retry schedule ends at 24 hours."""
-
-
-class Outbound(msgspec.Struct, frozen=True, kw_only=True):
-    """One event handed to a sink: its identity plus the exact bytes to send."""
-
-    seq: int
-    """Outbox/event sequence number (internal)."""
-    id: str
-    """CloudEvents `id` (a UUID string); also the `webhook-id` and the `Nats-Msg-Id`."""
-    type: str
-    """CloudEvents `type`, e.g. "user.provisioned"."""
-    org_id: str
-    subject: str
-    """CloudEvents `subject`: the resource id."""
-    payload: bytes
-    """The exact JSON bytes of the CloudEvent (structured mode) to send."""
-    attempts: int = 0
-    """Previous delivery attempts."""
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):

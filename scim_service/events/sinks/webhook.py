@@ -28,9 +28,9 @@ from datetime import UTC
 import aiohttp
 from yarl import URL
 
-from scim_service.events.signing import Signer
 from scim_service.events.sinks.base import MAX_RETRY_AFTER, OK, Outbound, Outcome
 from scim_service.logs import get_logger
+from scim_service.signing import Signer
 
 __all__ = ["CONTENT_TYPE", "MAX_RETRY_AFTER", "WebhookSink", "parse_retry_after"]
 

@@ -1,6 +1,6 @@
 """Operating the outbox: dead letters, retries, replays, statistics, the signing key.
 
-One service layer for the admin API and the CLI.
+For the admin API and the CLI.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from scim_service.logs import get_logger
 from scim_service.store import outbox
 from scim_service.store.outbox import DeadLetter, SinkStats
 
-log = get_logger("scim_service.events.admin")
+log = get_logger("scim_service.events.admin")  # the name log pipelines know it by
 
 
 def _check_sink(settings: Settings, sink: str | None) -> None:
@@ -113,7 +113,7 @@ def public_key(settings: Settings) -> str:
     """The Ed25519 public key (`whpk_...`) receivers verify `v1a` signatures with."""
     if not settings.webhook_signing_key:
         raise errors.NotFound("No webhook signing key is configured (SCIM_WEBHOOK_SIGNING_KEY)")
-    from scim_service.events.signing import Signer
+    from scim_service.signing import Signer
 
     key = Signer([], settings.webhook_signing_key).public_key()
     assert key is not None

@@ -1,28 +1,23 @@
-"""Tenants and tokens: the one service layer behind both the admin API and the CLI."""
+"""Organizations and their SCIM tokens, for the admin API and the CLI.
+
+Who a token belongs to at request time is auth.py's job (the one authentication, cached).
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 import msgspec
 
 from scim_service import errors
 from scim_service.store import tenants as store
-from scim_service.store.tenants import Org, TokenInfo
-from scim_service.tokens import display_prefix, generate_token, looks_like_token, token_digest
+from scim_service.store.tenants import Org as Org
+from scim_service.store.tenants import TokenInfo as TokenInfo
+from scim_service.tokens import display_prefix, generate_token, token_digest
 
-SCIM_DISABLED_DETAIL = "SCIM provisioning is disabled for this organization"
-TOUCH_INTERVAL = timedelta(seconds=60)
 MAX_TTL_DAYS = 3650
-
-
-class Principal(msgspec.Struct, frozen=True):
-    """Who is calling: the organization a SCIM token belongs to, and which token it was."""
-
-    org_id: uuid.UUID
-    token_id: uuid.UUID
 
 
 class NewToken(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,8 +73,7 @@ async def create_token(
     token = generate_token()
     expires_at = None
     if ttl_days is not None:
-        now = await conn.fetchval("SELECT now()")
-        expires_at = now + timedelta(days=ttl_days)
+        expires_at = await store.db_now(conn) + timedelta(days=ttl_days)
     info = await store.insert_token(
         conn,
         org_id,
@@ -98,30 +92,6 @@ async def list_tokens(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Token
 
 async def revoke_token(conn: asyncpg.Connection, token_id: uuid.UUID) -> TokenInfo:
     return await store.revoke_token(conn, token_id)
-
-
-def check_token(row: store.TokenRow, now: datetime) -> Principal:
-    """The rules a found token must pass: not revoked, not expired, SCIM switched on."""
-    if row.revoked_at is not None:
-        raise errors.Unauthorized("The bearer token has been revoked", reason="revoked")
-    if row.expires_at is not None and row.expires_at <= now:
-        raise errors.Unauthorized("The bearer token has expired", reason="expired")
-    if not row.scim_enabled:
-        raise errors.Forbidden(SCIM_DISABLED_DETAIL)
-    return Principal(row.org_id, row.token_id)
-
-
-async def authenticate(conn: asyncpg.Connection, token: str) -> Principal:
-    """Resolve a bearer token to its organization, or raise 401/403 (no cache: see auth.py)."""
-    if not looks_like_token(token):
-        raise errors.Unauthorized("The bearer token is not valid", reason="invalid")
-    row = await store.lookup_token(conn, token_digest(token))
-    if row is None:
-        raise errors.Unauthorized("The bearer token is not valid", reason="invalid")
-    principal = check_token(row, row.db_now)
-    if row.last_used_at is None or row.db_now - row.last_used_at > TOUCH_INTERVAL:
-        await store.touch_token(conn, row.token_id)
-    return principal
 
 
 async def bootstrap_default(conn: asyncpg.Connection) -> tuple[Org, NewToken] | None:

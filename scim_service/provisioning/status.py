@@ -1,6 +1,7 @@
 """The directory status of one organization (issue 14, part 2): the checklist an administrator
-walks through when an IdP's "Test Connection" fails. One service layer for the admin API
-(`GET /admin/v1/orgs/{org_id}/status`) and the CLI (`scim-service org status ORG_ID`)."""
+walks through when an IdP's "Test Connection" fails, and its SCIM activity log. For the admin
+API (`GET /admin/v1/orgs/{org_id}/status`, `.../activity`) and the CLI
+(`scim-service org status ORG_ID`, `scim-service activity ORG_ID`)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import msgspec
 
-from scim_service import tenancy
+from scim_service.activity import Entry
 from scim_service.config import Settings
-from scim_service.provisioning import guard
-from scim_service.store.db import QUERIES as Q
+from scim_service.provisioning import guard, tenants
+from scim_service.store import activity as activity_store
+from scim_service.store import status as store
 from scim_service.store.tenants import TokenInfo
 
 EXPIRY_WARNING_DAYS = 7
@@ -69,7 +71,7 @@ class OrgStatus(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def org_status(conn: asyncpg.Connection, org_id: uuid.UUID, settings: Settings) -> OrgStatus:
-    org = await tenancy.get_org(conn, org_id)  # 404 for an unknown organization
+    org = await tenants.get_org(conn, org_id)  # 404 for an unknown organization
     now = datetime.now(UTC)
     soon = now + timedelta(days=EXPIRY_WARNING_DAYS)
     tokens = [
@@ -77,18 +79,12 @@ async def org_status(conn: asyncpg.Connection, org_id: uuid.UUID, settings: Sett
             info=t,
             expires_soon=t.state == "active" and t.expires_at is not None and t.expires_at <= soon,
         )
-        for t in await tenancy.list_tokens(conn, org_id)
+        for t in await tenants.list_tokens(conn, org_id)
     ]
-    successes = [
-        IdpSuccess(**dict(r)) for r in await conn.fetch(Q["activity_last_success"], org_id)
-    ]
-    rate = await conn.fetchrow(Q["activity_error_rate"], org_id, now - timedelta(hours=1))
-    assert rate is not None
-    requests, errors = int(rate["requests"]), int(rate["errors"])
-    backlog = {r["sink"]: r for r in await conn.fetch(Q["status_backlog"], org_id)}
-    delivered = {
-        r["sink"]: r["last_delivered_at"] for r in await conn.fetch(Q["status_deliveries"], org_id)
-    }
+    successes = [IdpSuccess(**dict(r)) for r in await activity_store.last_success(conn, org_id)]
+    requests, errors = await activity_store.error_rate(conn, org_id, now - timedelta(hours=1))
+    backlog = {r["sink"]: r for r in await store.backlog(conn, org_id)}
+    delivered = await store.last_deliveries(conn, org_id)
     sinks = []
     for sink in sorted(set(settings.sinks) | set(backlog)):
         b = backlog.get(sink)
@@ -152,4 +148,23 @@ def _warnings(s: OrgStatus) -> list[str]:
 
 
 async def tokens_expiring(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval(Q["tokens_expiring"], EXPIRY_WARNING_DAYS))
+    return await store.tokens_expiring(conn, EXPIRY_WARNING_DAYS)
+
+
+async def activity(
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    *,
+    errors_only: bool = False,
+    after: int | None = None,
+    limit: int = 100,
+) -> list[Entry]:
+    """The organization's activity log, oldest first (404 for an unknown organization): its
+    newest `limit` entries (at most 1,000), or those after entry `after` (to follow)."""
+    await tenants.get_org(conn, org_id)
+    limit = max(1, min(limit, 1000))
+    if after is None:
+        rows = await activity_store.latest(conn, org_id, limit, errors_only)
+    else:
+        rows = await activity_store.after(conn, org_id, after, limit, errors_only)
+    return [Entry(**dict(r)) for r in rows]

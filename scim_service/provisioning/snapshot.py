@@ -1,0 +1,130 @@
+"""The bootstrap snapshot of a directory (admin API): keyset pages of an organization's users,
+groups and a group's members. The first page carries the pull cursor taken before it was
+read, so a consumer that applies the pages and then the events after that cursor misses no
+change. The contract is in the README ("Consuming events")."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import msgspec
+
+from scim_service import errors
+from scim_service.events import envelope
+from scim_service.events.pull import encode_cursor
+from scim_service.provisioning import tenants
+from scim_service.store import pull
+
+
+class UserItem(msgspec.Struct, kw_only=True):
+    id: str
+    version: int
+    """The resourceversion of the user's latest event: apply only events above it."""
+    setup_state: str
+    profile: envelope.UserProfile
+
+
+class GroupItem(msgspec.Struct, kw_only=True):
+    id: str
+    version: int
+    display_name: str
+    external_id: str | None
+    member_count: int
+
+
+class UsersSnapshot(msgspec.Struct, kw_only=True):
+    users: list[UserItem]
+    next_page: str | None
+    events_cursor: str | msgspec.UnsetType = msgspec.UNSET
+    """First page only: the pull cursor taken before the page was read."""
+
+
+class GroupsSnapshot(msgspec.Struct, kw_only=True):
+    groups: list[GroupItem]
+    next_page: str | None
+    events_cursor: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class MembersSnapshot(msgspec.Struct, kw_only=True):
+    group_id: str
+    version: int
+    """The group's resourceversion when this page was read (hold the first page's)."""
+    members: list[str]
+    next_page: str | None
+    events_cursor: str | msgspec.UnsetType = msgspec.UNSET
+
+
+async def _start(
+    conn: asyncpg.Connection, org_id: uuid.UUID, after: uuid.UUID | None
+) -> str | msgspec.UnsetType:
+    """404 for an unknown organization; on the first page (no `after`) the pull cursor."""
+    await tenants.get_org(conn, org_id)
+    return encode_cursor(await pull.head(conn)) if after is None else msgspec.UNSET
+
+
+def _next_page(count: int, limit: int, last: uuid.UUID | None) -> str | None:
+    return str(last) if count >= limit and last is not None else None
+
+
+async def users(
+    conn: asyncpg.Connection, org_id: uuid.UUID, after: uuid.UUID | None, limit: int
+) -> UsersSnapshot:
+    cursor = await _start(conn, org_id, after)
+    rows = await pull.users_page(conn, org_id, after, limit)
+    items = [
+        UserItem(
+            id=str(r["id"]),
+            version=r["event_seq"],
+            setup_state=r["setup_state"],
+            profile=envelope.profile(r["attrs"]),
+        )
+        for r in rows
+    ]
+    last = rows[-1]["id"] if rows else None
+    return UsersSnapshot(
+        users=items, next_page=_next_page(len(rows), limit, last), events_cursor=cursor
+    )
+
+
+async def groups(
+    conn: asyncpg.Connection, org_id: uuid.UUID, after: uuid.UUID | None, limit: int
+) -> GroupsSnapshot:
+    cursor = await _start(conn, org_id, after)
+    rows = await pull.groups_page(conn, org_id, after, limit)
+    items = [
+        GroupItem(
+            id=str(r["id"]),
+            version=r["event_seq"],
+            display_name=r["display_name"],
+            external_id=r["external_id"],
+            member_count=r["member_count"],
+        )
+        for r in rows
+    ]
+    last = rows[-1]["id"] if rows else None
+    return GroupsSnapshot(
+        groups=items, next_page=_next_page(len(rows), limit, last), events_cursor=cursor
+    )
+
+
+async def members(
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    group_id: uuid.UUID,
+    after: uuid.UUID | None,
+    limit: int,
+) -> MembersSnapshot:
+    cursor = await _start(conn, org_id, after)
+    found = await pull.members_page(conn, org_id, group_id, after, limit)
+    if found is None:
+        raise errors.NotFound(f"Group {group_id} not found")
+    version, ids = found
+    last = ids[-1] if ids else None
+    return MembersSnapshot(
+        group_id=str(group_id),
+        version=version,
+        members=[str(m) for m in ids],
+        next_page=_next_page(len(ids), limit, last),
+        events_cursor=cursor,
+    )

@@ -30,7 +30,7 @@ from scim_service.provisioning import tenants
 from scim_service.signing import generate_secret
 from scim_service.store import migrate
 from scim_service.store.db import connect
-from tests.faultkit import (
+from tests.processes.faultkit import (
     REPO,
     Ledger,
     Load,

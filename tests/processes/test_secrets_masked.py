@@ -17,7 +17,7 @@ from scim_service.config import ConfigError, effective, load_settings
 from scim_service.logs import configure_logging, get_logger
 from scim_service.signing import generate_secret, generate_signing_key
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 SECRET_WORDS = (
     "pg-pass-0001",

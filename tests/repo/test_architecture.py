@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "scim_service"
+PACKAGE = Path(__file__).resolve().parents[2] / "scim_service"
 
 # (layer, module prefixes). A module belongs to the layer of its longest matching prefix.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [

@@ -14,7 +14,7 @@ import asyncpg
 
 from scim_service.events.envelope import profile
 from tests.conftest import ADMIN_TOKEN, Tenant
-from tests.test_readme import README
+from tests.repo.test_readme import README
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 

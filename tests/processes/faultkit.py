@@ -1,4 +1,4 @@
-"""Real processes and real faults for tests/test_faults.py.
+"""Real processes and real faults for tests/processes/test_faults.py.
 
 - `PgServer`: a PostgreSQL of the test's own (initdb in a temporary directory, a free port on
   127.0.0.1), so it can be restarted (`-m fast`, `-m immediate`) without touching the machine's.
@@ -38,7 +38,7 @@ import asyncpg
 from aiohttp import web
 from standardwebhooks import Webhook
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 

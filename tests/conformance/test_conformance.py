@@ -14,7 +14,7 @@ answered, not by name alone, so a real failure of the same check still fails thi
 No check is filtered out, and SKIPPED counts as a failure (the tool skips only features that
 ServiceProviderConfig declares unsupported; this version of the tool checks none of those).
 
-Counts with scim2-tester 0.5.2 (`pytest -s tests/test_conformance.py` prints them and the
+Counts with scim2-tester 0.5.2 (`pytest -s tests/conformance/test_conformance.py` prints them and the
 table of every check):
 
     discovery  SUCCESS 25

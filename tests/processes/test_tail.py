@@ -12,8 +12,8 @@ import asyncpg
 
 from scim_service.provisioning import tenants
 from tests.conftest import REPO
-from tests.test_cli import cli
-from tests.test_pull import write_event
+from tests.integration.test_pull import write_event
+from tests.processes.test_cli import cli
 
 
 async def test_tail_prints_events_filters_and_resumes(

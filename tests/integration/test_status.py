@@ -11,15 +11,15 @@ from scim_service.app import create_app
 from scim_service.config import Settings
 from scim_service.provisioning import tenants
 from tests.conftest import Tenant
-from tests.test_activity import entries
-from tests.test_cli import cli, ok_json
-from tests.test_publisher import (
+from tests.integration.test_activity import entries
+from tests.integration.test_publisher import (
     Receiver,
     fixture_receiver,  # noqa: F401 - the `receiver` fixture
     make_user,
     publisher_settings,
     until,
 )
+from tests.processes.test_cli import cli, ok_json
 
 OKTA = {"User-Agent": "Okta SCIM Client 1.0.0"}
 

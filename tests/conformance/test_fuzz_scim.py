@@ -24,8 +24,8 @@ from hypothesis import HealthCheck
 from hypothesis import strategies as st
 
 from scim_service.scim import schema as s
-from tests.fuzz_support import Live, check_answer, examples
-from tests.fuzz_support import fixture_live as fixture_live
+from tests.conformance.fuzz_support import Live, check_answer, examples
+from tests.conformance.fuzz_support import fixture_live as fixture_live
 
 FILTER_EXAMPLES = examples(400)
 PATCH_EXAMPLES = examples(500)

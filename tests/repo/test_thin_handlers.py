@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "scim_service"
+PACKAGE = Path(__file__).resolve().parents[2] / "scim_service"
 HTTP = PACKAGE / "http"
 MAX_HANDLER_LINES = 25
 ROUTE_METHODS = frozenset(

@@ -19,8 +19,8 @@ from scim_service.scim.limits import (
     MAX_VALUES,
 )
 from tests.conftest import Tenant
-from tests.test_bad_input_classes import scim_400, snapshot
-from tests.test_group_concurrency import add, bulk_users, new_group
+from tests.integration.test_bad_input_classes import scim_400, snapshot
+from tests.integration.test_group_concurrency import add, bulk_users, new_group
 
 SCIM_JSON = {"Content-Type": "application/scim+json"}
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"

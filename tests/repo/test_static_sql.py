@@ -13,7 +13,7 @@ from pathlib import Path
 
 from scim_service.store.db import QUERIES, parse_query_file, resolve_includes
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "scim_service"
 
 _STATEMENT = re.compile(

@@ -34,8 +34,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from scim_service.http.openapi import DOCUMENT
-from tests.fuzz_support import Live, check_answer, examples, replace_deleted
-from tests.fuzz_support import fixture_live as fixture_live
+from tests.conformance.fuzz_support import Live, check_answer, examples, replace_deleted
+from tests.conformance.fuzz_support import fixture_live as fixture_live
 
 SCHEMA = schemathesis.openapi.from_dict(json.loads(DOCUMENT.read_text("utf-8")))
 OPERATIONS = {op.label: op for op in (r.ok() for r in SCHEMA.get_all_operations())}

@@ -1,4 +1,4 @@
-"""Server errors the fuzzers found (tests/test_fuzz_*.py), each pinned by its reproduction."""
+"""Server errors the fuzzers found (tests/conformance/test_fuzz_*.py), each pinned by its reproduction."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.conformance.fuzz_support import check_answer
 from tests.conftest import Tenant
-from tests.fuzz_support import check_answer
 
 ERROR_URN = b"urn:ietf:params:scim:api:messages:2.0:Error"
 _ERROR_500 = b'{"schemas":["' + ERROR_URN + b'"],"status":"500","detail":"Internal server error"}'
@@ -61,7 +61,7 @@ def _offline_live() -> Any:
 
     import requests
 
-    from tests.fuzz_support import Live
+    from tests.conformance.fuzz_support import Live
 
     return Live(
         "http://127.0.0.1:9", Path("/dev/null"), "t", "o", "a", [], [], [], requests.Session()

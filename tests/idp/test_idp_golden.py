@@ -46,7 +46,7 @@ from yarl import URL
 
 from tests.conftest import Tenant
 
-IDP_DIR = Path(__file__).resolve().parent / "idp"
+IDP_DIR = Path(__file__).resolve().parent
 VENDORS = {"jumpcloud": "JumpCloud", "okta": "Okta", "entra": "Entra"}
 SCIM_PREFIX = "/scim/v2"
 

@@ -34,7 +34,7 @@ from scim_service.config import ConfigError, Settings, load_settings
 from scim_service.metrics import Metrics
 from scim_service.signing import generate_secret, generate_signing_key
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "kubernetes"
 DOCKERFILE = DEPLOY / "Dockerfile"

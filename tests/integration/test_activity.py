@@ -18,7 +18,7 @@ from scim_service.app import create_app
 from scim_service.config import Settings
 from scim_service.store.db import connect
 from tests.conftest import Tenant, make_tenant
-from tests.test_cli import cli, ok_json
+from tests.processes.test_cli import cli, ok_json
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 JUMPCLOUD = {"User-Agent": "JumpCloud-SCIM/1.0"}

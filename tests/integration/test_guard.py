@@ -17,9 +17,8 @@ from scim_service.app import create_app
 from scim_service.config import Settings
 from scim_service.provisioning.guard import GuardPolicy, trips
 from tests.conftest import Tenant, make_tenant
-from tests.test_cli import cli, ok_json
-from tests.test_events import GOLDEN, shape
-from tests.test_publisher import (
+from tests.integration.test_events import GOLDEN, shape
+from tests.integration.test_publisher import (
     PATCH_OP,
     Receiver,
     fixture_receiver,  # noqa: F401 - the `receiver` fixture
@@ -28,6 +27,7 @@ from tests.test_publisher import (
     retitle,
     until,
 )
+from tests.processes.test_cli import cli, ok_json
 
 GUARDED = {
     "deprovision_guard_percent": 25.0,

@@ -14,9 +14,9 @@ import pytest
 
 from scim_service.events import envelope, schemas
 from tests.conftest import Tenant
-from tests.test_events import create_user, patch_user
+from tests.integration.test_events import create_user, patch_user
 
-GOLDEN = Path(__file__).parent / "golden_events"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden_events"
 
 
 def strict(schema: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from scim_service.events.emitter import Emitter
 from scim_service.store import outbox
 from scim_service.store.db import connect
 from tests.conftest import Tenant
-from tests.test_events import create_user, patch_user
+from tests.integration.test_events import create_user, patch_user
 
 EMITTER = Emitter("http://scim.test/scim/v2", ("log",))
 

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import Tenant
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-GOLDEN = Path(__file__).parent / "golden_events"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden_events"
 
 
 async def events(db: asyncpg.Connection) -> list[dict[str, Any]]:

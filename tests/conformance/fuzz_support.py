@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import pytest
 import requests
 
 from tests.conftest import _SESSION, ADMIN_TOKEN, REPO, _counter, with_database
+from tests.support import free_port
 
 ERROR_URN = "urn:ietf:params:scim:api:messages:2.0:Error"
 SCIM_TYPES = {
@@ -157,13 +157,6 @@ class Live:
         return found
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _database(pg_server: str, template_db: str, name: str, *, create: bool) -> None:
     async def run() -> None:
         conn = await asyncpg.connect(pg_server)
@@ -239,7 +232,7 @@ def fixture_live(pg_server: str, template_db: str, tmp_path_factory: Any) -> Ite
     fuzzer may switch off and revoke tokens of), seed users and groups, and both tokens."""
     name = f"scim_fuzz_{_SESSION}_{next(_counter)}"
     _database(pg_server, template_db, name, create=True)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("fuzz") / "server.log"
     env = {

@@ -52,7 +52,6 @@ The known false positives (RFC analysis):
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +63,7 @@ from scim_service.app import create_app
 from scim_service.config import Settings
 from scim_service.scim import schema as s
 from tests.conftest import Tenant
+from tests.support import free_port
 
 httpx2 = pytest.importorskip("httpx2")
 pytest.importorskip("scim2_tester")
@@ -161,13 +161,6 @@ def _known(result: CheckResult) -> KnownFalsePositive | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _run_checker(base_url: str, token: str) -> list[CheckResult]:
     """Blocking: every scim2-tester check against the live server."""
     http = httpx2.Client(
@@ -214,7 +207,7 @@ async def test_scim2_tester_finds_no_fault(
     settings: Settings, tenant: Tenant, aiohttp_server: Any
 ) -> None:
     """scim2-tester's checks of discovery, Users and Groups all succeed on the real server."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     # meta.location and Location must point at this server: the tool follows them.
     app = create_app(msgspec.structs.replace(settings, public_url_override=base))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,26 +17,9 @@ from scim_service.app import create_app
 from scim_service.config import Settings
 from scim_service.store.db import connect
 from tests.conftest import Tenant, make_tenant
-from tests.processes.test_cli import cli, ok_json
+from tests.support import PATCH_OP, cli, entries, ok_json
 
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 JUMPCLOUD = {"User-Agent": "JumpCloud-SCIM/1.0"}
-
-
-async def entries(
-    client: Any, org: uuid.UUID, admin: dict[str, str], *, count: int, query: str = ""
-) -> list[dict[str, Any]]:
-    """The org's log once it holds `count` entries (the writer batches every ~0.2 s)."""
-    deadline = time.monotonic() + 10
-    found: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        resp = await client.get(f"/admin/v1/orgs/{org}/activity{query}", headers=admin)
-        assert resp.status == 200
-        found = (await resp.json())["entries"]
-        if len(found) >= count:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"only {len(found)} entries: {found}")
 
 
 def test_idp_from_user_agent() -> None:

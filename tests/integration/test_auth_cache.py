@@ -16,6 +16,7 @@ from scim_service.keys import AUTH
 from scim_service.provisioning import tenants
 from scim_service.store import tenants as store
 from tests.conftest import Tenant
+from tests.support import lock_table
 
 SPC = "/scim/v2/ServiceProviderConfig"
 
@@ -48,17 +49,10 @@ async def test_cached_tokens_need_no_lookup(
     another transaction holds an exclusive lock on it."""
     client = await cached_client(aiohttp_client, settings)
     assert (await client.get(SPC, headers=tenant.headers)).status == 200
-    locker = await asyncpg.connect(database_url)
-    try:
-        tx = locker.transaction()
-        await tx.start()
-        await locker.execute("LOCK TABLE scim_tokens IN ACCESS EXCLUSIVE MODE")
+    async with lock_table(database_url, "scim_tokens"):
         async with asyncio.timeout(2):
             for _ in range(20):
                 assert (await client.get(SPC, headers=tenant.headers)).status == 200
-        await tx.rollback()
-    finally:
-        await locker.close()
 
 
 async def test_revocation_by_another_process_applies_at_once(

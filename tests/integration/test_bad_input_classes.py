@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 
 from tests.conftest import Tenant
+from tests.support import PATCH_OP, scim_400, snapshot
 
 SCIM_JSON = {"Content-Type": "application/scim+json"}
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 
 NUL_FILTERS = [
@@ -25,30 +25,6 @@ RANGE_FILTERS = [
     'meta.created gt "9999-12-31T23:59:59-23:59"',
     'meta.lastModified lt "0001-01-01T00:00:00+23:59"',
 ]
-
-
-async def snapshot(db: asyncpg.Connection) -> tuple[Any, ...]:
-    """Everything a request could have changed: rows and versions of every table it writes."""
-    return tuple(
-        await db.fetchrow(
-            """SELECT (SELECT count(*) FROM users), (SELECT coalesce(sum(version), 0) FROM users),
-                      (SELECT count(*) FROM groups), (SELECT count(*) FROM group_members),
-                      (SELECT count(*) FROM events), (SELECT count(*) FROM scim_tokens),
-                      (SELECT count(*) FROM organizations)"""
-        )
-        or ()
-    )
-
-
-async def scim_400(resp: Any, scim_type: str | None = None) -> dict[str, Any]:
-    assert resp.status == 400, await resp.text()
-    body = await resp.json(content_type=None)
-    assert body["status"] == "400"
-    assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
-    if scim_type is not None:
-        assert body["scimType"] == scim_type, body
-    assert "Traceback" not in body["detail"] and "asyncpg" not in body["detail"]
-    return dict(body)
 
 
 async def seed(client: Any, tenant: Tenant) -> tuple[str, str]:

@@ -14,9 +14,7 @@ import asyncpg
 
 from scim_service.events.envelope import profile
 from tests.conftest import ADMIN_TOKEN, Tenant
-from tests.repo.test_readme import README
-
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+from tests.support import PATCH_OP, README
 
 
 def consumer_example() -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 
 from scim_service.events import envelope, schemas
 from tests.conftest import Tenant
-from tests.integration.test_events import create_user, patch_user
+from tests.support import create_user, patch_user
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden_events"
 

@@ -6,16 +6,13 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
 from tests.conftest import Tenant
-
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-GOLDEN = Path(__file__).resolve().parents[1] / "golden_events"
+from tests.support import GOLDEN, PATCH_OP, create_user, patch_user, shape
 
 
 async def events(db: asyncpg.Connection) -> list[dict[str, Any]]:
@@ -25,34 +22,6 @@ async def events(db: asyncpg.Connection) -> list[dict[str, Any]]:
 
 async def outbox_rows(db: asyncpg.Connection) -> int:
     return int(await db.fetchval("SELECT count(*) FROM outbox"))
-
-
-async def create_user(client: Any, tenant: Tenant, **extra: Any) -> dict[str, Any]:
-    body = {
-        "userName": "bjensen@example.com",
-        "externalId": "00u1",
-        "name": {"givenName": "Barbara", "familyName": "Jensen", "formatted": "Barbara Jensen"},
-        "displayName": "Babs",
-        "emails": [
-            {"value": "home@jensen.org", "type": "home"},
-            {"value": "bjensen@example.com", "type": "work", "primary": True},
-        ],
-        **extra,
-    }
-    resp = await client.post("/scim/v2/Users", json=body, headers=tenant.headers)
-    assert resp.status == 201, await resp.text()
-    return await resp.json(content_type=None)
-
-
-async def patch_user(
-    client: Any, tenant: Tenant, user_id: str, *ops: dict[str, Any], status: int = 200
-) -> None:
-    resp = await client.patch(
-        f"/scim/v2/Users/{user_id}",
-        json={"schemas": [PATCH_OP], "Operations": list(ops)},
-        headers=tenant.headers,
-    )
-    assert resp.status == status, await resp.text()
 
 
 async def test_provisioned_event(client: Any, tenant: Tenant, db: asyncpg.Connection) -> None:
@@ -298,23 +267,6 @@ async def test_versions_are_gapless_per_resource(
 
 
 # --- the documented JSON shape of every event type ---------------------------------------
-
-
-def shape(value: Any) -> Any:
-    """Replace values that differ per run (ids, times) with placeholders, keep everything else."""
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shape(v) for v in value]
-    if isinstance(value, str):
-        try:
-            uuid.UUID(value)
-            return "<uuid>"
-        except ValueError:
-            pass
-        if len(value) >= 20 and value[4] == "-" and value[10] == "T":
-            return "<time>"
-    return value
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from scim_service.fairness import Gate, TokenBuckets
 from scim_service.keys import GATE
 from scim_service.store.db import connect, create_pool
 from tests.conftest import Tenant, make_tenant
-from tests.integration.test_group_concurrency import add, bulk_users, new_group
+from tests.support import add, bulk_users, new_group
 
 ACQUIRE_TIMEOUT = 1.0
 # How long a request of another organization may take while one organization hogs: far below

@@ -13,35 +13,7 @@ from scim_service.provisioning import groups as provisioning
 from scim_service.provisioning.scope import Scope
 from scim_service.store.db import connect
 from tests.conftest import Tenant
-
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-
-
-async def bulk_users(
-    db: asyncpg.Connection, org_id: uuid.UUID, n: int, prefix: str = "bulk"
-) -> list[str]:
-    rows = await db.fetch(
-        """INSERT INTO users (id, org_id, attrs)
-           SELECT gen_random_uuid(), $1, jsonb_build_object('userName', $3 || i || '@example.com')
-           FROM generate_series(1, $2) AS i RETURNING id""",
-        org_id,
-        n,
-        prefix,
-    )
-    return [str(r["id"]) for r in rows]
-
-
-async def new_group(client: Any, tenant: Tenant, name: str) -> str:
-    resp = await client.post("/scim/v2/Groups", json={"displayName": name}, headers=tenant.headers)
-    assert resp.status == 201
-    return str((await resp.json(content_type=None))["id"])
-
-
-def add(ids: list[str]) -> dict[str, Any]:
-    return {
-        "schemas": [PATCH_OP],
-        "Operations": [{"op": "add", "path": "members", "value": [{"value": i} for i in ids]}],
-    }
+from tests.support import PATCH_OP, add, bulk_users, new_group
 
 
 def remove(ids: list[str]) -> dict[str, Any]:

@@ -17,17 +17,19 @@ from scim_service.app import create_app
 from scim_service.config import Settings
 from scim_service.provisioning.guard import GuardPolicy, trips
 from tests.conftest import Tenant, make_tenant
-from tests.integration.test_events import GOLDEN, shape
-from tests.integration.test_publisher import (
+from tests.support import (
+    GOLDEN,
     PATCH_OP,
     Receiver,
-    fixture_receiver,  # noqa: F401 - the `receiver` fixture
+    cli,
     make_user,
+    ok_json,
     publisher_settings,
     retitle,
+    shape,
     until,
 )
-from tests.processes.test_cli import cli, ok_json
+from tests.support import fixture_receiver as fixture_receiver
 
 GUARDED = {
     "deprovision_guard_percent": 25.0,

@@ -19,11 +19,9 @@ from scim_service.scim.limits import (
     MAX_VALUES,
 )
 from tests.conftest import Tenant
-from tests.integration.test_bad_input_classes import scim_400, snapshot
-from tests.integration.test_group_concurrency import add, bulk_users, new_group
+from tests.support import PATCH_OP, add, bulk_users, new_group, scim_400, snapshot
 
 SCIM_JSON = {"Content-Type": "application/scim+json"}
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 # The budget of the issue: no single allowed request holds the loop longer than ~50 ms on
 # these machines. The assertion allows a generous multiple: 5 engineers share 2 cores.
 BUDGET = 0.050

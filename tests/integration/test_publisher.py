@@ -3,119 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import msgspec
-import pytest
-from aiohttp import web
 from standardwebhooks import Webhook
 
 from scim_service.app import create_app
 from scim_service.config import Settings
 from scim_service.events.publisher import Publisher, build_sinks
-from scim_service.signing import generate_secret, generate_signing_key, verify_v1a
+from scim_service.signing import verify_v1a
 from tests.conftest import REPO, Tenant
-
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-SECRET = generate_secret()
-SIGNING_KEY, PUBLIC_KEY = generate_signing_key()
-
-
-class Receiver:
-    """A webhook endpoint that records deliveries; `respond` decides each answer."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []  # every request, in arrival order
-        self.accepted: list[dict[str, Any]] = []  # the 2xx-answered ones
-        self.respond: Callable[[dict[str, Any]], Awaitable[int]] = self._ok
-        self.url = ""
-
-    async def _ok(self, request: dict[str, Any]) -> int:
-        return 200
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        entry = {"headers": dict(request.headers), "body": body, "event": json.loads(body)}
-        self.received.append(entry)
-        status = await self.respond(entry)
-        if 200 <= status < 300:
-            self.accepted.append(entry)
-        return web.Response(status=status)
-
-    def versions(self, entries: list[dict[str, Any]] | None = None) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
-        for e in self.accepted if entries is None else entries:
-            out.setdefault(e["event"]["subject"], []).append(e["event"]["resourceversion"])
-        return out
-
-
-@pytest.fixture(name="receiver")
-async def fixture_receiver(aiohttp_server: Any) -> Receiver:
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", rec.handle)
-    server = await aiohttp_server(app)
-    rec.url = str(server.make_url("/hook"))
-    return rec
-
-
-def publisher_settings(settings: Settings, receiver: Receiver, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "publisher_enabled": True,
-        "webhook_url": receiver.url,
-        "webhook_secrets": (SECRET,),
-        "webhook_signing_key": SIGNING_KEY,
-        "webhook_timeout": 5.0,
-        "events_retry_schedule": (0.05, 0.1, 0.2),
-        "events_max_attempts": 50,
-        "publisher_poll_interval": 0.05,
-        "shutdown_grace": 5.0,
-    }
-    values.update(overrides)
-    return msgspec.structs.replace(settings, **values)
-
-
-async def until(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def pending(db: asyncpg.Connection) -> int:
-    return int(await db.fetchval("SELECT count(*) FROM outbox WHERE NOT dead"))
-
-
-async def make_user(client: Any, tenant: Tenant, name: str) -> str:
-    resp = await client.post("/scim/v2/Users", json={"userName": name}, headers=tenant.headers)
-    assert resp.status == 201, await resp.text()
-    return str((await resp.json(content_type=None))["id"])
-
-
-async def retitle(client: Any, tenant: Tenant, user_id: str, title: str) -> None:
-    body = {
-        "schemas": [PATCH_OP],
-        "Operations": [{"op": "replace", "path": "title", "value": title}],
-    }
-    resp = await client.patch(f"/scim/v2/Users/{user_id}", json=body, headers=tenant.headers)
-    assert resp.status == 200
+from tests.support import (
+    PUBLIC_KEY,
+    SECRET,
+    Receiver,
+    free_port,
+    make_user,
+    pending,
+    publisher_settings,
+    retitle,
+    service_env,
+    until,
+)
+from tests.support import fixture_receiver as fixture_receiver
 
 
 async def test_webhook_deliveries_are_signed_and_complete(
@@ -499,25 +417,17 @@ async def _stream_count(js: Any, stream: str, n: int) -> bool:
 # --- a publisher process killed mid-delivery -----------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _publisher_process(database_url: str, webhook_url: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCIM_", "DATABASE_URL"))}
-    env |= {
-        "DATABASE_URL": database_url,
-        "SCIM_WEBHOOK_URL": webhook_url,
-        "SCIM_PORT": str(_free_port()),
-        "SCIM_PUBLISHER_POLL_INTERVAL": "0.05",
-        "SCIM_EVENTS_RETRY_SCHEDULE": "0.05",
-        "SCIM_LOG_FORMAT": "json",
+    env = service_env(
+        DATABASE_URL=database_url,
+        SCIM_WEBHOOK_URL=webhook_url,
+        SCIM_PORT=str(free_port()),
+        SCIM_PUBLISHER_POLL_INTERVAL="0.05",
+        SCIM_EVENTS_RETRY_SCHEDULE="0.05",
         # A killed publisher's leases run out after this long; then the next one takes over.
-        "SCIM_WEBHOOK_TIMEOUT": "2",
-        "SCIM_PUBLISHER_LEASE_SECONDS": "7",
-    }
+        SCIM_WEBHOOK_TIMEOUT="2",
+        SCIM_PUBLISHER_LEASE_SECONDS="7",
+    )
     return subprocess.Popen(
         [sys.executable, "-m", "scim_service", "publisher"],
         env=env,

@@ -14,14 +14,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from scim_service.events import envelope
-from scim_service.events.emitter import Emitter
 from scim_service.store import outbox
 from scim_service.store.db import connect
 from tests.conftest import Tenant
-from tests.integration.test_events import create_user, patch_user
-
-EMITTER = Emitter("http://scim.test/scim/v2", ("log",))
+from tests.support import create_user, patch_user, write_event
 
 
 async def pull(
@@ -49,14 +45,6 @@ async def pull_all(
             assert after is not None
             return out, after
     raise AssertionError(f"{len(out)} of {expect} events after 20 s")
-
-
-async def write_event(
-    conn: asyncpg.Connection, org_id: uuid.UUID, subject: uuid.UUID, version: int
-) -> None:
-    """One event of `subject` at `version`, written on `conn` (in its transaction, if any)."""
-    event = envelope.user_provisioned(org_id, subject, {"userName": f"u-{subject}-{version}"})
-    await outbox.insert_events(conn, EMITTER.rows(org_id, [event], [version]))
 
 
 async def test_pull_pages_filters_and_errors(

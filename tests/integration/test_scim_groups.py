@@ -11,10 +11,10 @@ import asyncpg
 import pytest
 
 from tests.conftest import Tenant, make_tenant
+from tests.support import PATCH_OP, lock_table
 
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTRA_GROUP = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
 async def error(resp: Any, status: int, scim_type: str | None = None) -> str:
@@ -487,11 +487,7 @@ async def test_excluded_members_never_reads_memberships(
     while another transaction holds an exclusive lock on it, such reads answer."""
     u = [x["id"] for x in await make_users(client, tenant, 1)]
     group = await create_group(client, tenant, "Locked", u)
-    locker = await asyncpg.connect(database_url)
-    try:
-        tx = locker.transaction()
-        await tx.start()
-        await locker.execute("LOCK TABLE group_members IN ACCESS EXCLUSIVE MODE")
+    async with lock_table(database_url, "group_members"):
         async with asyncio.timeout(5):
             one = await get(
                 client, tenant, f"/scim/v2/Groups/{group['id']}?excludedAttributes=members"
@@ -508,9 +504,6 @@ async def test_excluded_members_never_reads_memberships(
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(1):
                 await client.get(f"/scim/v2/Groups/{group['id']}", headers=tenant.headers)
-        await tx.rollback()
-    finally:
-        await locker.close()
 
 
 async def test_patch_response_of_large_group_omits_members(

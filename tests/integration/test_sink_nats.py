@@ -30,6 +30,7 @@ from nats.js.errors import NotFoundError
 
 from scim_service.events.sinks.base import Outbound, Outcome
 from scim_service.events.sinks.nats import DUPLICATE_WINDOW, NatsSink, subject_covers
+from tests.support import free_port
 
 NATS_URL = os.environ.get("SCIM_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
@@ -41,12 +42,6 @@ def _reachable(url: str) -> bool:
             return True
     except OSError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -227,7 +222,7 @@ async def test_events_unusable_in_a_subject_fail_permanently_alone(sink: NatsSin
 async def test_unknown_server_raises_on_open_and_deliver_fails_softly() -> None:
     """Nothing listening: open() raises a clear ConnectionError in bounded time; deliver
     without a connection fails every event without raising."""
-    url = f"nats://scim:s3cret@127.0.0.1:{_free_port()}"
+    url = f"nats://scim:s3cret@127.0.0.1:{free_port()}"
     sink = NatsSink(url, connect_timeout=0.5)
     started = time.monotonic()
     with pytest.raises(ConnectionError, match="cannot connect to NATS") as caught:
@@ -247,7 +242,7 @@ def fixture_private_server(tmp_path: Path) -> Iterator[tuple[list[str], str]]:
     )
     if binary is None:
         pytest.skip("nats-server binary not found")
-    port = _free_port()
+    port = free_port()
     store = tmp_path / "js"
     command = [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
     yield command, f"nats://127.0.0.1:{port}"

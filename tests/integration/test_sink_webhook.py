@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from standardwebhooks.webhooks import Webhook
 from scim_service.events.sinks.base import Outbound, Outcome
 from scim_service.events.sinks.webhook import MAX_RETRY_AFTER, WebhookSink, parse_retry_after
 from scim_service.signing import Signer, generate_secret, generate_signing_key, verify_v1a
+from tests.support import free_port
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
@@ -85,12 +85,6 @@ def _event(seq: int, *, org: str = "org-1", type_: str = "user.provisioned") -> 
     return Outbound(
         seq=seq, id=event_id, type=type_, org_id=org, subject=f"user-{seq}", payload=payload
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _deliver(sink: WebhookSink, batch: list[Outbound]) -> list[Outcome]:
@@ -237,7 +231,7 @@ async def test_timeout_is_a_retryable_failure(receiver: Receiver, url: str) -> N
 
 async def test_refused_connection_is_a_retryable_failure() -> None:
     """Nothing listening: a failed outcome naming the cause, never the URL or its password."""
-    url = f"http://scim:s3cret-pass@127.0.0.1:{_free_port()}/hook?token=t0ken"
+    url = f"http://scim:s3cret-pass@127.0.0.1:{free_port()}/hook?token=t0ken"
     sink = WebhookSink(url, Signer([generate_secret()]))
     outcomes = await _deliver(sink, [_event(1), _event(2)])
     assert outcomes == [Outcome(ok=False, error="connection refused")] * 2

@@ -11,15 +11,8 @@ from scim_service.app import create_app
 from scim_service.config import Settings
 from scim_service.provisioning import tenants
 from tests.conftest import Tenant
-from tests.integration.test_activity import entries
-from tests.integration.test_publisher import (
-    Receiver,
-    fixture_receiver,  # noqa: F401 - the `receiver` fixture
-    make_user,
-    publisher_settings,
-    until,
-)
-from tests.processes.test_cli import cli, ok_json
+from tests.support import Receiver, cli, entries, make_user, ok_json, publisher_settings, until
+from tests.support import fixture_receiver as fixture_receiver
 
 OKTA = {"User-Agent": "Okta SCIM Client 1.0.0"}
 

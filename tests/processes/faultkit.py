@@ -38,15 +38,8 @@ import asyncpg
 from aiohttp import web
 from standardwebhooks import Webhook
 
-REPO = Path(__file__).resolve().parents[2]
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from tests.conftest import REPO
+from tests.support import PATCH_OP, free_port, wait_ready
 
 # --- PostgreSQL ------------------------------------------------------------------------------
 
@@ -267,17 +260,13 @@ class Service:
         self.starts += 1
 
     async def ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                if self.proc is not None and self.proc.poll() is not None:
-                    raise AssertionError(f"{self.role} exited:\n{self.tail()}")
-                with contextlib.suppress(aiohttp.ClientError, OSError):
-                    async with session.get(f"{self.base}/readyz") as resp:
-                        if resp.status == 200:
-                            return
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"{self.role} never became ready:\n{self.tail()}")
+        await wait_ready(
+            self.base,
+            timeout,
+            exited=lambda: self.proc is not None and self.proc.poll() is not None,
+            what=self.role,
+            log=self.tail,
+        )
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -307,13 +296,6 @@ class Service:
             return self.log_path.read_text("utf-8", "replace").splitlines()
         except OSError:
             return []
-
-
-def service_env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCIM_", "DATABASE_URL"))}
-    env |= {"SCIM_LOG_FORMAT": "json"}
-    env |= values
-    return env
 
 
 # --- the load and its ledger -------------------------------------------------------------------------

@@ -3,38 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
-
-
-def cli(
-    database_url: str | None, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SCIM_", "DATABASE_URL"))}
-    if database_url:
-        full_env["DATABASE_URL"] = database_url
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "scim_service", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=REPO,
-        timeout=60,
-        check=False,
-    )
-
-
-def ok_json(proc: subprocess.CompletedProcess[str]) -> Any:
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+from tests.support import cli, ok_json
 
 
 def test_org_and_token_commands(database_url: str) -> None:

@@ -30,8 +30,8 @@ from scim_service.provisioning import tenants
 from scim_service.signing import generate_secret
 from scim_service.store import migrate
 from scim_service.store.db import connect
+from tests.conftest import REPO
 from tests.processes.faultkit import (
-    REPO,
     Ledger,
     Load,
     NatsServer,
@@ -40,13 +40,12 @@ from tests.processes.faultkit import (
     Service,
     SinkReport,
     committed_events,
-    free_port,
     judge_sink,
     missing_writes,
     nats_binary,
     pg_bindir,
-    service_env,
 )
+from tests.support import free_port, service_env
 
 pytestmark = [pytest.mark.slow]
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.support import free_port, service_env
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(url: str, token: str) -> int:
@@ -36,8 +29,7 @@ def get(url: str, token: str) -> int:
 
 
 def start(data_dir: Path, port: int) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCIM_", "DATABASE_URL"))}
-    env |= {"SCIM_DATA_DIR": str(data_dir), "SCIM_PORT": str(port), "SCIM_LOG_FORMAT": "json"}
+    env = service_env(SCIM_DATA_DIR=str(data_dir), SCIM_PORT=str(port))
     return subprocess.Popen(
         [sys.executable, "-m", "scim_service", "serve"],
         stdout=subprocess.PIPE,

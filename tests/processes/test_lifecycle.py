@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -18,57 +17,9 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import REPO, Tenant
+from tests.support import free_port, lock_table, refused, service_env, start, wait_ready
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def service_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCIM_", "DATABASE_URL"))}
-    env |= {"SCIM_LOG_FORMAT": "json"}
-    env |= extra
-    return env
-
-
-async def start(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "scim_service",
-        *(args or ("serve",)),
-        env=env,
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-
-
-async def wait_ready(base: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(f"{base}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("the service never became ready")
-
-
-async def refused(base: str) -> bool:
-    try:
-        async with aiohttp.ClientSession() as session, session.get(f"{base}/healthz") as resp:
-            await resp.read()
-            return False
-    except aiohttp.ClientConnectionError:
-        return True
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -100,28 +51,26 @@ async def test_sigterm_drains_in_flight_requests(
             )
             uid = (await resp.json(content_type=None))["id"]
             # Hold the users table so the next request is still running when SIGTERM arrives.
-            tx = db.transaction()
-            await tx.start()
-            await db.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
-            in_flight = asyncio.create_task(
-                session.get(f"{base}/scim/v2/Users/{uid}", headers=tenant.headers)
-            )
-            await asyncio.sleep(0.5)
-            assert not in_flight.done()
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.2)
-            async with aiohttp.ClientSession() as other:
-                async with other.get(f"{base}/readyz") as ready:
-                    assert ready.status == 503, "not ready the moment shutdown begins"
-                    assert (await ready.json())["status"] == "draining"
-                async with other.get(f"{base}/healthz") as health:
-                    assert health.status == 200
-            deadline = time.monotonic() + 5
-            while not await refused(base):
-                assert time.monotonic() < deadline, "the listener never closed"
-                await asyncio.sleep(0.1)
-            assert not in_flight.done(), "the in-flight request is still being served"
-            await tx.rollback()  # release the lock: the request finishes within the grace period
+            async with lock_table(database_url, "users"):
+                in_flight = asyncio.create_task(
+                    session.get(f"{base}/scim/v2/Users/{uid}", headers=tenant.headers)
+                )
+                await asyncio.sleep(0.5)
+                assert not in_flight.done()
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.2)
+                async with aiohttp.ClientSession() as other:
+                    async with other.get(f"{base}/readyz") as ready:
+                        assert ready.status == 503, "not ready the moment shutdown begins"
+                        assert (await ready.json())["status"] == "draining"
+                    async with other.get(f"{base}/healthz") as health:
+                        assert health.status == 200
+                deadline = time.monotonic() + 5
+                while not await refused(base):
+                    assert time.monotonic() < deadline, "the listener never closed"
+                    await asyncio.sleep(0.1)
+                assert not in_flight.done(), "the in-flight request is still being served"
+            # The lock is released: the request finishes within the grace period.
             answer = await asyncio.wait_for(in_flight, 10)
             assert answer.status == 200
             assert (await answer.json(content_type=None))["id"] == uid

@@ -4,7 +4,6 @@ lines mask the userinfo and query of every URL, and every token, secret and key.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import structlog
 from scim_service.config import ConfigError, effective, load_settings
 from scim_service.logs import configure_logging, get_logger
 from scim_service.signing import generate_secret, generate_signing_key
+from tests.support import clean_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,7 +57,7 @@ def assert_no_secret(text: str, env: dict[str, str]) -> None:
 @pytest.mark.parametrize("as_json", [True, False])
 def test_config_check_masks_every_url_credential_and_secret(as_json: bool) -> None:
     env = secret_env()
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SCIM_", "DATABASE_URL"))}
+    base = clean_env()
     proc = subprocess.run(
         [sys.executable, "-m", "scim_service", "config", "check", *(["--json"] if as_json else [])],
         env=base | env | {"SCIM_LOG_FORMAT": "json"},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import uuid
 
@@ -12,8 +11,7 @@ import asyncpg
 
 from scim_service.provisioning import tenants
 from tests.conftest import REPO
-from tests.integration.test_pull import write_event
-from tests.processes.test_cli import cli
+from tests.support import clean_env, cli, write_event
 
 
 async def test_tail_prints_events_filters_and_resumes(
@@ -47,7 +45,7 @@ async def test_tail_prints_events_filters_and_resumes(
 async def test_tail_follows_live(database_url: str, db: asyncpg.Connection) -> None:
     """Without --no-follow it keeps running and prints a new event as soon as it commits."""
     org = await tenants.create_org(db, "acme")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCIM_", "DATABASE_URL"))}
+    env = clean_env()
     env["DATABASE_URL"] = database_url
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -89,7 +87,7 @@ async def test_tail_survives_losing_its_listen_connection(
     """The LISTEN connection is killed (a failover, a restarted backend): the tail listens
     again by itself and keeps printing new events."""
     org = await tenants.create_org(db, "acme")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCIM_", "DATABASE_URL"))}
+    env = clean_env()
     env["DATABASE_URL"] = database_url
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

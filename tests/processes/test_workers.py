@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scim_service.config import Settings, available_cpus, load_settings
 from tests.conftest import REPO, Tenant
-from tests.processes.test_lifecycle import free_port, refused, service_env, start, wait_ready
+from tests.support import free_port, refused, service_env, start, wait_ready
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,7 @@ from scim_service.events.sinks.base import Outbound
 from scim_service.events.sinks.webhook import WebhookSink
 from scim_service.signing import Signer, generate_secret, generate_signing_key
 from tests.conftest import REPO
-
-README = (REPO / "README.md").read_text("utf-8")
+from tests.support import README
 
 
 def verify_example() -> dict[str, Any]:

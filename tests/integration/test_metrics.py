@@ -126,7 +126,7 @@ async def test_delivery_metrics(
 ) -> None:
     from aiohttp import web
 
-    from tests.integration.test_publisher import until
+    from tests.support import until
 
     async def hook(request: web.Request) -> web.Response:
         return web.Response(status=204)

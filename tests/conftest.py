@@ -146,7 +146,7 @@ def fixture_settings(database_url: str) -> Settings:
         # Tests of the publisher start it themselves; other apps only write events.
         publisher_enabled=False,
         # Tests change tokens behind the app's back and expect the next request to see it;
-        # the cache and its invalidation are tested on their own (test_auth_cache.py).
+        # the cache and its invalidation are tested on their own (integration/test_auth_cache.py).
         auth_cache_seconds=0,
     )
 

@@ -14,7 +14,7 @@ from scim_service.errors import InvalidFilter, InvalidPath
 from scim_service.scim import evaluate
 from scim_service.scim import schema as s
 from scim_service.scim.filter import Expr, Not, parse_filter, parse_patch_path
-from tests.unit.test_filter_parser import SAMPLE_STRINGS, filters
+from tests.unit.filter_strategies import SAMPLE_STRINGS, filters
 
 ENT = s.ENTERPRISE_USER_SCHEMA
 PLATFORM = s.PLATFORM_USER_SCHEMA

@@ -1,0 +1,357 @@
+"""`serve` with several worker processes (SCIM_WORKERS), as real processes: one port spread over
+the workers, one scrape that counts them all, the publisher apart, replaced workers, a
+supervisor that gives up on workers that keep dying, and workers that die with it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from scim_service.config import Settings, available_cpus, load_settings
+from tests.conftest import REPO, Tenant
+from tests.support import free_port, refused, service_env, start, wait_ready
+
+pytestmark = pytest.mark.slow
+
+ROUTE = {"name": "scim_http_requests_total", "method": "GET", "route": "/scim/v2/Users"}
+ROUTE |= {"status": "200"}
+
+
+class Service:
+    """A running `serve` (the supervisor) whose JSON log lines are collected as they come."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, base: str) -> None:
+        self.proc = proc
+        self.base = base
+        self.lines: list[dict[str, object]] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            text = raw.decode(errors="replace").strip()
+            if text:
+                self.lines.append(json.loads(text))  # every line is JSON, from every process
+
+    def events(self, name: str, **fields: object) -> list[dict[str, object]]:
+        return [
+            e
+            for e in self.lines
+            if e.get("event") == name and all(e.get(k) == v for k, v in fields.items())
+        ]
+
+    async def until(self, what: str, check: object, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():  # type: ignore[operator]
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.05)
+
+    def children(self) -> dict[str, int]:
+        """slot -> pid of the live workers, read from the supervisor's own spawn log."""
+        alive: dict[str, int] = {}
+        for e in self.lines:
+            if e.get("event") == "worker_spawned":
+                alive[str(e["slot"])] = int(e["pid"])  # type: ignore[call-overload]
+        return {s: p for s, p in alive.items() if Path(f"/proc/{p}").exists()}
+
+    async def stop(self) -> int:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(self.proc.wait(), 30)
+        await asyncio.wait_for(self._reader, 5)
+        return code
+
+
+@pytest.fixture(name="service")
+async def fixture_service(database_url: str) -> AsyncIterator[Service]:
+    port = free_port()
+    proc = await start(
+        service_env(
+            DATABASE_URL=database_url,
+            SCIM_PORT=str(port),
+            SCIM_WORKERS="2",
+            SCIM_LOG_LEVEL="info",
+        )
+    )
+    service = Service(proc, f"http://127.0.0.1:{port}")
+    try:
+        await wait_ready(service.base)
+        await service.until("server_started", lambda: service.events("server_started"))
+        yield service
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def fresh_get(url: str, headers: dict[str, str]) -> int:
+    """One request on a connection of its own (the kernel picks the worker per connection)."""
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as resp:
+        await resp.read()
+        return resp.status
+
+
+async def scrape(base: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/metrics") as resp:
+        assert resp.status == 200
+        return await resp.text()
+
+
+def counter(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of a scrape (labels in any order); 0 when absent."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
+
+
+async def test_one_port_many_workers_one_sum(service: Service, tenant: Tenant) -> None:
+    """Requests on 60 new connections are served by both workers; every scrape, whichever
+    worker answers it, counts all 60; the publisher runs in its own process and delivers."""
+    started = service.events("server_started")[0]
+    assert started["workers"] == 2 and started["publisher_process"] is True
+    slots = service.children()
+    assert set(slots) == {"1", "2", "publisher"}
+    assert len(set(slots.values())) == 3 and service.proc.pid not in slots.values()
+
+    url = f"{service.base}/scim/v2/Users"
+    statuses = await asyncio.gather(*(fresh_get(url, tenant.headers) for _ in range(60)))
+    assert statuses == [200] * 60
+    served = {
+        e["worker"] for e in service.events("http_request", route="/scim/v2/Users", status=200)
+    }
+    assert served == {"1", "2"}, "the kernel spread the connections over both workers"
+    for _ in range(6):  # six scrapes on new connections: both workers answer some
+        assert counter(await scrape(service.base), **ROUTE) == 60
+
+    text = await scrape(service.base)
+    assert counter(text, "scim_db_pool_connections") >= 2, "both workers' pools are counted"
+    assert "process_resident_memory_bytes" not in text, "per-process series are left out"
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json={"userName": "apart@example.com"}, headers=tenant.headers) as resp,
+    ):
+        assert resp.status == 201
+        uid = (await resp.json(content_type=None))["id"]
+    await service.until(
+        "the user's event on stdout",
+        lambda: any(
+            e.get("type") == "user.provisioned" and e.get("subject") == uid for e in service.lines
+        ),
+    )
+    assert [e["worker"] for e in service.events("publisher_started")] == ["publisher"]
+    assert all(e["sinks"] == [] for e in service.events("worker_started", role="serve"))
+    delivered = {"name": "scim_event_deliveries_total", "sink": "log", "outcome": "delivered"}
+    for _ in range(4):  # the publisher process's counter, seen from either request worker
+        assert counter(await scrape(service.base), **delivered) >= 1
+    assert await service.stop() == 0
+    assert service.events("server_stopped", exit_code=0)
+
+
+async def test_a_killed_worker_is_replaced_and_nothing_is_refused(
+    service: Service, tenant: Tenant
+) -> None:
+    url = f"{service.base}/scim/v2/Users"
+    assert await asyncio.gather(*(fresh_get(url, tenant.headers) for _ in range(20))) == [200] * 20
+    before = counter(await scrape(service.base), **ROUTE)
+    victim = service.children()["1"]
+    os.kill(victim, signal.SIGKILL)
+    # While slot 1 is replaced, connections the kernel gives its socket wait for the new worker.
+    statuses = await asyncio.gather(*(fresh_get(url, tenant.headers) for _ in range(40)))
+    assert statuses == [200] * 40
+    await service.until(
+        "a new worker 1",
+        lambda: (
+            service.children().get("1") not in (None, victim)
+            and len(service.events("worker_started", worker="1")) == 2
+        ),
+    )
+    died = service.events("worker_died", slot="1")
+    assert died and died[0]["signal"] == "SIGKILL" and died[0]["pid"] == victim
+    after = counter(await scrape(service.base), **ROUTE)
+    assert after == before + 40, "the dead worker's counts stay in the sum"
+    assert await service.stop() == 0
+
+
+async def test_revocation_reaches_every_workers_cache(
+    service: Service, tenant: Tenant, database_url: str
+) -> None:
+    url = f"{service.base}/scim/v2/Users"
+    assert await asyncio.gather(*(fresh_get(url, tenant.headers) for _ in range(30))) == [200] * 30
+    served = {e["worker"] for e in service.events("http_request", status=200)}
+    assert {"1", "2"} <= served, "both caches hold the token"
+    revoke = subprocess.run(  # noqa: ASYNC221 - a short CLI call
+        [sys.executable, "-m", "scim_service", "token", "revoke", str(tenant.token_id)],
+        env=service_env(DATABASE_URL=database_url),
+        cwd=REPO,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert revoke.returncode == 0, revoke.stderr
+    deadline = time.monotonic() + 5
+    while True:
+        statuses = await asyncio.gather(*(fresh_get(url, tenant.headers) for _ in range(30)))
+        if statuses == [401] * 30:
+            break
+        assert time.monotonic() < deadline, f"a worker still accepts the token: {statuses}"
+        await asyncio.sleep(0.1)
+
+
+async def test_killing_the_supervisor_kills_its_workers(service: Service) -> None:
+    workers = service.children()
+    assert len(workers) == 3
+    service.proc.kill()
+    await service.proc.wait()
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in workers.values()):
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        await asyncio.sleep(0.05)
+    assert await refused(service.base)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def test_workers_that_keep_dying_at_start_stop_the_supervisor(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A worker that cannot start (here: one whose interpreter exits at once, the supervisor
+    untouched) is retried, then the supervisor stops the others and exits 1."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os\nif os.environ.get('SCIM_WORKER_ID') == '2':\n    os._exit(3)\n"
+    )
+    port = free_port()
+    proc = await start(
+        service_env(
+            DATABASE_URL=database_url,
+            SCIM_PORT=str(port),
+            SCIM_WORKERS="2",
+            PYTHONPATH=str(tmp_path),
+        )
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 1
+    lines = [json.loads(x) for x in out.decode().splitlines() if x.strip()]
+    died = [e for e in lines if e["event"] == "worker_died" and e["slot"] == "2"]
+    assert [e["exit_code"] for e in died] == [3, 3, 3]
+    assert any(e["event"] == "workers_keep_dying" for e in lines)
+    assert any(e["event"] == "worker_exited" and e["slot"] == "1" for e in lines)
+    assert await refused(f"http://127.0.0.1:{port}")
+
+
+async def test_port_in_use_is_reported_before_any_worker_starts(database_url: str) -> None:
+    port = free_port()
+    holder = await asyncio.start_server(lambda r, w: None, "127.0.0.1", port)
+    try:
+        proc = await start(
+            service_env(DATABASE_URL=database_url, SCIM_PORT=str(port), SCIM_WORKERS="2")
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        holder.close()
+    assert proc.returncode == 1
+    lines = [json.loads(x) for x in out.decode().splitlines() if x.strip()]
+    assert [e["event"] for e in lines] == ["startup_failed"]
+    assert "Address already in use" in str(lines[0]["message"])
+
+
+# --- settings (no processes) -------------------------------------------------------------
+
+
+def test_workers_setting() -> None:
+    assert load_settings({"SCIM_WORKERS": "3"}).worker_count == 3
+    assert load_settings({"SCIM_WORKERS": "auto"}).worker_count == available_cpus()
+    assert load_settings({}).worker_count == available_cpus()
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(Exception, match="SCIM_WORKERS"):
+            load_settings({"SCIM_WORKERS": bad})
+
+
+def test_cpus_honour_the_cgroup_quota(tmp_path: Path) -> None:
+    affinity = len(os.sched_getaffinity(0))
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(v2) == affinity
+    (v2 / "cpu.max").write_text("50000 100000\n")  # half a CPU: one worker
+    assert available_cpus(v2) == 1
+    (v2 / "cpu.max").write_text("150000 100000\n")
+    assert available_cpus(v2) == min(affinity, 2)
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus(v1) == affinity
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    assert available_cpus(v1) == 1
+    assert available_cpus(tmp_path / "none") == affinity
+
+
+def test_connections_add_up() -> None:
+    """The arithmetic of deploy/kubernetes/configmap.yaml: 2 workers x (pool 5 + token-cache
+    LISTEN + pull LISTEN) + the publisher process (1 LISTEN + 2 per sink x 2 sinks + its pool
+    of 1) = 20."""
+    s = Settings(
+        workers=2,
+        db_pool_max=5,
+        webhook_url="http://127.0.0.1:1/x",
+        nats_url="nats://127.0.0.1:4222",
+    )
+    assert s.database_connections == 2 * (5 + 1 + 1) + (1 + 2 * 2 + 1)
+    one = Settings(workers=1, db_pool_max=5)
+    assert one.database_connections == 5 + 1 + 1 + (1 + 2 * 1)
+
+
+async def test_ctrl_c_reaches_every_process_and_all_exit_0(database_url: str) -> None:
+    """Ctrl-C in a terminal signals the whole process group: the supervisor and every worker get
+    SIGINT at once (then the workers SIGTERM from the supervisor too); all drain and exit 0."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scim_service",
+        "serve",
+        env=service_env(DATABASE_URL=database_url, SCIM_PORT=str(port), SCIM_WORKERS="2"),
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,  # its own process group, as a shell job has
+    )
+    service = Service(proc, f"http://127.0.0.1:{port}")
+    try:
+        await wait_ready(service.base)
+        await service.until("server_started", lambda: service.events("server_started"))
+        os.killpg(proc.pid, signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        await asyncio.wait_for(service._reader, 5)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    exits = {e["slot"]: e.get("exit_code") for e in service.events("worker_exited")}
+    assert exits == {"1": 0, "2": 0, "publisher": 0}
+    assert not [e for e in service.lines if e.get("level") == "error"]

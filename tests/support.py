@@ -1,0 +1,372 @@
+"""Helpers that more than one test file uses: SCIM calls, waiting, a webhook receiver, real
+`scim-service` processes, a locked table. tests/README.md says which folder is for what; the
+fixtures every folder shares are in tests/conftest.py. Test modules import from here, never
+from each other."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import asyncpg
+import msgspec
+import pytest
+from aiohttp import web
+
+from scim_service.config import Settings
+from scim_service.events import envelope
+from scim_service.events.emitter import Emitter
+from scim_service.signing import generate_secret, generate_signing_key
+from scim_service.store import outbox
+from tests.conftest import REPO, Tenant
+
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+# The documented shape of every event type, one JSON file each (README "Consuming events").
+GOLDEN = REPO / "tests" / "golden_events"
+README = (REPO / "README.md").read_text("utf-8")
+
+
+# --- SCIM requests and what they leave behind -------------------------------------------------
+
+
+async def create_user(client: Any, tenant: Tenant, **extra: Any) -> dict[str, Any]:
+    body = {
+        "userName": "bjensen@example.com",
+        "externalId": "00u1",
+        "name": {"givenName": "Barbara", "familyName": "Jensen", "formatted": "Barbara Jensen"},
+        "displayName": "Babs",
+        "emails": [
+            {"value": "home@jensen.org", "type": "home"},
+            {"value": "bjensen@example.com", "type": "work", "primary": True},
+        ],
+        **extra,
+    }
+    resp = await client.post("/scim/v2/Users", json=body, headers=tenant.headers)
+    assert resp.status == 201, await resp.text()
+    return await resp.json(content_type=None)
+
+
+async def patch_user(
+    client: Any, tenant: Tenant, user_id: str, *ops: dict[str, Any], status: int = 200
+) -> None:
+    resp = await client.patch(
+        f"/scim/v2/Users/{user_id}",
+        json={"schemas": [PATCH_OP], "Operations": list(ops)},
+        headers=tenant.headers,
+    )
+    assert resp.status == status, await resp.text()
+
+
+async def make_user(client: Any, tenant: Tenant, name: str) -> str:
+    resp = await client.post("/scim/v2/Users", json={"userName": name}, headers=tenant.headers)
+    assert resp.status == 201, await resp.text()
+    return str((await resp.json(content_type=None))["id"])
+
+
+async def retitle(client: Any, tenant: Tenant, user_id: str, title: str) -> None:
+    body = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "path": "title", "value": title}],
+    }
+    resp = await client.patch(f"/scim/v2/Users/{user_id}", json=body, headers=tenant.headers)
+    assert resp.status == 200
+
+
+async def new_group(client: Any, tenant: Tenant, name: str) -> str:
+    resp = await client.post("/scim/v2/Groups", json={"displayName": name}, headers=tenant.headers)
+    assert resp.status == 201
+    return str((await resp.json(content_type=None))["id"])
+
+
+def add(ids: list[str]) -> dict[str, Any]:
+    return {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": i} for i in ids]}],
+    }
+
+
+async def bulk_users(
+    db: asyncpg.Connection, org_id: uuid.UUID, n: int, prefix: str = "bulk"
+) -> list[str]:
+    rows = await db.fetch(
+        """INSERT INTO users (id, org_id, attrs)
+           SELECT gen_random_uuid(), $1, jsonb_build_object('userName', $3 || i || '@example.com')
+           FROM generate_series(1, $2) AS i RETURNING id""",
+        org_id,
+        n,
+        prefix,
+    )
+    return [str(r["id"]) for r in rows]
+
+
+async def scim_400(resp: Any, scim_type: str | None = None) -> dict[str, Any]:
+    assert resp.status == 400, await resp.text()
+    body = await resp.json(content_type=None)
+    assert body["status"] == "400"
+    assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    if scim_type is not None:
+        assert body["scimType"] == scim_type, body
+    assert "Traceback" not in body["detail"] and "asyncpg" not in body["detail"]
+    return dict(body)
+
+
+async def snapshot(db: asyncpg.Connection) -> tuple[Any, ...]:
+    """Everything a request could have changed: rows and versions of every table it writes."""
+    return tuple(
+        await db.fetchrow(
+            """SELECT (SELECT count(*) FROM users), (SELECT coalesce(sum(version), 0) FROM users),
+                      (SELECT count(*) FROM groups), (SELECT count(*) FROM group_members),
+                      (SELECT count(*) FROM events), (SELECT count(*) FROM scim_tokens),
+                      (SELECT count(*) FROM organizations)"""
+        )
+        or ()
+    )
+
+
+async def entries(
+    client: Any, org: uuid.UUID, admin: dict[str, str], *, count: int, query: str = ""
+) -> list[dict[str, Any]]:
+    """The org's log once it holds `count` entries (the writer batches every ~0.2 s)."""
+    deadline = time.monotonic() + 10
+    found: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        resp = await client.get(f"/admin/v1/orgs/{org}/activity{query}", headers=admin)
+        assert resp.status == 200
+        found = (await resp.json())["entries"]
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"only {len(found)} entries: {found}")
+
+
+def shape(value: Any) -> Any:
+    """Replace values that differ per run (ids, times) with placeholders, keep everything else."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(v) for v in value]
+    if isinstance(value, str):
+        try:
+            uuid.UUID(value)
+            return "<uuid>"
+        except ValueError:
+            pass
+        if len(value) >= 20 and value[4] == "-" and value[10] == "T":
+            return "<time>"
+    return value
+
+
+# --- events written directly ------------------------------------------------------------------
+
+
+EMITTER = Emitter("http://scim.test/scim/v2", ("log",))
+
+
+async def write_event(
+    conn: asyncpg.Connection, org_id: uuid.UUID, subject: uuid.UUID, version: int
+) -> None:
+    """One event of `subject` at `version`, written on `conn` (in its transaction, if any)."""
+    event = envelope.user_provisioned(org_id, subject, {"userName": f"u-{subject}-{version}"})
+    await outbox.insert_events(conn, EMITTER.rows(org_id, [event], [version]))
+
+
+# --- waiting ----------------------------------------------------------------------------------
+
+
+async def until(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# --- a webhook receiver and a publisher that delivers to it -----------------------------------
+
+
+SECRET = generate_secret()
+
+
+SIGNING_KEY, PUBLIC_KEY = generate_signing_key()
+
+
+class Receiver:
+    """A webhook endpoint that records deliveries; `respond` decides each answer."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []  # every request, in arrival order
+        self.accepted: list[dict[str, Any]] = []  # the 2xx-answered ones
+        self.respond: Callable[[dict[str, Any]], Awaitable[int]] = self._ok
+        self.url = ""
+
+    async def _ok(self, request: dict[str, Any]) -> int:
+        return 200
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        entry = {"headers": dict(request.headers), "body": body, "event": json.loads(body)}
+        self.received.append(entry)
+        status = await self.respond(entry)
+        if 200 <= status < 300:
+            self.accepted.append(entry)
+        return web.Response(status=status)
+
+    def versions(self, entries: list[dict[str, Any]] | None = None) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for e in self.accepted if entries is None else entries:
+            out.setdefault(e["event"]["subject"], []).append(e["event"]["resourceversion"])
+        return out
+
+
+@pytest.fixture(name="receiver")
+async def fixture_receiver(aiohttp_server: Any) -> Receiver:
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", rec.handle)
+    server = await aiohttp_server(app)
+    rec.url = str(server.make_url("/hook"))
+    return rec
+
+
+def publisher_settings(settings: Settings, receiver: Receiver, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "publisher_enabled": True,
+        "webhook_url": receiver.url,
+        "webhook_secrets": (SECRET,),
+        "webhook_signing_key": SIGNING_KEY,
+        "webhook_timeout": 5.0,
+        "events_retry_schedule": (0.05, 0.1, 0.2),
+        "events_max_attempts": 50,
+        "publisher_poll_interval": 0.05,
+        "shutdown_grace": 5.0,
+    }
+    values.update(overrides)
+    return msgspec.structs.replace(settings, **values)
+
+
+async def pending(db: asyncpg.Connection) -> int:
+    return int(await db.fetchval("SELECT count(*) FROM outbox WHERE NOT dead"))
+
+
+# --- scim-service processes -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for a server to bind, or to be refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without any SCIM_* or DATABASE_URL of the caller's."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SCIM_", "DATABASE_URL"))}
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    """The environment of a `scim-service` process: `clean_env()`, JSON logs, then `extra`."""
+    env = clean_env()
+    env |= {"SCIM_LOG_FORMAT": "json"}
+    env |= extra
+    return env
+
+
+async def start(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scim_service",
+        *(args or ("serve",)),
+        env=env,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def wait_ready(
+    base: str,
+    timeout: float = 30,
+    *,
+    exited: Callable[[], bool] = lambda: False,
+    what: str = "the service",
+    log: Callable[[], str] = lambda: "",
+) -> None:
+    """Until `base`/readyz answers 200. `exited` says the process is gone (fail at once, not at
+    the timeout); `log` is what to show of its output when it fails."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if exited():
+                raise AssertionError(f"{what} exited:\n{log()}")
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with session.get(f"{base}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"{what} never became ready" + (f":\n{tail}" if (tail := log()) else ""))
+
+
+async def refused(base: str) -> bool:
+    try:
+        async with aiohttp.ClientSession() as session, session.get(f"{base}/healthz") as resp:
+            await resp.read()
+            return False
+    except aiohttp.ClientConnectionError:
+        return True
+
+
+def cli(
+    database_url: str | None, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """One CLI command run to its end, as an operator runs it (`DATABASE_URL` when given)."""
+    full_env = clean_env()
+    if database_url:
+        full_env["DATABASE_URL"] = database_url
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "scim_service", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+
+
+def ok_json(proc: subprocess.CompletedProcess[str]) -> Any:
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+# --- locks ------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def lock_table(database_url: str, table: str) -> AsyncIterator[None]:
+    """`table` locked ACCESS EXCLUSIVE by a transaction on a connection of its own until the
+    block ends (then rolled back): whatever needs the table waits meanwhile."""
+    locker = await asyncpg.connect(database_url)
+    try:
+        tx = locker.transaction()
+        await tx.start()
+        await locker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        yield
+        await tx.rollback()
+    finally:
+        await locker.close()

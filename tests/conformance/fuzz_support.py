@@ -89,6 +89,8 @@ class Tally:
     statuses: Counter[int] = field(default_factory=Counter)
     per_target: Counter[str] = field(default_factory=Counter)
     known: Counter[str] = field(default_factory=Counter)
+    # Requests whose request line is longer than the HTTP parser takes (a plain 400 from aiohttp).
+    parser_refused: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def report(self, title: str) -> str:
@@ -100,6 +102,10 @@ class Tally:
         ]
         for name, n in self.known.items():
             lines.append(f"  known 5xx, excused until its fix is merged: {n} x {name}")
+        if self.parser_refused:
+            lines.append(
+                f"  request line over 8,190 bytes, 400 from the HTTP parser: {self.parser_refused}"
+            )
         return "\n".join(lines)
 
 

@@ -46,6 +46,7 @@ CONFORMANCE = [
     response_schema_conformance,
 ]
 EXAMPLES = examples(150)
+HTTP_LINE_LIMIT = 8190  # aiohttp's max_line_size: the longest request line it parses
 
 
 @pytest.fixture(name="summary", scope="module", autouse=True)
@@ -127,6 +128,15 @@ def test_operation(live: Live, label: str) -> None:
             timeout=30,
             allow_redirects=False,
         )
+        target = response.request.path_url or ""
+        if len(operation.method) + len(target) + len(" HTTP/1.1") > HTTP_LINE_LIMIT:
+            # aiohttp's HTTP parser refuses the request line before the app sees it (README,
+            # "Limits"): a plain 400, the one answer not in the OpenAPI document.
+            assert response.status_code == 400, response.text[:200]
+            live.tally.requests += 1
+            live.tally.statuses[400] += 1
+            live.tally.parser_refused += 1
+            return
         known = check_answer(
             live,
             operation.method.upper(),

@@ -305,9 +305,10 @@ async def wait_ready(
     exited: Callable[[], bool] = lambda: False,
     what: str = "the service",
     log: Callable[[], str] = lambda: "",
+    interval: float = 0.1,
 ) -> None:
-    """Until `base`/readyz answers 200. `exited` says the process is gone (fail at once, not at
-    the timeout); `log` is what to show of its output when it fails."""
+    """Until `base`/readyz answers 200, asked every `interval` seconds. `exited` says the process
+    is gone (fail at once, not at the timeout); `log` is what to show of its output when it fails."""
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
@@ -317,7 +318,7 @@ async def wait_ready(
                 async with session.get(f"{base}/readyz") as resp:
                     if resp.status == 200:
                         return
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(interval)
     raise AssertionError(f"{what} never became ready" + (f":\n{tail}" if (tail := log()) else ""))
 
 

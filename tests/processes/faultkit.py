@@ -266,6 +266,7 @@ class Service:
             exited=lambda: self.proc is not None and self.proc.poll() is not None,
             what=self.role,
             log=self.tail,
+            interval=0.05,
         )
 
     def kill(self) -> None:

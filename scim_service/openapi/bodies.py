@@ -4,8 +4,8 @@ User and Group come from `scim.schema` (the attribute table that also drives nor
 filters and `/Schemas`); admin bodies from the msgspec structs the handlers decode and encode
 (`msgspec.json.schema_components`); the SCIM messages (Error, PatchOp, SearchRequest,
 ListResponse) from the structs below, which describe what `errors.ScimError.to_body`,
-`scim.patch`, `scim.query` and `list_response` accept and produce (tests/test_openapi.py checks
-each against the real thing).
+`scim.patch`, `scim.query` and `list_response` accept and produce
+(tests/conformance/test_openapi.py checks each against the real thing).
 """
 
 from __future__ import annotations

@@ -7,5 +7,5 @@ transaction; `search` across both), organizations and tokens (`tenants`), the ou
 
 No HTTP here: handlers decode requests and call these functions with a connection (and, for
 SCIM, the organization id taken from the caller's token); the CLI calls the same functions.
-Handlers never call store/ themselves (tests/test_thin_handlers.py).
+Handlers never call store/ themselves (tests/repo/test_thin_handlers.py).
 """

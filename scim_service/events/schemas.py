@@ -4,7 +4,8 @@ structs of `envelope.py` (never written by hand).
 Each type's schema is the CloudEvent envelope with `type` fixed to that type and `data` its
 struct. Committed as `scim_service/events/schemas.json` and `scim_service/events/asyncapi.json`
 (regenerate with `python -m scim_service.events.schemas`;
-tests/integration/test_event_schemas.py fails while either is stale) and served at `GET /admin/v1/events/schemas`.
+tests/integration/test_event_schemas.py fails while either is stale) and served at
+`GET /admin/v1/events/schemas`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 `bodies` builds the schemas (from `scim.schema` and the handlers' msgspec structs),
 `scim_paths` and `admin_paths` one operation per route of `routes.py`;
-`tests/conformance/test_openapi.py` fails when a route is missing here or here lists one the app lacks.
+`tests/conformance/test_openapi.py` fails when a route is missing here or here lists one the
+app lacks.
 
 The document is committed as `scim_service/openapi.json` and served from there at
 `GET /openapi.json`. Regenerate it after a change with

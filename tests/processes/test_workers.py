@@ -155,6 +155,11 @@ async def test_one_port_many_workers_one_sum(service: Service, tenant: Tenant) -
     assert [e["worker"] for e in service.events("publisher_started")] == ["publisher"]
     assert all(e["sinks"] == [] for e in service.events("worker_started", role="serve"))
     delivered = {"name": "scim_event_deliveries_total", "sink": "log", "outcome": "delivered"}
+    # The line is written before the delivery is recorded and counted: wait for the count.
+    deadline = time.monotonic() + 10
+    while counter(await scrape(service.base), **delivered) < 1:
+        assert time.monotonic() < deadline, "the publisher's delivery was never counted"
+        await asyncio.sleep(0.1)
     for _ in range(4):  # the publisher process's counter, seen from either request worker
         assert counter(await scrape(service.base), **delivered) >= 1
     assert await service.stop() == 0

@@ -43,12 +43,15 @@ def _announce_first_run(settings: Settings, org_name: str, org_id: str, token: s
     )
 
 
-def listen_socket(host: str, port: int, what: str) -> socket.socket:
+def listen_socket(host: str, port: int, what: str, *, reuse_port: bool = False) -> socket.socket:
     """Bind the listening socket first, before any database or background task: a port in
-    use is reported as what it is, and nothing has started that would need stopping."""
+    use is reported as what it is, and nothing has started that would need stopping.
+    `reuse_port`: one of several sockets on the port (SO_REUSEPORT, supervisor.py)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family, backlog=1024)
+        return socket.create_server(
+            (host, port), family=family, backlog=1024, reuse_port=reuse_port
+        )
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise StartupError(f"cannot listen on {host}:{port} ({what}): {reason}") from exc
@@ -59,7 +62,6 @@ class Inherited(msgspec.Struct, frozen=True):
     (scim_service/supervisor.py): the listening sockets (None: that role listens on none) and
     how to report that it is serving."""
 
-    worker: str
     sock: socket.socket | None
     metrics_sock: socket.socket | None
     ready: Callable[[], None]

@@ -386,22 +386,17 @@ async def supervise(settings: Settings) -> int:
 def reuseport_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     """`count` listening sockets on one port (SO_REUSEPORT). First a plain bind, so a port that
     anything else holds (another scim-service included) is reported, not silently shared."""
-    listen_socket(host, port, "SCIM_HOST/SCIM_PORT").close()
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    what = "SCIM_HOST/SCIM_PORT"
+    listen_socket(host, port, what).close()
     out: list[socket.socket] = []
     try:
         for _ in range(count):
-            sock = socket.create_server((host, port), family=family, backlog=1024, reuse_port=True)
-            if port == 0:  # the first socket chose a free port; the others join it
-                port = sock.getsockname()[1]
-            out.append(sock)
-    except OSError as exc:
+            out.append(listen_socket(host, port, what, reuse_port=True))
+            port = out[0].getsockname()[1]  # port 0: the first chose one, the others join it
+    except StartupError:
         for sock in out:
             sock.close()
-        reason = exc.strerror or type(exc).__name__
-        raise StartupError(
-            f"cannot listen on {host}:{port} (SCIM_HOST/SCIM_PORT): {reason}"
-        ) from exc
+        raise
     return out
 
 

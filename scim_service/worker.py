@@ -66,7 +66,6 @@ def main() -> int:
             os.close(fd)
 
     inherited = Inherited(
-        worker=slot,
         sock=None if main_fd == "-" else socket.socket(fileno=int(main_fd)),
         metrics_sock=None if metrics_fd == "-" else socket.socket(fileno=int(metrics_fd)),
         ready=ready,

@@ -239,10 +239,12 @@ async def cmd_org_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_org_guard(args: argparse.Namespace, settings: Settings) -> int:
-    """The mass-deprovisioning guard of one organization: show, set, release, discard."""
+    """The mass-deprovisioning guard of one organization: show, set, release, reject."""
+    from scim_service.events.emitter import Emitter
     from scim_service.provisioning import guard
 
     defaults = guard.policy_of(settings)
+    emitter = Emitter(settings.event_source, settings.sinks)
     async with database(settings) as conn:
         if args.action == "show":
             result: Any = await guard.state(conn, args.org_id, defaults)
@@ -257,13 +259,17 @@ async def cmd_org_guard(args: argparse.Namespace, settings: Settings) -> int:
             )
             result = await guard.configure(conn, args.org_id, new, defaults)
         elif args.action == "release":
-            result = await guard.release(conn, args.org_id)
-        else:
-            result = await guard.discard(conn, args.org_id)
+            result = await guard.release(conn, args.org_id, emitter)
+        else:  # reject (or its former name, discard)
+            result = await guard.reject(conn, args.org_id, emitter)
     if args.json:
         print_json(result)
     elif isinstance(result, guard.GuardOutcome):
-        print(f"{result.action} {result.events} held event(s); the guard is armed again")
+        what = "delivered next, in order" if result.action == "released" else "dropped for good"
+        print(
+            f"{result.action} {result.resources} held user(s)/group(s), {result.events} event(s) "
+            f"{what}; the guard is armed again"
+        )
     else:
         state = "TRIPPED since " + _fmt(result.tripped_at) if result.tripped else "armed"
         if not result.enabled:
@@ -273,11 +279,17 @@ async def cmd_org_guard(args: argparse.Namespace, settings: Settings) -> int:
             f"threshold: {result.min_users} users and {result.percent:g} % of active users "
             f"within {result.window_minutes:g} minutes"
         )
-        print(f"held:      {result.held} user.deprovisioned event(s)")
+        print(f"held:      {result.held} event(s) of {result.held_resources} user(s)/group(s)")
+        if result.last_decision is not None:
+            d = result.last_decision
+            print(f"last:      {d.action} {_fmt(d.at)}, {d.resources} resource(s)")
         if result.held_events:
             print_table(
-                [(h.time, h.user_id, h.user_name, h.reason) for h in result.held_events],
-                ["time", "user", "userName", "reason"],
+                [
+                    (h.time, h.type, h.subject, h.user_name or h.display_name or "", h.reason or "")
+                    for h in result.held_events
+                ],
+                ["time", "type", "subject", "name", "reason"],
             )
     return 0
 
@@ -638,13 +650,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("org_id", type=_uuid_arg)
     p.set_defaults(func=cmd_org_status)
     grd = org.add_parser(
-        "guard", help="the mass-deprovisioning guard (held user.deprovisioned events)"
+        "guard", help="the mass-deprovisioning guard (held access-reducing changes)"
     ).add_subparsers(dest="action", required=True)
     for action, text in (
         ("show", "its state, threshold and held events"),
         ("set", "override the threshold for this organization"),
-        ("release", "deliver the held events (in order) and re-arm"),
-        ("discard", "drop the held events (logged) and re-arm"),
+        ("release", "deliver the held changes (in order) and re-arm"),
+        ("reject", "restore the held users and groups, drop their held events, re-arm"),
+        ("discard", "the former name of reject"),
     ):
         p = grd.add_parser(action, parents=[json_flag], help=text)
         p.add_argument("org_id", type=_uuid_arg)

@@ -138,6 +138,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     deprovision_guard_percent: float = 25.0
     deprovision_guard_min_users: int = 20
     deprovision_guard_window_minutes: float = 15.0
+    # Hold every access-reducing change this long before any consumer sees it, so the guard
+    # sees a burst before it leaves (0: only once tripped). Released by the publisher.
+    deprovision_guard_staging_seconds: float = 0.0
 
     # Metrics: /metrics on the main port, or only on a separate one (SCIM_METRICS_PORT).
     metrics_enabled: bool = True
@@ -526,6 +529,11 @@ def load_settings(
         "SCIM_DEPROVISION_GUARD_WINDOW_MINUTES",
         "deprovision_guard_window_minutes",
         lambda n, r, p: _parse_float(n, r, p, 0.01, 7 * 24 * 60),
+    )
+    take(
+        "SCIM_DEPROVISION_GUARD_STAGING_SECONDS",
+        "deprovision_guard_staging_seconds",
+        lambda n, r, p: _parse_float(n, r, p, 0, 24 * 3600),
     )
     take("SCIM_METRICS_ENABLED", "metrics_enabled", _parse_bool)
     take("SCIM_METRICS_PORT", "metrics_port", lambda n, r, p: _parse_int(n, r, p, 1, 65535))

@@ -20,8 +20,11 @@ USER_DEPROVISIONED = "user.deprovisioned"
 USER_REACTIVATED = "user.reactivated"
 USER_SETUP_COMPLETED = "user.setup_completed"
 GROUP_CHANGED = "group.changed"
-# The mass-deprovisioning guard held this organization's user.deprovisioned deliveries.
+# The mass-deprovisioning guard tripped: this organization's access-reducing changes are held.
 DIRECTORY_GUARD_TRIPPED = "directory.guard_tripped"
+# An administrator released the held changes (delivered next, in order) or rejected them.
+DIRECTORY_GUARD_RELEASED = "directory.guard_released"
+DIRECTORY_GUARD_REJECTED = "directory.guard_rejected"
 EVENT_TYPES = (
     USER_PROVISIONED,
     USER_UPDATED,
@@ -30,6 +33,8 @@ EVENT_TYPES = (
     USER_SETUP_COMPLETED,
     GROUP_CHANGED,
     DIRECTORY_GUARD_TRIPPED,
+    DIRECTORY_GUARD_RELEASED,
+    DIRECTORY_GUARD_REJECTED,
 )
 
 # A group.changed event lists at most this many added (or removed) user ids; a bigger change
@@ -119,8 +124,9 @@ class GroupChanged(msgspec.Struct, kw_only=True):
 
 
 class GuardTripped(msgspec.Struct, kw_only=True):
-    """Subject: the organization. Its user.deprovisioned events are held from now on until an
-    administrator releases (delivers, in order) or discards them."""
+    """Subject: the organization. Its access-reducing changes (deprovisions, membership
+    removals, and what follows them on the same resources) are held from now on until an
+    administrator releases (delivers, in order) or rejects them (never delivered)."""
 
     org_id: str
     tripped_at: datetime
@@ -129,6 +135,23 @@ class GuardTripped(msgspec.Struct, kw_only=True):
     percent: float
     min_users: int
     window_minutes: float
+    # Distinct users who lost access within the window (deprovisioned or removed from a group):
+    # what the threshold counts.
+    affected_users: int = 0
+
+
+class GuardDecided(msgspec.Struct, kw_only=True):
+    """Subject: the organization. directory.guard_released: the held changes follow this event
+    on their resources, in order. directory.guard_rejected: they were never delivered and never
+    will be; the held users and groups are back in the state you have (their next events
+    continue from the version you hold: no gap)."""
+
+    org_id: str
+    decided_at: datetime
+    tripped_at: datetime | None  # None: staged changes decided before any trip
+    users: int  # held users decided
+    groups: int  # held groups decided
+    events: int  # held events delivered (released) or dropped (rejected)
 
 
 EventData = (
@@ -139,6 +162,7 @@ EventData = (
     | UserSetupCompleted
     | GroupChanged
     | GuardTripped
+    | GuardDecided
 )
 
 
@@ -325,6 +349,11 @@ def guard_tripped(org_id: uuid.UUID, data: GuardTripped) -> NewEvent:
     return NewEvent(
         type=DIRECTORY_GUARD_TRIPPED, resource_type="Organization", subject=org_id, data=data
     )
+
+
+def guard_decided(org_id: uuid.UUID, action: str, data: GuardDecided) -> NewEvent:
+    kind = DIRECTORY_GUARD_RELEASED if action == "released" else DIRECTORY_GUARD_REJECTED
+    return NewEvent(type=kind, resource_type="Organization", subject=org_id, data=data)
 
 
 def _user(type_: str, user_id: uuid.UUID, data: EventData) -> NewEvent:

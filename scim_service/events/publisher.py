@@ -48,6 +48,7 @@ import asyncpg
 from scim_service.config import Settings
 from scim_service.events.sinks.base import MAX_RETRY_AFTER, Outcome, Sink
 from scim_service.logs import get_logger
+from scim_service.store import guard as guard_store
 from scim_service.store import outbox
 from scim_service.store.db import create_pool, session_settings
 from scim_service.store.listen import listen
@@ -57,6 +58,7 @@ log = get_logger("scim_service.publisher")
 
 CHANNEL = "scim_outbox"
 RETENTION_EVERY = 600.0  # seconds between retention passes
+STAGING_EVERY = 1.0  # seconds between looks for the guard's staged holds that are due
 _BACKOFF_FIRST = 0.25
 _BACKOFF_MAX = 5.0
 _DB_ERRORS = (
@@ -176,6 +178,7 @@ class Publisher:
             )
         )
         self._loops.append(asyncio.create_task(self._retention_loop(), name="publisher:retention"))
+        self._loops.append(asyncio.create_task(self._staging_loop(), name="publisher:staging"))
         log.info(
             "publisher_started",
             sinks=list(self.sinks),
@@ -467,6 +470,22 @@ class Publisher:
                 continue
             await self._sleep(RETENTION_EVERY)
 
+    async def _staging_loop(self) -> None:
+        """The guard's staged holds (SCIM_DEPROVISION_GUARD_STAGING_SECONDS): released once due,
+        unless their organization's guard tripped meanwhile (provisioning/guard.py)."""
+        while not self._stopping.is_set():
+            try:
+                async with self._acquire() as conn:
+                    released = await guard_store.release_due(conn)
+            except _DB_ERRORS as exc:
+                log.warning("publisher_staging_failed", error=type(exc).__name__)
+                await self._sleep(5.0)
+                continue
+            if released:
+                log.info("guard_staged_released", events=released)
+                self.wake()
+            await self._sleep(STAGING_EVERY)
+
     async def _warn_orphans(self) -> None:
         """Events waiting for a sink this publisher does not serve: a sink removed from the
         configuration, or API replicas and publishers given different sink settings."""
@@ -495,6 +514,7 @@ class Publisher:
                 total += n
                 if n == 0:
                     break
+            await guard_store.prune_reductions(conn)
         if total:
             log.info("events_purged", count=total, older_than=horizon.isoformat())
         return total

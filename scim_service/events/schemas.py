@@ -33,6 +33,8 @@ DATA: dict[str, type[msgspec.Struct]] = {
     ev.USER_SETUP_COMPLETED: ev.UserSetupCompleted,
     ev.GROUP_CHANGED: ev.GroupChanged,
     ev.DIRECTORY_GUARD_TRIPPED: ev.GuardTripped,
+    ev.DIRECTORY_GUARD_RELEASED: ev.GuardDecided,
+    ev.DIRECTORY_GUARD_REJECTED: ev.GuardDecided,
 }
 assert set(DATA) == set(ev.EVENT_TYPES)
 

@@ -226,15 +226,17 @@ async def configure_guard(request: web.Request) -> web.Response:
 async def release_guard(request: web.Request) -> web.Response:
     org_id = path_uuid(request, "org_id", "Organization")
     async with connection(request) as conn:
-        outcome = await guard.release(conn, org_id)
+        outcome = await guard.release(conn, org_id, request.app[EMITTER])
     _wake_publisher(request)
     return admin_json(outcome)
 
 
-async def discard_guard(request: web.Request) -> web.Response:
+async def reject_guard(request: web.Request) -> web.Response:
+    """Also served at .../guard/discard (the name before the rejection restored the store)."""
     org_id = path_uuid(request, "org_id", "Organization")
     async with connection(request) as conn:
-        outcome = await guard.discard(conn, org_id)
+        outcome = await guard.reject(conn, org_id, request.app[EMITTER])
+    _wake_publisher(request)
     return admin_json(outcome)
 
 

@@ -158,18 +158,26 @@ def admin_ops() -> dict[str, dict[str, Any]]:
             errors=("404",),
         ),
         f"POST {ADMIN}/orgs/{{org_id}}/guard/release": admin(
-            "Deliver the held user.deprovisioned events (in order) and re-arm the guard",
-            answer("200", "GuardOutcome", "How many events were released"),
+            "Deliver every held change (in order per resource) and re-arm the guard",
+            answer("200", "GuardOutcome", "How many resources and events were released"),
             "releaseGuard",
             params=[org],
-            errors=("404",),
+            errors=("404", "503"),
+        ),
+        f"POST {ADMIN}/orgs/{{org_id}}/guard/reject": admin(
+            "Reject the held changes: restore the held users and groups, drop their held "
+            "events for good (no consumer ever sees them), re-arm the guard",
+            answer("200", "GuardOutcome", "How many resources were restored, events dropped"),
+            "rejectGuard",
+            params=[org],
+            errors=("404", "409", "503"),
         ),
         f"POST {ADMIN}/orgs/{{org_id}}/guard/discard": admin(
-            "Drop the held user.deprovisioned events (logged) and re-arm the guard",
-            answer("200", "GuardOutcome", "How many events were discarded"),
+            "The former name of guard/reject (same behaviour)",
+            answer("200", "GuardOutcome", "How many resources were restored, events dropped"),
             "discardGuard",
             params=[org],
-            errors=("404",),
+            errors=("404", "409", "503"),
         ),
         f"GET {ADMIN}/events": admin(
             "Pull events in one total order after a cursor (optionally waiting for new ones)",

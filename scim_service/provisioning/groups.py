@@ -17,6 +17,7 @@ from scim_service.events import envelope as ev
 from scim_service.events.emitter import following
 from scim_service.provisioning import tx
 from scim_service.provisioning.etags import check_if_match
+from scim_service.provisioning.guard import Before
 from scim_service.provisioning.patching import evaluate_patch
 from scim_service.provisioning.scope import Scope
 from scim_service.scim import schema as s
@@ -268,6 +269,7 @@ async def _finish(
             member_delta=delta,
             events=rows,
         ),
+        [Before.group(current, change.added, change.removed)],
     )
 
 
@@ -278,13 +280,16 @@ async def delete_group(
         current = await store.lock_group(conn, scope.org_id, group_id)
         check_if_match(if_match, current.version)
         # The member list of a deleted group is not repeated: "deleted" says they are all gone.
+        # (The guard counts and keeps them: read before they go.)
         change = GroupChange(kinds=["deleted"])
         events = change.events(scope.org_id, group_id, current.attrs, 0)
+        members = await store.member_ids(conn, group_id) if current.member_count else []
         await scope.write(
             conn,
             events,
             following(current.event_seq, len(events)),
             lambda rows: store.delete_group(conn, scope.org_id, group_id, rows),
+            [Before.group(current, removed=members)],
         )
         return current
 

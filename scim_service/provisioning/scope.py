@@ -10,9 +10,9 @@ import asyncpg
 import msgspec
 
 from scim_service.events.emitter import Emitter
-from scim_service.events.envelope import USER_DEPROVISIONED, NewEvent
+from scim_service.events.envelope import NewEvent
 from scim_service.provisioning import guard
-from scim_service.provisioning.guard import GuardPolicy
+from scim_service.provisioning.guard import Before, GuardPolicy
 from scim_service.store import outbox
 from scim_service.store.outbox import EventRows
 
@@ -33,24 +33,30 @@ class Scope(msgspec.Struct, frozen=True):
         events: Sequence[NewEvent],
         versions: Sequence[int],
         change: Callable[[EventRows], Awaitable[T]],
+        before: Sequence[Before] = (),
     ) -> T:
         """Write a change and its events, in the caller's transaction: `change` is the store
         function that writes both (one statement, see store/outbox.py), given the encoded
         events; `versions` number them from the resource's counter read under its row lock
-        (events/emitter.py `following`). Deprovisions then pass the mass-deprovisioning guard
-        (provisioning/guard.py), in the same transaction."""
-        result = await change(self.emitter.rows(self.org_id, events, versions))
-        gone = [
-            (e.subject, v)
-            for e, v in zip(events, versions, strict=True)
-            if e.type == USER_DEPROVISIONED
-        ]
-        if gone:
-            await guard.after_deprovision(conn, self.org_id, self.emitter, self.guard, gone)
+        (events/emitter.py `following`). A change that reduces access passes the
+        mass-deprovisioning guard (provisioning/guard.py) in the same transaction: the
+        organization's row lock before its events are written, the count, the trip and the hold
+        after; `before` is every written resource as it was before this change (the hold keeps
+        it, so a rejection can restore it)."""
+        lost = guard.reductions(events, before) if guard.reduces_access(events) else []
+        gate = await guard.enter(conn, self.org_id, self.guard) if lost else None
+        rows = self.emitter.rows(self.org_id, events, versions)
+        result = await change(rows)
+        if gate is not None:
+            await guard.after(conn, self.org_id, self.emitter, gate, rows, before, lost)
         return result
 
     async def emit(
-        self, conn: asyncpg.Connection, events: Sequence[NewEvent], versions: Sequence[int]
+        self,
+        conn: asyncpg.Connection,
+        events: Sequence[NewEvent],
+        versions: Sequence[int],
+        before: Sequence[Before] = (),
     ) -> None:
         """Events written on their own, after a change that touched several resources or
         whose events carry what the database decided (see `write`)."""
@@ -58,4 +64,4 @@ class Scope(msgspec.Struct, frozen=True):
         async def insert(rows: EventRows) -> None:
             await outbox.insert_events(conn, rows)
 
-        await self.write(conn, events, versions, insert)
+        await self.write(conn, events, versions, insert, before)

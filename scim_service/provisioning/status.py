@@ -55,6 +55,9 @@ class GuardSummary(msgspec.Struct, frozen=True, kw_only=True):
     tripped: bool
     tripped_at: datetime | None
     held: int
+    """Held events (access-reducing changes and what waits behind them)."""
+    held_resources: int = 0
+    last_decision: guard.GuardDecision | None = None
 
 
 class OrgStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -110,7 +113,12 @@ async def org_status(conn: asyncpg.Connection, org_id: uuid.UUID, settings: Sett
         ),
         sinks=sinks,
         guard=GuardSummary(
-            enabled=g.enabled, tripped=g.tripped, tripped_at=g.tripped_at, held=g.held
+            enabled=g.enabled,
+            tripped=g.tripped,
+            tripped_at=g.tripped_at,
+            held=g.held,
+            held_resources=g.held_resources,
+            last_decision=g.last_decision,
         ),
         warnings=[],
     )
@@ -141,8 +149,9 @@ def _warnings(s: OrgStatus) -> list[str]:
             out.append(f"{sink.dead} event(s) dead-lettered for sink {sink.sink}")
     if s.guard.tripped:
         out.append(
-            f"The mass-deprovisioning guard tripped: {s.guard.held} user.deprovisioned event(s) "
-            "held (scim-service org guard show ORG_ID, then release or discard)"
+            f"The mass-deprovisioning guard tripped: {s.guard.held} event(s) of "
+            f"{s.guard.held_resources} user(s) and group(s) held (scim-service org guard show "
+            "ORG_ID, then release or reject)"
         )
     return out
 

@@ -13,6 +13,7 @@ from scim_service.events import envelope as ev
 from scim_service.events.emitter import following
 from scim_service.provisioning import tx
 from scim_service.provisioning.etags import check_if_match
+from scim_service.provisioning.guard import Before
 from scim_service.provisioning.patching import evaluate_patch
 from scim_service.provisioning.scope import Scope
 from scim_service.scim import schema as s
@@ -89,6 +90,7 @@ async def _update(
             events,
             following(current.event_seq, len(events)),
             lambda rows: store.update_user_attrs(conn, scope.org_id, user_id, attrs, rows),
+            [Before.user(current)],
         )
 
     return await tx.write(conn, work)
@@ -140,7 +142,18 @@ async def delete_user(
         await store.delete_user(conn, scope.org_id, user_id)
         events = [ev.user_deleted(scope.org_id, user_id, current.attrs)]
         versions = following(current.event_seq, 1)
+        before = [Before.user(current)]
         for g in left:
+            before.append(
+                Before(
+                    resource_type="Group",
+                    id=g["id"],
+                    attrs=g["attrs"],
+                    version=g["version"] - 1,
+                    created_at=g["created_at"],
+                    removed=(user_id,),
+                )
+            )
             events += ev.group_changed(
                 scope.org_id,
                 g["id"],
@@ -151,7 +164,7 @@ async def delete_user(
                 member_count=g["member_count"],
             )
             versions.append(g["event_seq"])
-        await scope.emit(conn, events, versions)
+        await scope.emit(conn, events, versions, before)
         return current
 
     return await tx.write(conn, work)

@@ -254,6 +254,11 @@ async def members_of_group(
     return [(row[0], row[1]) for row in rows]
 
 
+async def member_ids(conn: asyncpg.Connection, group_id: uuid.UUID) -> list[uuid.UUID]:
+    """A group's member ids (the caller holds the group's row lock)."""
+    return [r["user_id"] for r in await conn.fetch(Q["group_member_ids"], group_id)]
+
+
 async def lock_user_groups(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID) -> None:
     await conn.fetch(Q["lock_user_groups"], org_id, user_id)
 

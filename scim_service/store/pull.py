@@ -148,10 +148,11 @@ async def members_page(
     limit: int,
 ) -> tuple[int, list[uuid.UUID]] | None:
     """The group's current resourceversion and one page of member ids (None: no such group),
-    read in one snapshot."""
+    read in one snapshot; a group the guard holds as it was before its held changes."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         group = await conn.fetchrow(Q["snapshot_group"], org_id, group_id)
         if group is None:
             return None
-        rows = await conn.fetch(Q["snapshot_members"], group_id, after, limit)
+        query = "snapshot_held_members" if group["held"] else "snapshot_members"
+        rows = await conn.fetch(Q[query], group_id, after, limit)
     return group["event_seq"], [r["user_id"] for r in rows]

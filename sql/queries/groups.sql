@@ -153,4 +153,8 @@ SET member_count = member_count - 1, version = version + 1, event_seq = event_se
     updated_at = now()
 FROM d
 WHERE g.id = d.group_id AND g.org_id = $1
-RETURNING g.id, g.attrs, g.member_count, g.event_seq;
+RETURNING g.id, g.attrs, g.member_count, g.event_seq, g.version, g.created_at;
+
+-- name: group_member_ids
+-- A group's member ids (read before the group is deleted: the guard counts and keeps them).
+SELECT user_id FROM group_members WHERE group_id = $1;

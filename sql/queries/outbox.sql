@@ -30,7 +30,8 @@ SELECT count(*) FROM e;
 -- and count the attempt. Claimable: not dead, due, not leased by a live publisher, not locked by
 -- a concurrent claim, and with no earlier version of the same resource still pending for this
 -- sink (pending, retrying, dead-lettered, leased or held: all those rows exist). Rows held by
--- the mass-deprovisioning guard (guard.sql) are never claimed until released. An event whose
+-- the mass-deprovisioning guard (guard.sql) are never claimed until released (and never due:
+-- next_attempt_at is 'infinity', which also keeps a publisher of an older release off them). An event whose
 -- attempts are already used up (its deliveries kept killing the publisher, so no outcome was ever
 -- recorded) is dead-lettered here instead of being handed out again.
 -- The outbox is scanned first (MATERIALIZED) and only the claimed rows are joined to events:
@@ -129,7 +130,7 @@ RETURNING e.id;
 
 -- name: replay
 -- Re-send events from a time or from an event id (inclusive), with their original ids, to the
--- given sinks. Events still pending for a sink are not queued twice.
+-- given sinks. Events still pending for a sink are not queued twice; held ones never are.
 WITH start AS (
     SELECT CASE WHEN $2::uuid IS NOT NULL THEN (SELECT seq FROM events WHERE id = $2::uuid) END AS seq
 ), chosen AS (
@@ -138,6 +139,11 @@ WITH start AS (
     WHERE ($1::timestamptz IS NULL OR e.time >= $1::timestamptz)
       AND ($2::uuid IS NULL OR e.seq >= start.seq)
       AND ($4::uuid IS NULL OR e.org_id = $4::uuid)
+      -- Never a held change (guard.sql): it is delivered by its release or never (rejected
+      -- events are deleted).
+      AND NOT EXISTS (
+          SELECT 1 FROM guard_holds h
+          WHERE h.subject = e.subject AND e.resource_version >= h.first_version)
 )
 INSERT INTO outbox (sink, event_seq, subject, resource_version)
 SELECT k.sink, c.seq, c.subject, c.resource_version
@@ -154,6 +160,8 @@ WITH old AS (
     SELECT e.seq FROM events e
     WHERE e.time < $1
       AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_seq = e.seq)
+      AND NOT EXISTS (SELECT 1 FROM guard_holds h  -- held: kept until decided
+                      WHERE h.subject = e.subject AND e.resource_version >= h.first_version)
     ORDER BY e.seq
     LIMIT $2
 ), gone AS (
@@ -188,11 +196,13 @@ DELETE FROM outbox WHERE sink = $1;
 -- name: move_sink
 -- Hand a sink's queued rows to another sink (fresh attempts, due now); rows the target already
 -- has for the same event are kept once. Order per resource is kept: versions travel with rows.
--- Rows held by the mass-deprovisioning guard stay held.
+-- Rows held by the mass-deprovisioning guard stay held (and never due).
 WITH gone AS (
     DELETE FROM outbox WHERE sink = $1
     RETURNING event_seq, subject, resource_version, created_at, held
 )
-INSERT INTO outbox (sink, event_seq, subject, resource_version, created_at, held)
-SELECT $2, event_seq, subject, resource_version, created_at, held FROM gone
+INSERT INTO outbox (sink, event_seq, subject, resource_version, created_at, held, next_attempt_at)
+SELECT $2, event_seq, subject, resource_version, created_at, held,
+       CASE WHEN held THEN 'infinity'::timestamptz ELSE now() END
+FROM gone
 ON CONFLICT (sink, event_seq) DO NOTHING;

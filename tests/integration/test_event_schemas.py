@@ -102,6 +102,9 @@ async def test_every_written_event_validates(
     )
     assert resp.status == 200, await resp.text()
     await patch_user(client, tenant, uid, {"op": "replace", "path": "active", "value": False})
+    guard = f"/admin/v1/orgs/{tenant.org_id}/guard"
+    resp = await client.post(f"{guard}/release", headers=admin_headers)
+    assert resp.status == 200, await resp.text()
     await patch_user(client, tenant, uid, {"op": "replace", "path": "active", "value": True})
     await client.post(
         f"/admin/v1/orgs/{tenant.org_id}/users/{uid}/setup-complete", headers=admin_headers
@@ -120,6 +123,15 @@ async def test_every_written_event_validates(
     assert resp.status == 200
     assert (await client.delete(f"/scim/v2/Users/{uid}", headers=tenant.headers)).status == 204
     assert (await client.delete(f"/scim/v2/Groups/{gid}", headers=tenant.headers)).status == 204
+    # The user's delete tripped the guard again: a release delivers the held deletes.
+    other = await create_user(client, tenant, userName="other@example.com")
+    resp = await client.post(f"{guard}/release", headers=admin_headers)
+    assert resp.status == 200, await resp.text()
+    await patch_user(
+        client, tenant, other["id"], {"op": "replace", "path": "active", "value": False}
+    )
+    resp = await client.post(f"{guard}/reject", headers=admin_headers)
+    assert resp.status == 200, await resp.text()
     rows = await db.fetch("SELECT payload FROM events ORDER BY seq")
     events = [json.loads(r["payload"]) for r in rows]
     assert {e["type"] for e in events} == set(envelope.EVENT_TYPES)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import uuid
 from typing import Any
 
 import asyncpg
@@ -103,9 +104,12 @@ async def test_mass_deactivation_holds_deprovisions_until_released(
     resp = await client.get(f"/admin/v1/orgs/{tenant.org_id}/guard", headers=admin_headers)
     state = await resp.json()
     assert resp.status == 200
-    assert state["tripped"] is True and state["held"] == 5
-    assert [h["user_id"] for h in state["held_events"]] == users[4:9]
-    assert {h["reason"] for h in state["held_events"]} == {"deactivated"}
+    # Held: the 5 deprovisions and the update that waits behind one of them, of 5 users.
+    assert state["tripped"] is True and state["held"] == 6 and state["held_resources"] == 5
+    deprovisions = [h for h in state["held_events"] if h["type"] == "user.deprovisioned"]
+    assert [h["user_id"] for h in deprovisions] == users[4:9]
+    assert {h["reason"] for h in deprovisions} == {"deactivated"}
+    assert [h["subject"] for h in state["held_events"] if h["type"] == "user.updated"] == [users[6]]
     assert int(await db.fetchval("SELECT count(*) FROM outbox WHERE held")) == 5
     stats = await (await client.get("/admin/v1/events/stats", headers=admin_headers)).json()
     assert stats["sinks"][0]["held"] == 5
@@ -117,13 +121,16 @@ async def test_mass_deactivation_holds_deprovisions_until_released(
     before = len(receiver.accepted)
     resp = await client.post(f"/admin/v1/orgs/{tenant.org_id}/guard/release", headers=admin_headers)
     assert resp.status == 200
-    assert (await resp.json())["events"] == 5
-    await until(lambda: len(receiver.accepted) == before + 6, what="released events")
+    outcome = await resp.json()
+    assert outcome["events"] == 6 and outcome["resources"] == 5
+    # The 5 deprovisions, the update behind one of them, and directory.guard_released.
+    await until(lambda: len(receiver.accepted) == before + 7, what="released events")
     released = receiver.accepted[before:]
     assert sorted(
         e["event"]["subject"] for e in released if e["event"]["type"] == "user.deprovisioned"
     ) == sorted(users[4:9])
     assert receiver.versions(released)[users[6]] == [2, 3], "deprovision, then the update"
+    assert "directory.guard_released" in types(receiver)
     state = await (
         await client.get(f"/admin/v1/orgs/{tenant.org_id}/guard", headers=admin_headers)
     ).json()
@@ -131,38 +138,71 @@ async def test_mass_deactivation_holds_deprovisions_until_released(
     assert int(await db.fetchval("SELECT count(*) FROM outbox")) == 0
 
 
-async def test_discard_drops_the_held_events_and_rearms(
+async def test_reject_restores_the_store_and_drops_the_held_events(
     aiohttp_client: Any,
     settings: Settings,
     tenant: Tenant,
     db: asyncpg.Connection,
     admin_headers: dict[str, str],
 ) -> None:
-    """Without a publisher: the rows stay held in the outbox; a discard deletes exactly them
-    (the events stay in the history), and deprovisions after it count from zero."""
+    """Without a publisher: the tripping delete and the one after it are held (deliveries never
+    due); a rejection puts both users back in the store with their ids and attributes, deletes
+    the held events and their deliveries, and the next change of a restored user takes the
+    version consumers expect next. Deprovisions after it count from zero."""
     conf = msgspec.structs.replace(settings, deprovision_guard_min_users=3)
     client = await aiohttp_client(create_app(conf))
-    users = [await make_user(client, tenant, f"d{i}@example.com") for i in range(4)]
-    for uid in users[:3]:
+    users = [await make_user(client, tenant, f"d{i}@example.com") for i in range(6)]
+    for uid in users[:4]:
         resp = await client.delete(f"/scim/v2/Users/{uid}", headers=tenant.headers)
         assert resp.status == 204
     held = await db.fetch(
-        "SELECT e.type, e.subject FROM outbox o JOIN events e ON e.seq = o.event_seq WHERE o.held"
+        "SELECT e.type, e.subject, o.next_attempt_at = 'infinity' AS never_due "
+        "FROM outbox o JOIN events e ON e.seq = o.event_seq WHERE o.held"
     )
-    assert sorted(str(r["subject"]) for r in held) == sorted(users[:3])
+    assert sorted(str(r["subject"]) for r in held) == sorted(users[2:4]), "the trip on"
     assert {r["type"] for r in held} == {"user.deprovisioned"}
+    assert all(r["never_due"] for r in held)
     trip = await db.fetchval(
         "SELECT count(*) FROM outbox o JOIN events e ON e.seq = o.event_seq "
         "WHERE e.type = 'directory.guard_tripped' AND NOT o.held"
     )
     assert trip == 1
-    resp = await client.post(f"/admin/v1/orgs/{tenant.org_id}/guard/discard", headers=admin_headers)
-    assert (await resp.json())["events"] == 3
+    for uid in users[2:4]:
+        assert (await client.get(f"/scim/v2/Users/{uid}", headers=tenant.headers)).status == 404
+
+    resp = await client.post(f"/admin/v1/orgs/{tenant.org_id}/guard/reject", headers=admin_headers)
+    outcome = await resp.json()
+    assert resp.status == 200, outcome
+    assert outcome["action"] == "rejected" and outcome["events"] == 2
+    assert outcome["resources"] == 2
     assert int(await db.fetchval("SELECT count(*) FROM outbox WHERE held")) == 0
     assert (
-        int(await db.fetchval("SELECT count(*) FROM events WHERE type = 'user.deprovisioned'")) == 3
+        int(await db.fetchval("SELECT count(*) FROM events WHERE type = 'user.deprovisioned'")) == 2
+    ), "the two delivered before the trip stay; the held two are gone for good"
+    for i, uid in enumerate(users[2:4], start=2):
+        resp = await client.get(f"/scim/v2/Users/{uid}", headers=tenant.headers)
+        body = await resp.json(content_type=None)
+        assert resp.status == 200 and body["userName"] == f"d{i}@example.com"
+        assert body["active"] is True
+    # The next change of a restored user is version 2: consumers hold version 1, no gap.
+    await retitle(client, tenant, users[2], "back")
+    versions = await db.fetch(
+        "SELECT resource_version, type FROM events WHERE subject = $1 ORDER BY resource_version",
+        uuid.UUID(users[2]),
     )
-    resp = await client.delete(f"/scim/v2/Users/{users[3]}", headers=tenant.headers)
+    assert [(r["resource_version"], r["type"]) for r in versions] == [
+        (1, "user.provisioned"),
+        (2, "user.updated"),
+    ]
+    decided = await db.fetchval(
+        "SELECT count(*) FROM events WHERE type = 'directory.guard_rejected'"
+    )
+    assert decided == 1
+    state = await (
+        await client.get(f"/admin/v1/orgs/{tenant.org_id}/guard", headers=admin_headers)
+    ).json()
+    assert state["tripped"] is False and state["last_decision"]["action"] == "rejected"
+    resp = await client.delete(f"/scim/v2/Users/{users[4]}", headers=tenant.headers)
     assert resp.status == 204
     assert int(await db.fetchval("SELECT count(*) FROM outbox WHERE held")) == 0, "re-armed"
 
@@ -196,9 +236,9 @@ async def test_cli_shows_and_releases_the_held_events(
     """`scim-service org guard show|release|set` as an operator runs them."""
     conf = msgspec.structs.replace(settings, deprovision_guard_min_users=2)
     client = await aiohttp_client(create_app(conf))
-    users = [await make_user(client, tenant, f"c{i}@example.com") for i in range(3)]
-    for uid in users[:2]:
-        await deactivate(client, tenant, uid)
+    users = [await make_user(client, tenant, f"c{i}@example.com") for i in range(4)]
+    for uid in users[:3]:
+        await deactivate(client, tenant, uid)  # the second trips the guard
     # The release's log line goes to stdout too (like every command's): keep --json clean.
     env = {"SCIM_DEPROVISION_GUARD_MIN_USERS": "2", "SCIM_LOG_LEVEL": "error"}
     org = str(tenant.org_id)
@@ -208,7 +248,7 @@ async def test_cli_shows_and_releases_the_held_events(
     state = ok_json(
         await asyncio.to_thread(cli, database_url, "org", "guard", "show", org, "--json", env=env)
     )
-    assert [h["user_id"] for h in state["held_events"]] == users[:2]
+    assert [h["user_id"] for h in state["held_events"]] == users[1:3]
     out = ok_json(
         await asyncio.to_thread(
             cli, database_url, "org", "guard", "release", org, "--json", env=env
@@ -236,3 +276,40 @@ async def test_guard_tripped_event_shape(
     if os.environ.get("SCIM_UPDATE_GOLDEN") == "1":
         path.write_text(json.dumps(shape(event), indent=2) + "\n")
     assert shape(event) == json.loads(path.read_text())
+
+
+async def test_guard_decision_event_shapes(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    db: asyncpg.Connection,
+    admin_headers: dict[str, str],
+) -> None:
+    """tests/golden_events/directory.guard_released.json and directory.guard_rejected.json are
+    the documented contract; each decision numbers its event after the trip's."""
+    conf = msgspec.structs.replace(settings, deprovision_guard_min_users=1)
+    client = await aiohttp_client(create_app(conf))
+    for action in ("release", "reject"):
+        uid = await make_user(client, tenant, f"{action}@example.com")
+        await deactivate(client, tenant, uid)
+        resp = await client.post(
+            f"/admin/v1/orgs/{tenant.org_id}/guard/{action}", headers=admin_headers
+        )
+        assert resp.status == 200, await resp.text()
+    rows = await db.fetch(
+        "SELECT type, payload FROM events WHERE resource_type = 'Organization' ORDER BY seq"
+    )
+    assert [r["type"] for r in rows] == [
+        "directory.guard_tripped",
+        "directory.guard_released",
+        "directory.guard_tripped",
+        "directory.guard_rejected",
+    ]
+    events = [json.loads(bytes(r["payload"])) for r in rows]
+    assert [e["resourceversion"] for e in events] == [1, 2, 3, 4]
+    for event in events[1::2]:
+        assert event["data"]["users"] == 1 and event["data"]["events"] == 1
+        path = GOLDEN / f"{event['type']}.json"
+        if os.environ.get("SCIM_UPDATE_GOLDEN") == "1":
+            path.write_text(json.dumps(shape(event), indent=2) + "\n")
+        assert shape(event) == json.loads(path.read_text())

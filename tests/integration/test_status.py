@@ -47,7 +47,14 @@ async def test_status_shows_tokens_idps_errors_events_and_guard(
     assert {x["idp"] for x in s["last_success"]} == {"Okta", "other"}
     assert s["last_hour"] == {"requests": 3, "errors": 1, "rate": 0.3333}
     await until(lambda: _delivered(client, tenant, admin_headers), what="last delivery shown")
-    assert s["guard"] == {"enabled": True, "tripped": False, "tripped_at": None, "held": 0}
+    assert s["guard"] == {
+        "enabled": True,
+        "tripped": False,
+        "tripped_at": None,
+        "held": 0,
+        "held_resources": 0,
+        "last_decision": None,
+    }
     metrics = await (await client.get("/metrics")).text()
     assert "scim_tokens_expiring_soon 1.0" in metrics
 

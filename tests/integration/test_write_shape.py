@@ -45,8 +45,9 @@ async def _events(db: asyncpg.Connection, subject: uuid.UUID) -> list[tuple[int,
 async def test_user_writes_carry_their_events(
     database_url: str, tenant: Tenant, db: asyncpg.Connection
 ) -> None:
-    """POST /Users is one statement; a PATCH is BEGIN, the row lock, one statement writing the
-    new version with its events, COMMIT. The events are numbered 1, 2, 3 in order."""
+    """POST /Users is one statement; a PATCH is BEGIN, the row lock, (a deactivation reduces
+    access: the organization's row lock for the guard), one statement writing the new version
+    with its events, COMMIT. The events are numbered 1, 2, 3 in order."""
     conn, statements = await _recorded(database_url)
     scope = Scope(tenant.org_id, EMITTER)
     try:
@@ -63,7 +64,7 @@ async def test_user_writes_carry_their_events(
         await provisioning_users.patch_user(conn, scope, user.id, body, None)
         await asyncio.sleep(0)
         writes = [q for q in statements if not q.startswith(("BEGIN", "COMMIT"))]
-        assert writes[:2] == [Q["lock_user"], Q["update_user_attrs"]]
+        assert writes[:3] == [Q["lock_user"], Q["guard_lock_org"], Q["update_user_attrs"]]
         assert Q["insert_events"] not in statements
     finally:
         await conn.close()

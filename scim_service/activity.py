@@ -28,7 +28,7 @@ import msgspec
 
 from scim_service.config import Settings
 from scim_service.logs import get_logger
-from scim_service.redact import MASK, mask_text
+from scim_service.redact import mask_json
 from scim_service.store import activity as store
 from scim_service.tokens import TOKEN_PREFIX, display_prefix
 
@@ -51,7 +51,6 @@ FLUSH_SECONDS = 0.2  # a record waits at most about this long for its batch
 PRUNE_SECONDS = 60.0  # retention and cap, this often
 BODY_MAX = 8192  # characters of a stored body (longer ones are cut, marked "…")
 DECODE_MAX = 65536  # bodies larger than this are not parsed (only their size is kept)
-_SECRET_KEYS = frozenset(("password", "token", "secret", "access_token", "client_secret"))
 
 
 def idp_of(user_agent: str | None) -> str:
@@ -78,45 +77,16 @@ def token_prefix_of(authorization: str | None) -> str | None:
     return prefix if len(prefix) == len(TOKEN_PREFIX) + 6 and prefix.isascii() else None
 
 
-def _secret_path(value: dict[str, Any]) -> bool:
-    """A PATCH operation whose path names a secret (`password`, `urn:...:User:password`)."""
-    path = next((v for k, v in value.items() if isinstance(k, str) and k.lower() == "path"), None)
-    return isinstance(path, str) and path.lower().rsplit(":", 1)[-1].rsplit(".", 1)[-1] in (
-        _SECRET_KEYS
-    )
-
-
-def _mask(value: Any) -> Any:
-    if isinstance(value, dict):
-        secret_value = _secret_path(value)
-        return {
-            k: MASK
-            if isinstance(k, str)
-            and (k.lower() in _SECRET_KEYS or (secret_value and k.lower() == "value"))
-            else _mask(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_mask(v) for v in value]
-    if isinstance(value, str):
-        return mask_text(value)
-    return value
-
-
 def mask_body(raw: bytes | None) -> tuple[str | None, Any]:
-    """A body as stored: JSON with `password` (and token/secret keys) replaced by `***` at any
-    depth, issued tokens and keys masked in every string; cut to BODY_MAX characters. Also the
-    decoded value (for the error's detail and scimType)."""
+    """A body as stored: `redact.mask_json` (every secret key and PATCH path masked, in any
+    case, URN-qualified or in an extension object; issued tokens masked in every string; a body
+    that does not parse is not kept), cut to BODY_MAX characters. Also the masked value (for the
+    error's detail and scimType)."""
     if not raw:
         return None, None
     if len(raw) > DECODE_MAX:
         return f"<{len(raw)} bytes, not kept>", None
-    try:
-        value = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return f"<{len(raw)} bytes, not JSON, not kept>", None
-    text = msgspec.json.encode(_mask(value)).decode()
-    return (text if len(text) <= BODY_MAX else text[:BODY_MAX] + "…"), value
+    return mask_json(raw, BODY_MAX)
 
 
 class Record(msgspec.Struct, frozen=True, kw_only=True, array_like=True):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from scim_service.redact import mask_text
+
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 
@@ -32,7 +34,7 @@ class ScimError(Exception):
         body: dict[str, Any] = {"schemas": [ERROR_SCHEMA], "status": str(self.status)}
         if self.scim_type:
             body["scimType"] = self.scim_type
-        body["detail"] = self.detail
+        body["detail"] = mask_text(self.detail)  # a detail may echo input: never a secret
         return body
 
 

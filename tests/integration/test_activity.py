@@ -196,3 +196,41 @@ async def test_cli_activity(client: Any, tenant: Tenant, database_url: str) -> N
         cli, database_url, "activity", org, "--follow", "--for", "1", "--json"
     )
     assert proc.returncode == 0, proc.stderr
+
+
+URN_PASSWORD = "urn:ietf:params:scim:schemas:core:2.0:User:password"
+
+
+async def test_urn_qualified_passwords_never_reach_the_log(
+    client: Any, tenant: Tenant, admin_headers: dict[str, str]
+) -> None:
+    """Issue 22: a failing POST and a failing path-less PATCH (as Entra sends it) whose body
+    holds the URN-qualified password key, in any case, are logged with the password masked."""
+    resp = await client.post(
+        "/scim/v2/Users",
+        json={"userName": "ann@example.com", URN_PASSWORD: "Leak-Post-1", "active": "maybe"},
+        headers=tenant.headers,
+    )
+    assert resp.status == 400
+    resp = await client.post(
+        "/scim/v2/Users", json={"userName": "bob@example.com"}, headers=tenant.headers
+    )
+    assert resp.status == 201
+    uid = (await resp.json(content_type=None))["id"]
+    bad = {
+        "schemas": [PATCH_OP],
+        "Operations": [
+            {
+                "op": "Replace",
+                "value": {URN_PASSWORD.upper(): "Leak-Patch-2", "active": "maybe"},
+            },
+        ],
+    }
+    resp = await client.patch(f"/scim/v2/Users/{uid}", json=bad, headers=tenant.headers)
+    assert resp.status == 400
+    found = await entries(client, tenant.org_id, admin_headers, count=2, query="?errors=1")
+    assert [e["method"] for e in found] == ["POST", "PATCH"]
+    for e in found:
+        assert e["request_body"] is not None
+        text = msgspec.json.encode(e).decode()
+        assert "Leak-Post-1" not in text and "Leak-Patch-2" not in text, text

@@ -32,7 +32,14 @@ SECRET_NAMES = frozenset(("authorization", "credential", "credentials", "pwd", "
 
 _URL_USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s?#]+@")
 _URL_QUERY_RE = re.compile(r"(://[^\s?#\"']*\?)[^\s#\"']+")
-_TOKEN_RE = re.compile(r"\b(scim|whsec|whsk)_[A-Za-z0-9_+/=-]{8,}")
+# What the service mints: a SCIM token is `scim_` + 43 urlsafe-base64 characters (tokens.py;
+# 40 to 46 here, for one mistyped or cut short), so a `scim_` word of another shape (a file path
+# `scim_service/http/admin.py` in a traceback, a module or metric name) stays readable. Webhook
+# secrets and signing keys (signing.py) are `whsec_`/`whsk_` + base64; nothing else starts so.
+_TOKEN_RE = re.compile(
+    r"(?<![A-Za-z0-9_-])(scim)_[A-Za-z0-9_-]{40,46}(?![A-Za-z0-9_-])"
+    r"|\b(whsec|whsk)_[A-Za-z0-9+/=_-]{8,}"
+)
 # `password=x`, `"client_secret": "x"`, `Authorization: Bearer x` in free text.
 _KV_RE = re.compile(
     r"((?:password|passwd|passphrase|secret|token|api[_-]?key|private[_-]?key|signing[_-]?key"
@@ -43,6 +50,10 @@ _KV_RE = re.compile(
 )
 JSON_TEXT_MAX = 65536  # a JSON text longer than this in a message is not parsed, nor kept
 _KV_WORDS = ("pass", "pwd", "secret", "token", "key", "authorization", "credential")
+
+
+def _token_mask(match: re.Match[str]) -> str:
+    return f"{match.group(1) or match.group(2)}_{MASK}"
 
 
 def _part_is_secret(part: str) -> bool:
@@ -140,7 +151,7 @@ def mask_text(text: str) -> str:
         text = _URL_USERINFO_RE.sub(rf"\1{MASK}@", text)
         text = _URL_QUERY_RE.sub(rf"\1{MASK}", text)
     if "_" in text:
-        text = _TOKEN_RE.sub(rf"\1_{MASK}", text)
+        text = _TOKEN_RE.sub(_token_mask, text)
     if ("=" in text or ":" in text) and any(w in text.lower() for w in _KV_WORDS):
         text = _KV_RE.sub(rf"\1{MASK}", text)
     return text

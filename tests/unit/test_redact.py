@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,8 @@ from hypothesis import strategies as st
 from scim_service import errors
 from scim_service.activity import mask_body
 from scim_service.redact import is_secret_name, mask_text, mask_url, redact_processor
+from scim_service.signing import Signer, generate_secret
+from scim_service.tokens import generate_token
 
 
 @pytest.mark.parametrize(
@@ -180,3 +183,26 @@ def test_what_is_not_a_secret_stays() -> None:
     assert stored == msgspec.json.encode(body).decode()
     assert not is_secret_name("token_prefix") and not is_secret_name("tokens")
     assert is_secret_name(f"{CORE.upper()}:PASSWORD") and is_secret_name("Password[x eq 1]")
+
+
+def test_tracebacks_keep_their_file_names() -> None:
+    """A real traceback through the package's own code: every `scim_service/...` frame keeps
+    its file name, a minted token in the message is masked (issue 22)."""
+    token = generate_token()
+    secret = generate_secret()
+    try:
+        try:
+            Signer([token], None)
+        except ValueError as exc:
+            raise RuntimeError(f"could not sign with {token} or {secret}") from exc
+    except RuntimeError:
+        text = traceback.format_exc()
+    assert "scim_service/signing.py" in text and token in text
+    masked = mask_text(text)
+    assert token not in masked and secret not in masked
+    assert masked.count("scim_service/signing.py") == text.count("scim_service/signing.py")
+    assert "scim_***.py" not in masked and "scim_***" in masked and "whsec_***" in masked
+    line = redact_processor(None, "error", {"event": "boom", "exception": text})
+    assert line["exception"] == masked
+    for name in ("scim_service.http.admin", "scim_http_requests_total", "scim_tokens_expiring"):
+        assert mask_text(name) == name

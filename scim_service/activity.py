@@ -6,11 +6,16 @@ request path: it decodes and masks the bodies, writes batches in one statement e
 the table (retention days, a per-organization cap). When the queue is full (the database slower
 than the traffic for a long while) records are dropped and counted, never waited for.
 
-Failed authentications: a request whose token does not authenticate carries only the token's
-public prefix (`scim_` + 6 characters, as token lists show it); the insert files it under every
-organization owning a token with that prefix. The caller's answer is the same whether or not
-such a token exists (and the lookup happens later, in the background), so nothing tells a
-caller whether a token exists.
+Failed authentications: a genuine token that is refused (revoked, expired, its organization's
+SCIM switched off) is filed under its own organization. A token that matches no token carries
+only its public prefix (`scim_` + 6 characters, as token lists show it), which anyone who saw a
+token list (or guessed) can send: the insert files it under every organization owning a token
+with that prefix, marked *unverified*. Unverified entries are admitted at most
+UNVERIFIED_PER_MINUTE per source address and prefix (the rest are counted, not kept), count in
+no organization's error rate, and have a cap of their own (UNVERIFIED_MAX_PER_ORG), so a flood
+of them neither moves an organization's status nor pushes its real entries out. The caller's
+answer is the same whether or not such a token exists (and the lookup happens later, in the
+background), so nothing tells a caller whether a token exists.
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ FLUSH_SECONDS = 0.2  # a record waits at most about this long for its batch
 PRUNE_SECONDS = 60.0  # retention and cap, this often
 BODY_MAX = 8192  # characters of a stored body (longer ones are cut, marked "…")
 DECODE_MAX = 65536  # bodies larger than this are not parsed (only their size is kept)
+UNVERIFIED_PER_MINUTE = 10  # unverified entries admitted per source address and token prefix
+UNVERIFIED_MAX_PER_ORG = 1000  # unverified entries kept per organization (apart from its cap)
+_UNVERIFIED_KEYS_MAX = 10_000  # (source, prefix) windows remembered, at most
 
 
 def idp_of(user_agent: str | None) -> str:
@@ -127,6 +135,8 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
     request_body: str | None
     response_body: str | None
+    unverified: bool = False
+    """Filed by a public token prefix only (the token matched none): anyone could have sent it."""
 
 
 def wanted(mode: Capture, status: int) -> bool:
@@ -146,7 +156,9 @@ class ActivityLog:
         self.cap = settings.activity_max_per_org
         self._queue: asyncio.Queue[Record] = asyncio.Queue(maxsize=QUEUE_MAX)
         self._touched: set[uuid.UUID] = set()
+        self._windows: dict[tuple[str, str], tuple[float, int]] = {}
         self.dropped = 0
+        self.unverified_dropped = 0
         self.written = 0
 
     def wants(self, status: int) -> bool:
@@ -154,6 +166,24 @@ class ActivityLog:
 
     def keep_bodies(self, status: int) -> bool:
         return wanted(self.bodies, status)
+
+    def admit_unverified(self, source: str, prefix: str, now: float | None = None) -> bool:
+        """Whether an unverified entry from `source` with `prefix` may be kept: at most
+        UNVERIFIED_PER_MINUTE per pair and minute (a fixed window; memory bounded)."""
+        now = time.monotonic() if now is None else now
+        key = (source, prefix)
+        start, count = self._windows.get(key, (now, 0))
+        if now - start >= 60.0:
+            start, count = now, 0
+        if count >= UNVERIFIED_PER_MINUTE:
+            self.unverified_dropped += 1
+            return False
+        if key not in self._windows and len(self._windows) >= _UNVERIFIED_KEYS_MAX:
+            self._windows = {k: w for k, w in self._windows.items() if now - w[0] < 60.0}
+            if len(self._windows) >= _UNVERIFIED_KEYS_MAX:
+                self._windows.clear()  # an attack from very many sources: forget, stay bounded
+        self._windows[key] = (start, count + 1)
+        return True
 
     def record(self, rec: Record) -> None:
         """Called on the request path: never blocks, never raises."""
@@ -219,6 +249,9 @@ class ActivityLog:
                         break
                 for org_id in touched:
                     removed += await store.prune_org(conn, org_id, self.cap)
+                    removed += await store.prune_org(
+                        conn, org_id, min(self.cap, UNVERIFIED_MAX_PER_ORG), unverified=True
+                    )
         except _DB_ERRORS as exc:
             self._touched |= touched
             log.warning("activity_prune_failed", error=type(exc).__name__)
@@ -257,7 +290,8 @@ def describe(e: Entry) -> str:
     """One line for people: `401 revoked token scim_Ab12cd… from JumpCloud`."""
     who = e.idp if e.idp != "other" else (e.user_agent or "an unknown client")
     if e.auth_failure is not None:
-        return f"{e.status} {e.auth_failure} token {e.token_prefix}… from {who}"
+        unverified = " (unverified: only the public prefix matched)" if e.unverified else ""
+        return f"{e.status} {e.auth_failure} token {e.token_prefix}… from {who}{unverified}"
     text = f"{e.status} {e.method} {e.path} from {who} ({e.duration_ms:.1f} ms)"
     if e.scim_type or e.detail:
         text += f": {e.scim_type + ' ' if e.scim_type else ''}{e.detail or ''}".rstrip()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 from aiohttp import web
 
@@ -44,3 +46,5 @@ REQUEST_ID = web.RequestKey("request_id", str)
 # The raw body a handler read (read_json), for the activity log; and why a token failed.
 REQUEST_BODY = web.RequestKey("request_body", bytes)
 AUTH_FAILURE = web.RequestKey("auth_failure", str)
+# The organization of a genuine token that was refused (revoked, expired, SCIM off).
+AUTH_ORG = web.RequestKey("auth_org", uuid.UUID)

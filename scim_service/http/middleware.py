@@ -21,6 +21,7 @@ from scim_service.keys import (
     ADMIN_DIGEST,
     AUTH,
     AUTH_FAILURE,
+    AUTH_ORG,
     GATE,
     METRICS,
     PRINCIPAL,
@@ -173,11 +174,18 @@ def _record(
     failure = request.get(AUTH_FAILURE)
     if principal is None and failure is None:
         return  # no organization to file it under (a path outside the SCIM API's routes)
+    org_id = principal.org_id if principal is not None else request.get(AUTH_ORG)
+    prefix = token_prefix_of(request.headers.get("Authorization"))
+    if org_id is None:  # only a public prefix to file it by: unverified
+        if prefix is None:
+            return  # filed nowhere
+        if not activity.admit_unverified(request.remote or "?", prefix):
+            return  # over the per-source and prefix rate: counted, not kept
     keep = activity.keep_bodies(status)
     body = resp.body if isinstance(resp, web.Response) else None
     activity.record(
         Record(
-            org_id=principal.org_id if principal is not None else None,
+            org_id=org_id,
             at=datetime.now(UTC),
             method=request.method,
             route=route,
@@ -185,7 +193,7 @@ def _record(
             status=status,
             duration_ms=round(elapsed * 1000, 3),
             user_agent=request.headers.get("User-Agent"),
-            token_prefix=token_prefix_of(request.headers.get("Authorization")),
+            token_prefix=prefix,
             auth_failure=failure,
             request_id=request[REQUEST_ID],
             request_body=request.get(REQUEST_BODY) if keep else None,
@@ -228,8 +236,12 @@ async def authenticate(request: web.Request) -> None:
     except errors.Unauthorized as exc:
         request.app[METRICS].auth_failure(exc.reason)
         request[AUTH_FAILURE] = exc.reason
+        if exc.owner_org is not None:
+            request[AUTH_ORG] = exc.owner_org
         raise
-    except errors.Forbidden:
+    except errors.Forbidden as exc:
         request.app[METRICS].auth_failure("disabled")
         request[AUTH_FAILURE] = "disabled"
+        if exc.owner_org is not None:
+            request[AUTH_ORG] = exc.owner_org
         raise

@@ -5,6 +5,8 @@
     scim-service org create NAME | list | show ORG_ID | scim enable|disable ORG_ID
     scim-service token create ORG_ID [--description TEXT] [--ttl-days N] | list ORG_ID
                  | revoke TOKEN_ID
+    scim-service credential create --scope SCOPE [--org ORG_ID ...] [--ttl-days N] | list
+                 | revoke CREDENTIAL_ID
 
 Every command that prints data accepts --json. Exit codes: 0 success, 1 the operation failed
 (e.g. unknown organization), 2 bad configuration or usage.
@@ -341,6 +343,57 @@ async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
         info = await tenants.revoke_token(conn, args.token_id)
     print_json(info) if args.json else print_tokens([info])
+    return 0
+
+
+async def cmd_credential(args: argparse.Namespace, settings: Settings) -> int:
+    """Scoped admin credentials (issue 22): create (printed once), list, revoke."""
+    from scim_service.provisioning import credentials
+
+    async with database(settings) as conn:
+        if args.credential_cmd == "create":
+            new = await credentials.create(
+                conn,
+                args.scope,
+                org_ids=args.org,
+                event_types=args.event_type,
+                description=args.description,
+                ttl_days=args.ttl_days,
+            )
+            if args.json:
+                print_json({"token": new.token, "info": new.info})
+            else:
+                print(f"Credential:    {new.token}")
+                print(f"Credential id: {new.info.id}")
+                print(f"Scope:         {new.info.scope} {' '.join(map(str, new.info.org_ids))}")
+                if new.info.expires_at:
+                    print(f"Expires:       {_fmt(new.info.expires_at)}")
+                print("The credential is shown only this once; store it in the caller now.")
+            return 0
+        if args.credential_cmd == "list":
+            found = await credentials.list_all(conn)
+        else:
+            found = [await credentials.revoke(conn, args.credential_id)]
+    if args.json:
+        print_json(found if args.credential_cmd == "list" else found[0])
+        return 0
+    print_table(
+        [
+            [
+                c.id,
+                c.display_prefix + "…",
+                c.scope,
+                " ".join(map(str, c.org_ids)) or "-",
+                ",".join(c.event_types) if c.event_types else "-",
+                c.state,
+                c.description,
+                c.expires_at,
+                c.last_used_at,
+            ]
+            for c in found
+        ],
+        ["id", "prefix", "scope", "orgs", "types", "state", "description", "expires", "last used"],
+    )
     return 0
 
 
@@ -684,6 +737,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = tok.add_parser("revoke", parents=[json_flag], help="revoke a token")
     p.add_argument("token_id", type=_uuid_arg)
     p.set_defaults(func=cmd_token_revoke)
+
+    cred = sub.add_parser(
+        "credential", help="scoped admin API credentials (operator, org:admin, events:read)"
+    ).add_subparsers(dest="credential_cmd", required=True)
+    p = cred.add_parser("create", parents=[json_flag], help="create a credential (printed once)")
+    p.add_argument("--scope", required=True, choices=("operator", "org:admin", "events:read"))
+    p.add_argument(
+        "--org",
+        action="append",
+        type=_uuid_arg,
+        default=None,
+        metavar="ORG_ID",
+        help="an organization it may act on (org:admin: one; events:read: one or more)",
+    )
+    p.add_argument(
+        "--event-type",
+        action="append",
+        default=None,
+        metavar="TYPE",
+        help="events:read only: an event type it may read (repeatable; default every type)",
+    )
+    p.add_argument("--description", default="", help="who holds it (e.g. 'billing-sync')")
+    p.add_argument("--ttl-days", type=int, default=None, help="expire after N days")
+    p.set_defaults(func=cmd_credential)
+    p = cred.add_parser("list", parents=[json_flag], help="list credentials (prefixes only)")
+    p.set_defaults(func=cmd_credential)
+    p = cred.add_parser("revoke", parents=[json_flag], help="revoke a credential (at once)")
+    p.add_argument("credential_id", type=_uuid_arg)
+    p.set_defaults(func=cmd_credential)
 
     cfg = sub.add_parser("config", help="configuration").add_subparsers(
         dest="config_cmd", required=True

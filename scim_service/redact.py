@@ -32,12 +32,13 @@ SECRET_NAMES = frozenset(("authorization", "credential", "credentials", "pwd", "
 
 _URL_USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s?#]+@")
 _URL_QUERY_RE = re.compile(r"(://[^\s?#\"']*\?)[^\s#\"']+")
-# What the service mints: a SCIM token is `scim_` + 43 urlsafe-base64 characters (tokens.py;
+# What the service mints: a SCIM token is `scim_` + 43 urlsafe-base64 characters, an admin
+# credential `scimadm_` + 43 (tokens.py;
 # 40 to 46 here, for one mistyped or cut short), so a `scim_` word of another shape (a file path
 # `scim_service/http/admin.py` in a traceback, a module or metric name) stays readable. Webhook
 # secrets and signing keys (signing.py) are `whsec_`/`whsk_` + base64; nothing else starts so.
 _TOKEN_RE = re.compile(
-    r"(?<![A-Za-z0-9_-])(scim)_[A-Za-z0-9_-]{40,46}(?![A-Za-z0-9_-])"
+    r"(?<![A-Za-z0-9_-])(scim|scimadm)_[A-Za-z0-9_-]{40,46}(?![A-Za-z0-9_-])"
     r"|\b(whsec|whsk)_[A-Za-z0-9+/=_-]{8,}"
 )
 # `password=x`, `"client_secret": "x"`, `Authorization: Bearer x` in free text.

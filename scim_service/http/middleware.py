@@ -15,10 +15,12 @@ from aiohttp import web
 
 from scim_service import errors
 from scim_service.activity import ActivityLog, Record, token_prefix_of
+from scim_service.http.authz import authorize
 from scim_service.http.paths import SCIM_PREFIX, canonical_route
 from scim_service.keys import (
     ACTIVITY,
     ADMIN_DIGEST,
+    ADMIN_PRINCIPAL,
     AUTH,
     AUTH_FAILURE,
     AUTH_ORG,
@@ -30,8 +32,9 @@ from scim_service.keys import (
     SETTINGS,
 )
 from scim_service.logs import get_logger
+from scim_service.provisioning import credentials
 from scim_service.store.db import driver_error
-from scim_service.tokens import matches_digest
+from scim_service.tokens import ADMIN_TOKEN_PREFIX, looks_like_token, matches_digest
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -228,11 +231,18 @@ async def authenticate(request: web.Request) -> None:
             request[PRINCIPAL] = principal
             request.app[GATE].check_rate(principal.token_id)  # 429 over SCIM_TOKEN_RATE_LIMIT
             return
-        digest = request.app.get(ADMIN_DIGEST)
-        if digest is None:
-            raise errors.NotFound("The admin API is disabled (SCIM_ADMIN_TOKEN is not set)")
-        if not matches_digest(bearer_token(request), digest):
-            raise errors.Unauthorized("The admin token is not valid", reason="admin")
+        token = bearer_token(request)
+        if looks_like_token(token, ADMIN_TOKEN_PREFIX):  # a scoped credential (issue 22)
+            async with request.app[GATE].connection(None) as conn:
+                admin = await credentials.authenticate(conn, token)
+        else:  # SCIM_ADMIN_TOKEN: the bootstrap operator credential
+            digest = request.app.get(ADMIN_DIGEST)
+            if digest is None:
+                raise errors.NotFound("The admin API is disabled (SCIM_ADMIN_TOKEN is not set)")
+            if not matches_digest(token, digest):
+                raise errors.Unauthorized("The admin token is not valid", reason="admin")
+            admin = credentials.BOOTSTRAP
+        request[ADMIN_PRINCIPAL] = admin
     except errors.Unauthorized as exc:
         request.app[METRICS].auth_failure(exc.reason)
         request[AUTH_FAILURE] = exc.reason
@@ -245,3 +255,4 @@ async def authenticate(request: web.Request) -> None:
         if exc.owner_org is not None:
             request[AUTH_ORG] = exc.owner_org
         raise
+    authorize(request, admin)  # 403 outside its scope, 404 for an org it may not see

@@ -7,3 +7,26 @@ SET LOCAL lock_timeout = '5s';
 -- *unverified*, and kept out of their error rate and of their SCIM_ACTIVITY_MAX_PER_ORG cap
 -- (unverified entries have a cap of their own, see scim_service/activity.py).
 ALTER TABLE scim_activity ADD COLUMN unverified boolean NOT NULL DEFAULT false;
+
+-- Scoped admin credentials, beside SCIM_ADMIN_TOKEN (the bootstrap operator credential). Like
+-- SCIM tokens: only the SHA-256 digest is stored and looked up (never compared byte by byte),
+-- the public prefix (`scimadm_` + 6 characters) is what lists and the audit trail show.
+--   operator     everything
+--   org:admin    one organization: its tokens, status, activity, guard, snapshots and events
+--   events:read  the pull API and snapshots of its organizations (optionally some event types)
+CREATE TABLE admin_credentials (
+    id              uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
+    digest          bytea       NOT NULL UNIQUE,
+    display_prefix  text        NOT NULL,
+    scope           text        NOT NULL CHECK (scope IN ('operator', 'org:admin', 'events:read')),
+    org_ids         uuid[]      NOT NULL DEFAULT '{}',
+    event_types     text[],     -- NULL: every type
+    description     text        NOT NULL DEFAULT '',
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    expires_at      timestamptz,
+    last_used_at    timestamptz,
+    revoked_at      timestamptz,
+    CHECK (scope <> 'org:admin' OR cardinality(org_ids) = 1),
+    CHECK (scope <> 'events:read' OR cardinality(org_ids) >= 1),
+    CHECK (scope <> 'operator' OR (cardinality(org_ids) = 0 AND event_types IS NULL))
+);

@@ -35,6 +35,7 @@ from scim_service.config import Settings
 from scim_service.logs import get_logger
 from scim_service.redact import mask_json
 from scim_service.store import activity as store
+from scim_service.store import audit as audit_store
 from scim_service.tokens import TOKEN_PREFIX, display_prefix
 
 log = get_logger("scim_service.activity")
@@ -246,6 +247,9 @@ class ActivityLog:
                     n = await store.prune_old(conn, horizon, 5000)
                     removed += n
                     if n < 5000:
+                        break
+                for _ in range(100):  # the admin audit trail: the same retention, not counted
+                    if await audit_store.prune_old(conn, horizon, 5000) < 5000:
                         break
                 for org_id in touched:
                     removed += await store.prune_org(conn, org_id, self.cap)

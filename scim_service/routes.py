@@ -89,3 +89,4 @@ def setup_routes(app: web.Application, *, metrics: bool = True) -> None:
     r.add_post(f"{ADMIN}/credentials", credentials.create_credential)
     r.add_get(f"{ADMIN}/credentials", credentials.list_credentials)
     r.add_delete(f"{ADMIN}/credentials/{{credential_id}}", credentials.revoke_credential)
+    r.add_get(f"{ADMIN}/audit", credentials.list_audit)

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from scim_service import errors
 from scim_service.activity import ActivityLog, Record, token_prefix_of
+from scim_service.http import audit
 from scim_service.http.authz import authorize
 from scim_service.http.paths import SCIM_PREFIX, canonical_route
 from scim_service.keys import (
@@ -156,6 +157,8 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         duration_ms=round(elapsed * 1000, 3),
         org_id=str(principal.org_id) if principal is not None else None,
     )
+    if ADMIN_PRINCIPAL in request:  # an authenticated admin request: the audit trail
+        await audit.record(request, resp)
     activity = request.app.get(ACTIVITY)
     if activity is not None and request.path.startswith(SCIM_PREFIX):
         _record(request, activity, resp, route, elapsed)

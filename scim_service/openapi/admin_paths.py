@@ -129,6 +129,24 @@ def admin_ops() -> dict[str, dict[str, Any]]:
             params=[param("credential_id", "path", "The credential id (a UUID)")],
             errors=("404",),
         ),
+        f"GET {ADMIN}/audit": admin(
+            "The admin audit trail, oldest first (an org admin: its organization's entries)",
+            answer("200", "AuditList", "Entries"),
+            "listAudit",
+            params=[
+                param("org_id", "query", "Only this organization's entries", format="uuid"),
+                param("after", "query", "Only entries after this entry id", type="integer"),
+                param(
+                    "limit",
+                    "query",
+                    "At most this many (default 100, at most 1000)",
+                    type="integer",
+                    minimum=1,
+                    maximum=1000,
+                ),
+            ],
+            errors=("404",),
+        ),
         f"DELETE {ADMIN}/tokens/{{token_id}}": admin(
             "Revoke a token (at once, on every replica)",
             answer("200", "TokenInfo", "The revoked token's info"),

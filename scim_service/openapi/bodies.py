@@ -27,6 +27,7 @@ from scim_service.http.admin import (
 )
 from scim_service.http.credentials import CreateCredential, CreatedCredential
 from scim_service.http.events_pull import EventSchemas, EventsPage
+from scim_service.provisioning.audit import AuditEntry
 from scim_service.provisioning.guard import GuardOutcome, GuardSettings, GuardState
 from scim_service.provisioning.snapshot import GroupsSnapshot, MembersSnapshot, UsersSnapshot
 from scim_service.provisioning.status import OrgStatus
@@ -168,6 +169,10 @@ class CredentialList(msgspec.Struct):
     credentials: list[CredentialInfo]
 
 
+class AuditList(msgspec.Struct):
+    entries: list[AuditEntry]
+
+
 _STRUCTS: tuple[type[Any], ...] = (
     Error,
     PatchOp,
@@ -205,6 +210,7 @@ _STRUCTS: tuple[type[Any], ...] = (
     CreatedCredential,
     CredentialInfo,
     CredentialList,
+    AuditList,
 )
 
 # JSON Schema types of RFC 7643 §2.3 attribute types.

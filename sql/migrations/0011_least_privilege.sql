@@ -30,3 +30,30 @@ CREATE TABLE admin_credentials (
     CHECK (scope <> 'events:read' OR cardinality(org_ids) >= 1),
     CHECK (scope <> 'operator' OR (cardinality(org_ids) = 0 AND event_types IS NULL))
 );
+
+-- The audit trail: every admin action that changes something (admin API and CLI), with the
+-- acting credential by its public prefix (SCIM_ADMIN_TOKEN for the bootstrap token, cli:USER
+-- for a one-shot command). Append-only: no API updates or deletes an entry; only the
+-- retention (SCIM_ACTIVITY_RETENTION_DAYS) removes old ones. Never a secret: no bodies.
+CREATE TABLE admin_audit (
+    id             bigserial   PRIMARY KEY,
+    at             timestamptz NOT NULL DEFAULT now(),
+    actor          text        NOT NULL,
+    credential_id  uuid,
+    action         text        NOT NULL,
+    org_id         uuid,
+    target         text,
+    outcome        text        NOT NULL CHECK (outcome IN ('ok', 'failed')),
+    status         integer     NOT NULL,
+    detail         text,
+    request_id     text
+);
+CREATE INDEX admin_audit_org ON admin_audit (org_id, id);
+CREATE INDEX admin_audit_at ON admin_audit (at);
+
+CREATE FUNCTION admin_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'admin_audit is append-only';
+END $$;
+CREATE TRIGGER admin_audit_append_only BEFORE UPDATE ON admin_audit
+    FOR EACH ROW EXECUTE FUNCTION admin_audit_append_only();

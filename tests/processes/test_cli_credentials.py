@@ -41,3 +41,27 @@ async def test_credential_commands(client: Any, database_url: str) -> None:
     bad = cli(database_url, "credential", "create", "--scope", "org:admin")
     assert bad.returncode == 1 and "exactly one organization" in bad.stderr
     assert cli(database_url, "credential", "create", "--scope", "root").returncode == 2
+
+
+def test_cli_changes_are_in_the_audit_trail(database_url: str) -> None:
+    """A changing command is an entry (actor cli:USER, action, organization, object, outcome),
+    a failed one too; a read is none; `audit --org` narrows to one organization."""
+    org = ok_json(cli(database_url, "org", "create", "Acme", "--json"))
+    token = ok_json(cli(database_url, "token", "create", org["id"], "--json"))
+    assert cli(database_url, "token", "list", org["id"]).returncode == 0
+    missing = "00000000-0000-0000-0000-000000000001"
+    assert cli(database_url, "token", "revoke", missing).returncode == 1
+    found = ok_json(cli(database_url, "audit", "--json"))
+    assert [(e["action"], e["outcome"], e["status"]) for e in found] == [
+        ("org.create", "ok", 0),
+        ("token.create", "ok", 0),
+        ("token.revoke", "failed", 1),
+    ]
+    assert all(e["actor"].startswith("cli:") for e in found)
+    assert found[1]["org_id"] == org["id"] and found[1]["target"] == f"id={token['info']['id']}"
+    assert found[2]["target"] == f"token_id={missing}" and "not found" in found[2]["detail"]
+    assert token["token"] not in str(found)
+    mine = ok_json(cli(database_url, "audit", "--org", org["id"], "--json"))
+    assert [e["action"] for e in mine] == ["org.create", "token.create"]
+    human = cli(database_url, "audit")
+    assert human.returncode == 0 and "token.create" in human.stdout

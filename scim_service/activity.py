@@ -6,11 +6,16 @@ request path: it decodes and masks the bodies, writes batches in one statement e
 the table (retention days, a per-organization cap). When the queue is full (the database slower
 than the traffic for a long while) records are dropped and counted, never waited for.
 
-Failed authentications: a request whose token does not authenticate carries only the token's
-public prefix (`scim_` + 6 characters, as token lists show it); the insert files it under every
-organization owning a token with that prefix. The caller's answer is the same whether or not
-such a token exists (and the lookup happens later, in the background), so nothing tells a
-caller whether a token exists.
+Failed authentications: a genuine token that is refused (revoked, expired, its organization's
+SCIM switched off) is filed under its own organization. A token that matches no token carries
+only its public prefix (`scim_` + 6 characters, as token lists show it), which anyone who saw a
+token list (or guessed) can send: the insert files it under every organization owning a token
+with that prefix, marked *unverified*. Unverified entries are admitted at most
+UNVERIFIED_PER_MINUTE per source address and prefix (the rest are counted, not kept), count in
+no organization's error rate, and have a cap of their own (UNVERIFIED_MAX_PER_ORG), so a flood
+of them neither moves an organization's status nor pushes its real entries out. The caller's
+answer is the same whether or not such a token exists (and the lookup happens later, in the
+background), so nothing tells a caller whether a token exists.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ import msgspec
 
 from scim_service.config import Settings
 from scim_service.logs import get_logger
-from scim_service.redact import MASK, mask_text
+from scim_service.redact import mask_json
 from scim_service.store import activity as store
+from scim_service.store import audit as audit_store
 from scim_service.tokens import TOKEN_PREFIX, display_prefix
 
 log = get_logger("scim_service.activity")
@@ -51,7 +57,9 @@ FLUSH_SECONDS = 0.2  # a record waits at most about this long for its batch
 PRUNE_SECONDS = 60.0  # retention and cap, this often
 BODY_MAX = 8192  # characters of a stored body (longer ones are cut, marked "…")
 DECODE_MAX = 65536  # bodies larger than this are not parsed (only their size is kept)
-_SECRET_KEYS = frozenset(("password", "token", "secret", "access_token", "client_secret"))
+UNVERIFIED_PER_MINUTE = 10  # unverified entries admitted per source address and token prefix
+UNVERIFIED_MAX_PER_ORG = 1000  # unverified entries kept per organization (apart from its cap)
+_UNVERIFIED_KEYS_MAX = 10_000  # (source, prefix) windows remembered, at most
 
 
 def idp_of(user_agent: str | None) -> str:
@@ -78,45 +86,16 @@ def token_prefix_of(authorization: str | None) -> str | None:
     return prefix if len(prefix) == len(TOKEN_PREFIX) + 6 and prefix.isascii() else None
 
 
-def _secret_path(value: dict[str, Any]) -> bool:
-    """A PATCH operation whose path names a secret (`password`, `urn:...:User:password`)."""
-    path = next((v for k, v in value.items() if isinstance(k, str) and k.lower() == "path"), None)
-    return isinstance(path, str) and path.lower().rsplit(":", 1)[-1].rsplit(".", 1)[-1] in (
-        _SECRET_KEYS
-    )
-
-
-def _mask(value: Any) -> Any:
-    if isinstance(value, dict):
-        secret_value = _secret_path(value)
-        return {
-            k: MASK
-            if isinstance(k, str)
-            and (k.lower() in _SECRET_KEYS or (secret_value and k.lower() == "value"))
-            else _mask(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_mask(v) for v in value]
-    if isinstance(value, str):
-        return mask_text(value)
-    return value
-
-
 def mask_body(raw: bytes | None) -> tuple[str | None, Any]:
-    """A body as stored: JSON with `password` (and token/secret keys) replaced by `***` at any
-    depth, issued tokens and keys masked in every string; cut to BODY_MAX characters. Also the
-    decoded value (for the error's detail and scimType)."""
+    """A body as stored: `redact.mask_json` (every secret key and PATCH path masked, in any
+    case, URN-qualified or in an extension object; issued tokens masked in every string; a body
+    that does not parse is not kept), cut to BODY_MAX characters. Also the masked value (for the
+    error's detail and scimType)."""
     if not raw:
         return None, None
     if len(raw) > DECODE_MAX:
         return f"<{len(raw)} bytes, not kept>", None
-    try:
-        value = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return f"<{len(raw)} bytes, not JSON, not kept>", None
-    text = msgspec.json.encode(_mask(value)).decode()
-    return (text if len(text) <= BODY_MAX else text[:BODY_MAX] + "…"), value
+    return mask_json(raw, BODY_MAX)
 
 
 class Record(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
@@ -157,6 +136,8 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
     request_body: str | None
     response_body: str | None
+    unverified: bool = False
+    """Filed by a public token prefix only (the token matched none): anyone could have sent it."""
 
 
 def wanted(mode: Capture, status: int) -> bool:
@@ -176,7 +157,9 @@ class ActivityLog:
         self.cap = settings.activity_max_per_org
         self._queue: asyncio.Queue[Record] = asyncio.Queue(maxsize=QUEUE_MAX)
         self._touched: set[uuid.UUID] = set()
+        self._windows: dict[tuple[str, str], tuple[float, int]] = {}
         self.dropped = 0
+        self.unverified_dropped = 0
         self.written = 0
 
     def wants(self, status: int) -> bool:
@@ -184,6 +167,24 @@ class ActivityLog:
 
     def keep_bodies(self, status: int) -> bool:
         return wanted(self.bodies, status)
+
+    def admit_unverified(self, source: str, prefix: str, now: float | None = None) -> bool:
+        """Whether an unverified entry from `source` with `prefix` may be kept: at most
+        UNVERIFIED_PER_MINUTE per pair and minute (a fixed window; memory bounded)."""
+        now = time.monotonic() if now is None else now
+        key = (source, prefix)
+        start, count = self._windows.get(key, (now, 0))
+        if now - start >= 60.0:
+            start, count = now, 0
+        if count >= UNVERIFIED_PER_MINUTE:
+            self.unverified_dropped += 1
+            return False
+        if key not in self._windows and len(self._windows) >= _UNVERIFIED_KEYS_MAX:
+            self._windows = {k: w for k, w in self._windows.items() if now - w[0] < 60.0}
+            if len(self._windows) >= _UNVERIFIED_KEYS_MAX:
+                self._windows.clear()  # an attack from very many sources: forget, stay bounded
+        self._windows[key] = (start, count + 1)
+        return True
 
     def record(self, rec: Record) -> None:
         """Called on the request path: never blocks, never raises."""
@@ -247,8 +248,14 @@ class ActivityLog:
                     removed += n
                     if n < 5000:
                         break
+                for _ in range(100):  # the admin audit trail: the same retention, not counted
+                    if await audit_store.prune_old(conn, horizon, 5000) < 5000:
+                        break
                 for org_id in touched:
                     removed += await store.prune_org(conn, org_id, self.cap)
+                    removed += await store.prune_org(
+                        conn, org_id, min(self.cap, UNVERIFIED_MAX_PER_ORG), unverified=True
+                    )
         except _DB_ERRORS as exc:
             self._touched |= touched
             log.warning("activity_prune_failed", error=type(exc).__name__)
@@ -287,7 +294,8 @@ def describe(e: Entry) -> str:
     """One line for people: `401 revoked token scim_Ab12cd… from JumpCloud`."""
     who = e.idp if e.idp != "other" else (e.user_agent or "an unknown client")
     if e.auth_failure is not None:
-        return f"{e.status} {e.auth_failure} token {e.token_prefix}… from {who}"
+        unverified = " (unverified: only the public prefix matched)" if e.unverified else ""
+        return f"{e.status} {e.auth_failure} token {e.token_prefix}… from {who}{unverified}"
     text = f"{e.status} {e.method} {e.path} from {who} ({e.duration_ms:.1f} ms)"
     if e.scim_type or e.detail:
         text += f": {e.scim_type + ' ' if e.scim_type else ''}{e.detail or ''}".rstrip()

@@ -152,7 +152,11 @@ class Authenticator:
         entry = cached if self._listening else None
         if entry is None:
             entry = await self._lookup(digest, cached, now)
-        principal = check_token(entry.row, datetime.now(UTC))
+        try:
+            principal = check_token(entry.row, datetime.now(UTC))
+        except errors.ScimError as exc:
+            exc.owner_org = entry.row.org_id  # the digest matched: a verified failure
+            raise
         if now - entry.touched_at > TOUCH_INTERVAL.total_seconds():
             entry.touched_at = now  # at most about once a minute per token and process
             try:

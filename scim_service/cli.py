@@ -5,6 +5,9 @@
     scim-service org create NAME | list | show ORG_ID | scim enable|disable ORG_ID
     scim-service token create ORG_ID [--description TEXT] [--ttl-days N] | list ORG_ID
                  | revoke TOKEN_ID
+    scim-service credential create --scope SCOPE [--org ORG_ID ...] [--ttl-days N] | list
+                 | revoke CREDENTIAL_ID
+    scim-service audit [--org ORG_ID] [--limit N]
 
 Every command that prints data accepts --json. Exit codes: 0 success, 1 the operation failed
 (e.g. unknown organization), 2 bad configuration or usage.
@@ -15,6 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
+import getpass
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -120,7 +125,95 @@ async def database_and_url(
         stack.push_async_callback(conn.close)
         if migrate and await migrations.pending(conn):
             await migrations.migrate(conn)
-        yield conn, dsn
+        intent = _AUDIT.get()
+        if intent is None:
+            yield conn, dsn
+            return
+        try:
+            yield conn, dsn
+        except Exception as exc:
+            detail = exc.detail if isinstance(exc, errors.ScimError) else type(exc).__name__
+            with contextlib.suppress(Exception):  # the command's own error is what to report
+                await _audit(conn, intent, ok=False, detail=detail)
+            raise
+        await _audit(conn, intent, ok=True)
+
+
+# --- the audit trail of the commands that change something (issue 22) -------------------------
+
+
+class _Intent:
+    """What a changing command is about to do, recorded by its database connection at the end."""
+
+    __slots__ = ("action", "org_id", "target")
+
+    def __init__(self, action: str, org_id: uuid.UUID | None, target: str | None) -> None:
+        self.action, self.org_id, self.target = action, org_id, target
+
+
+_AUDIT: contextvars.ContextVar[_Intent | None] = contextvars.ContextVar("audit", default=None)
+
+
+def _audited(args: argparse.Namespace) -> _Intent | None:
+    """The audit action of a command (the admin API's names), or None for one that reads."""
+    func, sub = args.func, getattr(args, "action", None)
+    if func is cmd_org_scim:
+        action: str | None = f"org.scim_{sub}"
+    elif func is cmd_org_guard:
+        action = {"set": "guard.configure", "release": "guard.release"}.get(sub or "")
+        action = "guard.discard" if sub == "discard" else action
+    elif func is cmd_events_orphans:
+        action = f"events.orphans_{args.orphans_cmd}"
+    elif func is cmd_credential:
+        action = {"create": "credential.create", "revoke": "credential.revoke"}.get(
+            args.credential_cmd
+        )
+    else:
+        action = {
+            cmd_org_create: "org.create",
+            cmd_token_create: "token.create",
+            cmd_token_revoke: "token.revoke",
+            cmd_user_setup_complete: "user.setup_complete",
+            cmd_events_retry: "events.retry",
+            cmd_events_replay: "events.replay",
+        }.get(func)
+    if action is None:
+        return None
+    org = getattr(args, "org_id", None) or getattr(args, "org", None)
+    if isinstance(org, list):
+        org = org[0] if len(org) == 1 else None
+    names = ("token_id", "credential_id", "user_id", "sink")
+    target = " ".join(f"{n}={getattr(args, n)}" for n in names if getattr(args, n, None))
+    return _Intent(action, org, target or None)
+
+
+def _created(object_id: uuid.UUID, org_id: uuid.UUID | None = None) -> None:
+    """A creating command names what it created, for its audit entry."""
+    intent = _AUDIT.get()
+    if intent is not None:
+        intent.target = f"id={object_id}"
+        intent.org_id = intent.org_id or org_id
+
+
+async def _audit(conn: asyncpg.Connection, intent: _Intent, *, ok: bool, detail: str = "") -> None:
+    from scim_service.provisioning import audit
+    from scim_service.provisioning.credentials import CLI_PREFIX, AdminPrincipal
+
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no user name in this environment
+        user = "unknown"
+    who = AdminPrincipal(scope="operator", prefix=f"{CLI_PREFIX}:{user}"[:100])
+    await audit.record(
+        conn,
+        who,
+        intent.action,
+        org_id=intent.org_id,
+        target=intent.target,
+        status=0 if ok else 1,
+        ok=ok,
+        detail=detail or None,
+    )
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -158,6 +251,7 @@ async def cmd_org_create(args: argparse.Namespace, settings: Settings) -> int:
         org = await tenants.create_org(
             conn, args.name, org_id=args.id, scim_enabled=not args.scim_disabled
         )
+        _created(org.id, org.id)
     print_json(org) if args.json else print_org(org)
     return 0
 
@@ -330,6 +424,7 @@ async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
         new = await tenants.create_token(
             conn, args.org_id, description=args.description, ttl_days=args.ttl_days
         )
+        _created(new.info.id)
     if args.json:
         print_json({"token": new.token, "scim_base_url": settings.scim_base_url, "info": new.info})
     else:
@@ -353,6 +448,77 @@ async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
         info = await tenants.revoke_token(conn, args.token_id)
     print_json(info) if args.json else print_tokens([info])
+    return 0
+
+
+async def cmd_credential(args: argparse.Namespace, settings: Settings) -> int:
+    """Scoped admin credentials (issue 22): create (printed once), list, revoke."""
+    from scim_service.provisioning import credentials
+
+    async with database(settings) as conn:
+        if args.credential_cmd == "create":
+            new = await credentials.create(
+                conn,
+                args.scope,
+                org_ids=args.org,
+                event_types=args.event_type,
+                description=args.description,
+                ttl_days=args.ttl_days,
+            )
+            _created(new.info.id)
+            if args.json:
+                print_json({"token": new.token, "info": new.info})
+            else:
+                print(f"Credential:    {new.token}")
+                print(f"Credential id: {new.info.id}")
+                print(f"Scope:         {new.info.scope} {' '.join(map(str, new.info.org_ids))}")
+                if new.info.expires_at:
+                    print(f"Expires:       {_fmt(new.info.expires_at)}")
+                print("The credential is shown only this once; store it in the caller now.")
+            return 0
+        if args.credential_cmd == "list":
+            found = await credentials.list_all(conn)
+        else:
+            found = [await credentials.revoke(conn, args.credential_id)]
+    if args.json:
+        print_json(found if args.credential_cmd == "list" else found[0])
+        return 0
+    print_table(
+        [
+            [
+                c.id,
+                c.display_prefix + "…",
+                c.scope,
+                " ".join(map(str, c.org_ids)) or "-",
+                ",".join(c.event_types) if c.event_types else "-",
+                c.state,
+                c.description,
+                c.expires_at,
+                c.last_used_at,
+            ]
+            for c in found
+        ],
+        ["id", "prefix", "scope", "orgs", "types", "state", "description", "expires", "last used"],
+    )
+    return 0
+
+
+async def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    """The admin audit trail, oldest first: the newest `--limit` entries."""
+    from scim_service.provisioning import audit
+
+    async with database(settings) as conn:
+        found = await audit.entries(conn, org_id=args.org, limit=args.limit)
+    if args.json:
+        print_json(found)
+        return 0
+    print_table(
+        [
+            [e.at, e.actor, e.action, e.org_id, e.target, e.outcome, e.status, e.request_id]
+            for e in found
+        ],
+        ["at", "actor", "action", "org", "target", "outcome", "status", "request id"],
+    )
     return 0
 
 
@@ -698,6 +864,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("token_id", type=_uuid_arg)
     p.set_defaults(func=cmd_token_revoke)
 
+    cred = sub.add_parser(
+        "credential", help="scoped admin API credentials (operator, org:admin, events:read)"
+    ).add_subparsers(dest="credential_cmd", required=True)
+    p = cred.add_parser("create", parents=[json_flag], help="create a credential (printed once)")
+    p.add_argument("--scope", required=True, choices=("operator", "org:admin", "events:read"))
+    p.add_argument(
+        "--org",
+        action="append",
+        type=_uuid_arg,
+        default=None,
+        metavar="ORG_ID",
+        help="an organization it may act on (org:admin: one; events:read: one or more)",
+    )
+    p.add_argument(
+        "--event-type",
+        action="append",
+        default=None,
+        metavar="TYPE",
+        help="events:read only: an event type it may read (repeatable; default every type)",
+    )
+    p.add_argument("--description", default="", help="who holds it (e.g. 'billing-sync')")
+    p.add_argument("--ttl-days", type=int, default=None, help="expire after N days")
+    p.set_defaults(func=cmd_credential)
+    p = cred.add_parser("list", parents=[json_flag], help="list credentials (prefixes only)")
+    p.set_defaults(func=cmd_credential)
+    p = cred.add_parser("revoke", parents=[json_flag], help="revoke a credential (at once)")
+    p.add_argument("credential_id", type=_uuid_arg)
+    p.set_defaults(func=cmd_credential)
+
+    p = sub.add_parser(
+        "audit", parents=[json_flag], help="the admin audit trail (who changed what, when)"
+    )
+    p.add_argument("--org", type=_uuid_arg, default=None, help="only this organization's entries")
+    p.add_argument("--limit", type=int, default=100, help="the newest N entries (at most 1000)")
+    p.set_defaults(func=cmd_audit)
+
     cfg = sub.add_parser("config", help="configuration").add_subparsers(
         dest="config_cmd", required=True
     )
@@ -792,6 +994,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # where logs are JSON: log pipelines parse every line); the others answer on stdout, so
     # they log to stderr and print a failure for the person at the prompt.
     long_running = args.func in (cmd_serve, cmd_publisher)
+    _AUDIT.set(_audited(args))
     worker = "supervisor" if args.func is cmd_serve and settings.worker_count > 1 else None
     configure_logging(
         settings.log_format, settings.log_level, stderr=not long_running, worker=worker

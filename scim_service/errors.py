@@ -9,7 +9,10 @@ them, and one HTTP middleware renders them as `application/scim+json` bodies (RF
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar
+
+from scim_service.redact import mask_text
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 
@@ -22,6 +25,9 @@ class ScimError(Exception):
     default_detail: ClassVar[str] = "The request could not be processed"
     retry_after: float | None = None
     """Seconds a client should wait before retrying (rendered as `Retry-After`), or None."""
+    owner_org: uuid.UUID | None = None
+    """A genuine credential refused (revoked, expired, SCIM off): the organization it belongs
+    to, so the activity log files the attempt there (never rendered)."""
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or self.default_detail
@@ -32,7 +38,7 @@ class ScimError(Exception):
         body: dict[str, Any] = {"schemas": [ERROR_SCHEMA], "status": str(self.status)}
         if self.scim_type:
             body["scimType"] = self.scim_type
-        body["detail"] = self.detail
+        body["detail"] = mask_text(self.detail)  # a detail may echo input: never a secret
         return body
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 from aiohttp import web
 
@@ -14,6 +16,7 @@ from scim_service.events.pull import Feed
 from scim_service.fairness import Gate
 from scim_service.lifecycle import Lifecycle
 from scim_service.metrics import LoopLagMonitor, Metrics
+from scim_service.provisioning.credentials import AdminPrincipal
 from scim_service.provisioning.guard import GuardPolicy
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -40,7 +43,11 @@ ACTIVITY = web.AppKey("activity", ActivityLog)
 
 # Set by the auth middleware on every authenticated SCIM request.
 PRINCIPAL = web.RequestKey("principal", Principal)
+# Set on every authenticated admin request: the credential's scope and organizations.
+ADMIN_PRINCIPAL = web.RequestKey("admin_principal", AdminPrincipal)
 REQUEST_ID = web.RequestKey("request_id", str)
 # The raw body a handler read (read_json), for the activity log; and why a token failed.
 REQUEST_BODY = web.RequestKey("request_body", bytes)
 AUTH_FAILURE = web.RequestKey("auth_failure", str)
+# The organization of a genuine token that was refused (revoked, expired, SCIM off).
+AUTH_ORG = web.RequestKey("auth_org", uuid.UUID)

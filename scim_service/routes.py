@@ -6,6 +6,7 @@ from aiohttp import web
 
 from scim_service.http import (
     admin,
+    credentials,
     discovery,
     events_pull,
     health,
@@ -86,3 +87,7 @@ def setup_routes(app: web.Application, *, metrics: bool = True) -> None:
     r.add_post(f"{ADMIN}/events/orphans/{{sink}}/discard", admin.discard_orphans)
     r.add_post(f"{ADMIN}/events/orphans/{{sink}}/move", admin.move_orphans)
     r.add_get(f"{ADMIN}/events/signing-key", admin.signing_key)
+    r.add_post(f"{ADMIN}/credentials", credentials.create_credential)
+    r.add_get(f"{ADMIN}/credentials", credentials.list_credentials)
+    r.add_delete(f"{ADMIN}/credentials/{{credential_id}}", credentials.revoke_credential)
+    r.add_get(f"{ADMIN}/audit", credentials.list_audit)

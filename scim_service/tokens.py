@@ -17,14 +17,16 @@ import secrets
 from cryptography.hazmat.primitives import hashes
 
 TOKEN_PREFIX = "scim_"  # noqa: S105 - a public prefix, not a secret
+# Scoped admin credentials (issue 22): the same shape, digest and lookup, another prefix.
+ADMIN_TOKEN_PREFIX = "scimadm_"  # noqa: S105 - a public prefix, not a secret
 _RANDOM_BYTES = 32
 _DISPLAY_CHARS = 6
 _TOKEN_LEN = len(TOKEN_PREFIX) + 43
 
 
-def generate_token() -> str:
+def generate_token(prefix: str = TOKEN_PREFIX) -> str:
     raw = secrets.token_bytes(_RANDOM_BYTES)
-    return TOKEN_PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return prefix + base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 def token_digest(token: str) -> bytes:
@@ -34,12 +36,13 @@ def token_digest(token: str) -> bytes:
 
 
 def display_prefix(token: str) -> str:
-    return token[: len(TOKEN_PREFIX) + _DISPLAY_CHARS]
+    prefix = ADMIN_TOKEN_PREFIX if token.startswith(ADMIN_TOKEN_PREFIX) else TOKEN_PREFIX
+    return token[: len(prefix) + _DISPLAY_CHARS]
 
 
-def looks_like_token(token: str) -> bool:
+def looks_like_token(token: str, prefix: str = TOKEN_PREFIX) -> bool:
     """Cheap shape check before any database work (an obviously wrong header costs nothing)."""
-    return len(token) == _TOKEN_LEN and token.startswith(TOKEN_PREFIX)
+    return len(token) == len(prefix) + _TOKEN_LEN - len(TOKEN_PREFIX) and token.startswith(prefix)
 
 
 def matches_digest(presented: str, expected_digest: bytes) -> bool:

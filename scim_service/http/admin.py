@@ -10,9 +10,10 @@ import msgspec
 from aiohttp import web
 
 from scim_service import errors
+from scim_service.http.authz import visible_orgs
 from scim_service.http.responses import admin_json, connection, read_json
 from scim_service.http.scim_users import render as render_user
-from scim_service.keys import AUTH, BASE_URL, EMITTER, GUARD, PUBLISHER, SETTINGS
+from scim_service.keys import ADMIN_PRINCIPAL, AUTH, BASE_URL, EMITTER, GUARD, PUBLISHER, SETTINGS
 from scim_service.provisioning import guard, outbox, status, tenants, users
 from scim_service.provisioning.scope import Scope
 from scim_service.provisioning.tenants import TokenInfo
@@ -104,8 +105,9 @@ async def list_tokens(request: web.Request) -> web.Response:
 
 async def revoke_token(request: web.Request) -> web.Response:
     token_id = path_uuid(request, "token_id", "Token")
+    visible = visible_orgs(request.get(ADMIN_PRINCIPAL))  # an org admin: its own tokens only
     async with connection(request) as conn:
-        info = await tenants.revoke_token(conn, token_id)
+        info = await tenants.revoke_token(conn, token_id, visible=visible)
     request.app[AUTH].forget()  # this process at once; the others on the trigger's NOTIFY
     return admin_json(info)
 

@@ -13,8 +13,9 @@ from scim_service import errors
 from scim_service.events import envelope, schemas
 from scim_service.events import pull as events_pull
 from scim_service.http.admin import path_uuid
+from scim_service.http.authz import event_filter
 from scim_service.http.responses import admin_json, connection
-from scim_service.keys import FEED, GATE
+from scim_service.keys import ADMIN_PRINCIPAL, FEED, GATE
 from scim_service.provisioning import snapshot
 
 EVENT_TYPES = envelope.EVENT_TYPES
@@ -89,21 +90,36 @@ async def list_events(request: web.Request) -> web.Response:
     after = events_pull.decode_cursor(raw_after) if raw_after else None
     limit = _limit(request, events_pull.DEFAULT_LIMIT, events_pull.MAX_LIMIT)
     wait = _number(request, "wait", 0.0, 0.0, events_pull.MAX_WAIT)
+    org_id, types, keep = event_filter(
+        request.get(ADMIN_PRINCIPAL), _uuid_param(request, "org_id"), _types(request)
+    )
     page = await events_pull.read_or_wait(
         lambda: request.app[GATE].connection(None),
         request.app.get(FEED),
         after,
         limit=limit,
         wait=wait,
-        org_id=_uuid_param(request, "org_id"),
-        types=_types(request),
+        org_id=org_id,
+        types=types,
     )
     body = EventsPage(
-        events=[msgspec.Raw(p) for p in page.payloads],
+        events=[msgspec.Raw(p) for p in page.payloads if keep is None or _org_of(p) in keep],
         next_cursor=events_pull.encode_cursor(page.next),
         has_more=page.full,
     )
     return admin_json(body)
+
+
+class _OrgOf(msgspec.Struct):
+    orgid: uuid.UUID
+
+
+_org_decoder = msgspec.json.Decoder(_OrgOf)
+
+
+def _org_of(payload: bytes) -> uuid.UUID:
+    """The `orgid` extension of a CloudEvent (a credential of several organizations)."""
+    return _org_decoder.decode(payload).orgid
 
 
 async def event_schemas(request: web.Request) -> web.Response:

@@ -15,12 +15,16 @@ from aiohttp import web
 
 from scim_service import errors
 from scim_service.activity import ActivityLog, Record, token_prefix_of
+from scim_service.http import audit
+from scim_service.http.authz import authorize
 from scim_service.http.paths import SCIM_PREFIX, canonical_route
 from scim_service.keys import (
     ACTIVITY,
     ADMIN_DIGEST,
+    ADMIN_PRINCIPAL,
     AUTH,
     AUTH_FAILURE,
+    AUTH_ORG,
     GATE,
     METRICS,
     PRINCIPAL,
@@ -29,8 +33,9 @@ from scim_service.keys import (
     SETTINGS,
 )
 from scim_service.logs import get_logger
+from scim_service.provisioning import credentials
 from scim_service.store.db import driver_error
-from scim_service.tokens import matches_digest
+from scim_service.tokens import ADMIN_TOKEN_PREFIX, looks_like_token, matches_digest
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -152,6 +157,8 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         duration_ms=round(elapsed * 1000, 3),
         org_id=str(principal.org_id) if principal is not None else None,
     )
+    if ADMIN_PRINCIPAL in request:  # an authenticated admin request: the audit trail
+        await audit.record(request, resp)
     activity = request.app.get(ACTIVITY)
     if activity is not None and request.path.startswith(SCIM_PREFIX):
         _record(request, activity, resp, route, elapsed)
@@ -173,11 +180,18 @@ def _record(
     failure = request.get(AUTH_FAILURE)
     if principal is None and failure is None:
         return  # no organization to file it under (a path outside the SCIM API's routes)
+    org_id = principal.org_id if principal is not None else request.get(AUTH_ORG)
+    prefix = token_prefix_of(request.headers.get("Authorization"))
+    if org_id is None:  # only a public prefix to file it by: unverified
+        if prefix is None:
+            return  # filed nowhere
+        if not activity.admit_unverified(request.remote or "?", prefix):
+            return  # over the per-source and prefix rate: counted, not kept
     keep = activity.keep_bodies(status)
     body = resp.body if isinstance(resp, web.Response) else None
     activity.record(
         Record(
-            org_id=principal.org_id if principal is not None else None,
+            org_id=org_id,
             at=datetime.now(UTC),
             method=request.method,
             route=route,
@@ -185,7 +199,7 @@ def _record(
             status=status,
             duration_ms=round(elapsed * 1000, 3),
             user_agent=request.headers.get("User-Agent"),
-            token_prefix=token_prefix_of(request.headers.get("Authorization")),
+            token_prefix=prefix,
             auth_failure=failure,
             request_id=request[REQUEST_ID],
             request_body=request.get(REQUEST_BODY) if keep else None,
@@ -220,16 +234,28 @@ async def authenticate(request: web.Request) -> None:
             request[PRINCIPAL] = principal
             request.app[GATE].check_rate(principal.token_id)  # 429 over SCIM_TOKEN_RATE_LIMIT
             return
-        digest = request.app.get(ADMIN_DIGEST)
-        if digest is None:
-            raise errors.NotFound("The admin API is disabled (SCIM_ADMIN_TOKEN is not set)")
-        if not matches_digest(bearer_token(request), digest):
-            raise errors.Unauthorized("The admin token is not valid", reason="admin")
+        token = bearer_token(request)
+        if looks_like_token(token, ADMIN_TOKEN_PREFIX):  # a scoped credential (issue 22)
+            async with request.app[GATE].connection(None) as conn:
+                admin = await credentials.authenticate(conn, token)
+        else:  # SCIM_ADMIN_TOKEN: the bootstrap operator credential
+            digest = request.app.get(ADMIN_DIGEST)
+            if digest is None:
+                raise errors.NotFound("The admin API is disabled (SCIM_ADMIN_TOKEN is not set)")
+            if not matches_digest(token, digest):
+                raise errors.Unauthorized("The admin token is not valid", reason="admin")
+            admin = credentials.BOOTSTRAP
+        request[ADMIN_PRINCIPAL] = admin
     except errors.Unauthorized as exc:
         request.app[METRICS].auth_failure(exc.reason)
         request[AUTH_FAILURE] = exc.reason
+        if exc.owner_org is not None:
+            request[AUTH_ORG] = exc.owner_org
         raise
-    except errors.Forbidden:
+    except errors.Forbidden as exc:
         request.app[METRICS].auth_failure("disabled")
         request[AUTH_FAILURE] = "disabled"
+        if exc.owner_org is not None:
+            request[AUTH_ORG] = exc.owner_org
         raise
+    authorize(request, admin)  # 403 outside its scope, 404 for an org it may not see

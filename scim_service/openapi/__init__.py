@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from scim_service.http.authz import SCOPES, scopes_of
 from scim_service.openapi.admin_paths import admin_ops, plain_ops
 from scim_service.openapi.bodies import (
     Error,
@@ -58,6 +59,8 @@ def build() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for key, op in operations().items():
         method, path = key.split(" ", 1)
+        if path.startswith("/admin/"):  # the credential scopes that may call it (http/authz.py)
+            op = {**op, "security": [{"adminAuth": list(scopes_of(key))}]}
         paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",
@@ -68,8 +71,10 @@ def build() -> dict[str, Any]:
             "description": (
                 "SCIM paths (`/scim/v2`) take an organization's SCIM token "
                 "(`Authorization: Bearer scim_...`) and answer `application/scim+json`; "
-                "admin paths (`/admin/v1`) take SCIM_ADMIN_TOKEN and answer "
-                "`application/json`. Requests may use either content type. Every error is "
+                "admin paths (`/admin/v1`) take SCIM_ADMIN_TOKEN (the bootstrap operator) or a "
+                "scoped admin credential (`scimadm_...`; `adminAuth`, each operation lists the "
+                "scopes that may call it) and answer `application/json`. Requests may use "
+                "either content type. Every error is "
                 "an RFC 7644 §3.12 body with `status` as a string."
             ),
         },
@@ -90,6 +95,19 @@ def build() -> dict[str, Any]:
                     "description": (
                         "SCIM paths: an organization's SCIM token (scim_...); admin paths: "
                         "SCIM_ADMIN_TOKEN"
+                    ),
+                },
+                "adminAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": (
+                        "Admin paths: SCIM_ADMIN_TOKEN (scope operator) or a scoped admin "
+                        "credential (scimadm_..., `scim-service credential create`). Scopes: "
+                        "operator (everything), org:admin (one organization: its tokens, status, "
+                        "activity, guard, snapshots and events), events:read (the pull API and "
+                        "snapshots of its organizations, optionally some event types). Outside "
+                        "its scope: 403; an organization it may not see: 404. "
+                        f"{len(SCOPES)} operations are open to more than operator."
                     ),
                 },
                 "metricsBearerAuth": {

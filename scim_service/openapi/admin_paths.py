@@ -102,6 +102,51 @@ def admin_ops() -> dict[str, dict[str, Any]]:
             params=[org],
             errors=("404",),
         ),
+        f"POST {ADMIN}/credentials": admin(
+            "Create a scoped admin credential (shown once, in this answer only)",
+            linked(
+                answer("201", "CreatedCredential", "The credential and its info"),
+                {
+                    "revokeCredential": {
+                        "operationId": "revokeCredential",
+                        "parameters": {"credential_id": "$response.body#/info/id"},
+                    }
+                },
+            ),
+            "createCredential",
+            body=request_body("CreateCredential"),
+            errors=("404",),
+        ),
+        f"GET {ADMIN}/credentials": admin(
+            "List admin credentials (never the secrets, only their public prefixes)",
+            answer("200", "CredentialList", "The credentials"),
+            "listCredentials",
+        ),
+        f"DELETE {ADMIN}/credentials/{{credential_id}}": admin(
+            "Revoke an admin credential (at once)",
+            answer("200", "CredentialInfo", "The revoked credential's info"),
+            "revokeCredential",
+            params=[param("credential_id", "path", "The credential id (a UUID)")],
+            errors=("404",),
+        ),
+        f"GET {ADMIN}/audit": admin(
+            "The admin audit trail, oldest first (an org admin: its organization's entries)",
+            answer("200", "AuditList", "Entries"),
+            "listAudit",
+            params=[
+                param("org_id", "query", "Only this organization's entries", format="uuid"),
+                param("after", "query", "Only entries after this entry id", type="integer"),
+                param(
+                    "limit",
+                    "query",
+                    "At most this many (default 100, at most 1000)",
+                    type="integer",
+                    minimum=1,
+                    maximum=1000,
+                ),
+            ],
+            errors=("404",),
+        ),
         f"DELETE {ADMIN}/tokens/{{token_id}}": admin(
             "Revoke a token (at once, on every replica)",
             answer("200", "TokenInfo", "The revoked token's info"),

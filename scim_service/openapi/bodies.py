@@ -25,7 +25,9 @@ from scim_service.http.admin import (
     ReplayRequest,
     RetryRequest,
 )
+from scim_service.http.credentials import CreateCredential, CreatedCredential
 from scim_service.http.events_pull import EventSchemas, EventsPage
+from scim_service.provisioning.audit import AuditEntry
 from scim_service.provisioning.guard import GuardOutcome, GuardSettings, GuardState
 from scim_service.provisioning.snapshot import GroupsSnapshot, MembersSnapshot, UsersSnapshot
 from scim_service.provisioning.status import OrgStatus
@@ -33,6 +35,7 @@ from scim_service.scim import schema as s
 from scim_service.scim.discovery import MAX_RESULTS
 from scim_service.scim.patch import MAX_OPERATIONS
 from scim_service.scim.resource import MAX_INDEXED, MAX_STRING
+from scim_service.store.credentials import CredentialInfo
 from scim_service.store.outbox import DeadLetter, SinkStats
 from scim_service.store.tenants import Org, TokenInfo
 
@@ -162,6 +165,14 @@ class ActivityList(msgspec.Struct):
     entries: list[Entry]
 
 
+class CredentialList(msgspec.Struct):
+    credentials: list[CredentialInfo]
+
+
+class AuditList(msgspec.Struct):
+    entries: list[AuditEntry]
+
+
 _STRUCTS: tuple[type[Any], ...] = (
     Error,
     PatchOp,
@@ -195,6 +206,11 @@ _STRUCTS: tuple[type[Any], ...] = (
     UsersSnapshot,
     GroupsSnapshot,
     MembersSnapshot,
+    CreateCredential,
+    CreatedCredential,
+    CredentialInfo,
+    CredentialList,
+    AuditList,
 )
 
 # JSON Schema types of RFC 7643 §2.3 attribute types.

@@ -39,9 +39,10 @@ _ERROR_TEXT = {
 
 def responses(ok: dict[str, Any], *, scim: bool, errors: tuple[str, ...]) -> dict[str, Any]:
     """The answers of one operation: its success, then every error it can give (each an
-    RFC 7644 §3.12 body; the SCIM API also answers 403 for an organization switched off)."""
+    RFC 7644 §3.12 body; the SCIM API also answers 403 for an organization switched off, the
+    admin API for a credential outside its scope)."""
     out = dict(ok)
-    auth = ("401", "403") if scim else ("401",)
+    auth = ("401", "403")
     for code in ("400", *auth, *errors, "413", "415", "429", "500", "503"):
         out.setdefault(code, {"$ref": f"#/components/responses/{error_name(code, scim)}"})
     return dict(sorted(out.items()))
@@ -56,7 +57,7 @@ def error_responses() -> dict[str, Any]:
     for scim in (True, False):
         for code, text in _ERROR_TEXT.items():
             if code == "403" and not scim:
-                continue
+                text = "Outside the admin credential's scope (the detail names the scope needed)"
             answer: dict[str, Any] = {"description": text, "content": content("Error", scim=scim)}
             if code in ("429", "503"):
                 answer["headers"] = {

@@ -90,7 +90,16 @@ async def list_tokens(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[Token
     return await store.list_tokens(conn, org_id)
 
 
-async def revoke_token(conn: asyncpg.Connection, token_id: uuid.UUID) -> TokenInfo:
+async def revoke_token(
+    conn: asyncpg.Connection,
+    token_id: uuid.UUID,
+    *,
+    visible: frozenset[uuid.UUID] | None = None,
+) -> TokenInfo:
+    """Revoke a token; with `visible` (an org admin's organizations) only one of theirs (any
+    other is 404, as an unknown one is)."""
+    if visible is not None and await store.token_org(conn, token_id) not in visible:
+        raise errors.NotFound(f"Token {token_id} not found")
     return await store.revoke_token(conn, token_id)
 
 

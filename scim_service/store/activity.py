@@ -25,9 +25,13 @@ async def prune_old(conn: asyncpg.Connection, horizon: datetime, batch: int) -> 
     return int((await conn.execute(Q["activity_prune_old"], horizon, batch)).split()[-1])
 
 
-async def prune_org(conn: asyncpg.Connection, org_id: uuid.UUID, keep: int) -> int:
-    """Keep the organization's newest `keep` entries; how many went."""
-    return int((await conn.execute(Q["activity_prune_org"], org_id, keep)).split()[-1])
+async def prune_org(
+    conn: asyncpg.Connection, org_id: uuid.UUID, keep: int, *, unverified: bool = False
+) -> int:
+    """Keep the organization's newest `keep` entries (of those unverified, or of the others);
+    how many went."""
+    status = await conn.execute(Q["activity_prune_org"], org_id, keep, unverified)
+    return int(status.split()[-1])
 
 
 async def latest(

@@ -128,6 +128,11 @@ async def revoke_token(conn: asyncpg.Connection, token_id: uuid.UUID) -> TokenIn
     return _token(row)
 
 
+async def token_org(conn: asyncpg.Connection, token_id: uuid.UUID) -> uuid.UUID | None:
+    org_id: uuid.UUID | None = await conn.fetchval(Q["token_org"], token_id)
+    return org_id
+
+
 async def lookup_token(conn: asyncpg.Connection, digest: bytes) -> TokenRow | None:
     row = await conn.fetchrow(Q["authenticate_token"], digest)
     return None if row is None else TokenRow(**dict(row))

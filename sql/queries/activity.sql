@@ -1,14 +1,15 @@
 -- The SCIM activity log. See scim_service/activity.py.
 
 -- name: activity_insert
--- A batch of requests. A row without an organization (its token did not authenticate) is filed
--- under every organization owning a token with the same public prefix, and dropped if none does.
+-- A batch of requests. A row without an organization (its token matched no token) is filed,
+-- unverified, under every organization owning a token with the same public prefix, and dropped
+-- if none does.
 INSERT INTO scim_activity (org_id, at, method, route, path, status, scim_type, detail,
                            duration_ms, idp, user_agent, token_prefix, auth_failure, request_id,
-                           request_body, response_body)
+                           request_body, response_body, unverified)
 SELECT o.org_id, r.at, r.method, r.route, r.path, r.status, r.scim_type, r.detail, r.duration_ms,
        r.idp, r.user_agent, r.token_prefix, r.auth_failure, r.request_id, r.request_body,
-       r.response_body
+       r.response_body, r.org_id IS NULL
 FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::int[],
             $7::text[], $8::text[], $9::float8[], $10::text[], $11::text[], $12::text[],
             $13::text[], $14::text[], $15::text[], $16::text[])
@@ -26,7 +27,7 @@ RETURNING org_id;
 -- The newest $2 entries (only errors with $3), oldest first.
 SELECT * FROM (
     SELECT id, at, method, route, path, status, scim_type, detail, duration_ms, idp, user_agent,
-           token_prefix, auth_failure, request_id, request_body, response_body
+           token_prefix, auth_failure, request_id, request_body, response_body, unverified
     FROM scim_activity
     WHERE org_id = $1 AND (NOT $3 OR status >= 400)
     ORDER BY id DESC
@@ -37,7 +38,7 @@ ORDER BY id;
 -- name: activity_after
 -- The entries after id $2 (`--follow`), oldest first.
 SELECT id, at, method, route, path, status, scim_type, detail, duration_ms, idp, user_agent,
-       token_prefix, auth_failure, request_id, request_body, response_body
+       token_prefix, auth_failure, request_id, request_body, response_body, unverified
 FROM scim_activity
 WHERE org_id = $1 AND id > $2 AND (NOT $4 OR status >= 400)
 ORDER BY id
@@ -48,10 +49,13 @@ DELETE FROM scim_activity
 WHERE id IN (SELECT id FROM scim_activity WHERE at < $1 ORDER BY at LIMIT $2);
 
 -- name: activity_prune_org
--- Keep the newest $2 entries of one organization.
+-- Keep the newest $2 entries of one organization that are (not, with $3) unverified: the
+-- verified ones and the unverified ones have caps of their own, so a flood of the latter never
+-- pushes the former out.
 DELETE FROM scim_activity
-WHERE org_id = $1
-  AND id <= (SELECT id FROM scim_activity WHERE org_id = $1 ORDER BY id DESC OFFSET $2 LIMIT 1);
+WHERE org_id = $1 AND unverified = $3
+  AND id <= (SELECT id FROM scim_activity WHERE org_id = $1 AND unverified = $3
+             ORDER BY id DESC OFFSET $2 LIMIT 1);
 
 -- name: activity_last_success
 -- The last successful (2xx/3xx) request per IdP.
@@ -61,6 +65,7 @@ WHERE org_id = $1 AND status < 400
 ORDER BY idp, id DESC;
 
 -- name: activity_error_rate
--- Requests and errors (4xx/5xx, failed authentications included) since $2.
+-- Requests and errors (4xx/5xx, failed authentications with a genuine token included) since $2;
+-- unverified entries (a public prefix with a wrong token) are nobody's requests.
 SELECT count(*) AS requests, count(*) FILTER (WHERE status >= 400) AS errors
-FROM scim_activity WHERE org_id = $1 AND at >= $2;
+FROM scim_activity WHERE org_id = $1 AND at >= $2 AND NOT unverified;

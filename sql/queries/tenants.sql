@@ -54,6 +54,9 @@ WHERE id = $1
 RETURNING id, org_id, display_prefix, description, created_at, expires_at, last_used_at, revoked_at,
           'revoked' AS state;
 
+-- name: token_org
+SELECT org_id FROM scim_tokens WHERE id = $1;
+
 -- name: authenticate_token
 SELECT t.id AS token_id, t.org_id, t.expires_at, t.revoked_at, t.last_used_at,
        o.scim_enabled, now() AS db_now

@@ -123,9 +123,13 @@ class Live:
     admin_token_ids: list[str]
     session: requests.Session
     tally: Tally = field(default_factory=Tally)
+    # Scoped admin credentials (issue 22) for the spare organization: scope → credential.
+    scoped: dict[str, str] = field(default_factory=dict)
 
-    def headers(self, path: str) -> dict[str, str]:
+    def headers(self, path: str, scope: str = "operator") -> dict[str, str]:
         token = ADMIN_TOKEN if path.startswith("/admin/") else self.scim_token
+        if path.startswith("/admin/") and scope != "operator":
+            token = self.scoped[scope]
         return {"Authorization": f"Bearer {token}"}
 
     def call(
@@ -282,6 +286,15 @@ def fixture_live(pg_server: str, template_db: str, tmp_path_factory: Any) -> Ite
             for _ in range(3)
         ]
         live = Live(base, log_path, token, org["id"], target["id"], [], [], spare, session)
+        for scope in ("org:admin", "events:read"):
+            live.scoped[scope] = _ok(
+                session.post(
+                    f"{base}/admin/v1/credentials",
+                    json={"scope": scope, "org_ids": [target["id"]]},
+                    headers=admin,
+                ),
+                201,
+            )["token"]
         live.user_ids.extend(seed_user(live, i) for i in range(6))
         live.group_ids.extend(seed_group(live, i, live.user_ids[i : i + 3]) for i in range(3))
         yield live

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from scim_service.activity import ActivityLog, Record, idp_of, mask_body
+from scim_service.activity import UNVERIFIED_PER_MINUTE, ActivityLog, Record, idp_of, mask_body
 from scim_service.app import create_app
 from scim_service.config import Settings
 from scim_service.store.db import connect
@@ -196,3 +196,143 @@ async def test_cli_activity(client: Any, tenant: Tenant, database_url: str) -> N
         cli, database_url, "activity", org, "--follow", "--for", "1", "--json"
     )
     assert proc.returncode == 0, proc.stderr
+
+
+URN_PASSWORD = "urn:ietf:params:scim:schemas:core:2.0:User:password"
+
+
+async def test_urn_qualified_passwords_never_reach_the_log(
+    client: Any, tenant: Tenant, admin_headers: dict[str, str]
+) -> None:
+    """Issue 22: a failing POST and a failing path-less PATCH (as Entra sends it) whose body
+    holds the URN-qualified password key, in any case, are logged with the password masked."""
+    resp = await client.post(
+        "/scim/v2/Users",
+        json={"userName": "ann@example.com", URN_PASSWORD: "Leak-Post-1", "active": "maybe"},
+        headers=tenant.headers,
+    )
+    assert resp.status == 400
+    resp = await client.post(
+        "/scim/v2/Users", json={"userName": "bob@example.com"}, headers=tenant.headers
+    )
+    assert resp.status == 201
+    uid = (await resp.json(content_type=None))["id"]
+    bad = {
+        "schemas": [PATCH_OP],
+        "Operations": [
+            {
+                "op": "Replace",
+                "value": {URN_PASSWORD.upper(): "Leak-Patch-2", "active": "maybe"},
+            },
+        ],
+    }
+    resp = await client.patch(f"/scim/v2/Users/{uid}", json=bad, headers=tenant.headers)
+    assert resp.status == 400
+    found = await entries(client, tenant.org_id, admin_headers, count=2, query="?errors=1")
+    assert [e["method"] for e in found] == ["POST", "PATCH"]
+    for e in found:
+        assert e["request_body"] is not None
+        text = msgspec.json.encode(e).decode()
+        assert "Leak-Post-1" not in text and "Leak-Patch-2" not in text, text
+
+
+async def _status(client: Any, org: Any, admin: dict[str, str]) -> dict[str, Any]:
+    resp = await client.get(f"/admin/v1/orgs/{org}/status", headers=admin)
+    assert resp.status == 200
+    found: dict[str, Any] = await resp.json()
+    return found
+
+
+async def test_unauthenticated_flood_with_a_public_prefix_does_not_move_the_status(
+    client: Any, tenant: Tenant, admin_headers: dict[str, str], database_url: str
+) -> None:
+    """Issue 22: 50 requests whose token carries a real token's public prefix but does not
+    authenticate (any User-Agent) are kept apart: at most UNVERIFIED_PER_MINUTE of them per
+    source and prefix are logged, marked unverified, and the organization's status (error rate,
+    warnings) does not move, neither in the admin API nor in `org status`."""
+    for _ in range(5):
+        assert (await client.get("/scim/v2/Users", headers=tenant.headers)).status == 200
+    assert (await client.get("/scim/v2/Users/nope", headers=tenant.headers)).status == 404
+    await entries(client, tenant.org_id, admin_headers, count=6)
+    before = await _status(client, tenant.org_id, admin_headers)
+    assert before["last_hour"] == {"requests": 6, "errors": 1, "rate": round(1 / 6, 4)}
+    forged = {"Authorization": f"Bearer {tenant.token[:11]}{'Q' * 37}", **JUMPCLOUD}
+    for _ in range(50):
+        assert (await client.get("/scim/v2/Users", headers=forged)).status == 401
+    found = await entries(client, tenant.org_id, admin_headers, count=6 + UNVERIFIED_PER_MINUTE)
+    await asyncio.sleep(0.5)  # anything beyond the limit would have been written by now
+    found = await entries(client, tenant.org_id, admin_headers, count=6, query="?limit=1000")
+    flood = [e for e in found if e["auth_failure"] == "invalid"]
+    assert len(flood) == UNVERIFIED_PER_MINUTE and all(e["unverified"] for e in flood)
+    assert not any(e["unverified"] for e in found if e["auth_failure"] is None)
+    after = await _status(client, tenant.org_id, admin_headers)
+    assert after["last_hour"] == before["last_hour"] and after["warnings"] == before["warnings"]
+    status = ok_json(
+        await asyncio.to_thread(cli, database_url, "org", "status", str(tenant.org_id), "--json")
+    )
+    assert status["last_hour"] == before["last_hour"]
+    proc = await asyncio.to_thread(cli, database_url, "activity", str(tenant.org_id), "--errors")
+    assert "(unverified: only the public prefix matched)" in proc.stdout
+
+
+async def test_a_refused_genuine_token_is_verified_and_counts(
+    client: Any, tenant: Tenant, db: asyncpg.Connection, admin_headers: dict[str, str]
+) -> None:
+    """A revoked token matched a token: its attempt is filed under its own organization as a
+    verified entry and counts in the error rate (the IdP needs a new token)."""
+    await db.execute("UPDATE scim_tokens SET revoked_at = now() WHERE id = $1", tenant.token_id)
+    assert (await client.get("/scim/v2/Users", headers=tenant.headers)).status == 401
+    (entry,) = await entries(client, tenant.org_id, admin_headers, count=1)
+    assert entry["auth_failure"] == "revoked" and entry["unverified"] is False
+    status = await _status(client, tenant.org_id, admin_headers)
+    assert status["last_hour"]["errors"] == 1
+
+
+async def test_unverified_entries_never_push_real_ones_past_the_cap(
+    settings: Settings, tenant: Tenant, database_url: str, db: asyncpg.Connection
+) -> None:
+    """The per-organization cap counts verified entries only; unverified ones have their own."""
+    log = ActivityLog(msgspec.structs.replace(settings, activity_max_per_org=5))
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    assert pool is not None
+    prefix = tenant.token[:11]
+    try:
+        for i in range(25):
+            real = i < 5
+            log.record(
+                Record(
+                    org_id=tenant.org_id if real else None,
+                    at=datetime.now(UTC),
+                    method="GET",
+                    route="/scim/v2/Users",
+                    path="/scim/v2/Users",
+                    status=200 if real else 401,
+                    duration_ms=1.0,
+                    user_agent=None,
+                    token_prefix=prefix,
+                    auth_failure=None if real else "invalid",
+                    request_id=f"r{i}",
+                    request_body=None,
+                    response_body=None,
+                    keep_bodies=False,
+                )
+            )
+        await log.flush(pool.acquire)
+        log._touched.add(tenant.org_id)
+        assert await log.prune(pool.acquire) == 15
+        kept = await db.fetch("SELECT request_id, unverified FROM scim_activity ORDER BY id")
+        assert [r["request_id"] for r in kept if not r["unverified"]] == [f"r{i}" for i in range(5)]
+        assert [r["request_id"] for r in kept if r["unverified"]] == [
+            f"r{i}" for i in range(20, 25)
+        ]
+    finally:
+        await pool.close()
+
+
+def test_unverified_entries_are_rate_limited_per_source_and_prefix(settings: Settings) -> None:
+    log = ActivityLog(settings)
+    admitted = [log.admit_unverified("10.0.0.1", "scim_abcdef", now=100.0) for _ in range(15)]
+    assert admitted.count(True) == UNVERIFIED_PER_MINUTE and log.unverified_dropped == 5
+    assert log.admit_unverified("10.0.0.2", "scim_abcdef", now=100.0)
+    assert log.admit_unverified("10.0.0.1", "scim_ghijkl", now=100.0)
+    assert log.admit_unverified("10.0.0.1", "scim_abcdef", now=161.0), "a new minute"

@@ -25,3 +25,6 @@ async def test_read_only_database_is_503_with_retry_after(
     body = await resp.json()
     assert body["status"] == "503"
     assert "read-only" in body["detail"]
+    ready = await client.get("/readyz")
+    assert ready.status == 503
+    assert (await ready.json())["status"] == "read_only"

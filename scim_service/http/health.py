@@ -29,9 +29,12 @@ async def readyz(request: web.Request) -> web.Response:
         async with asyncio.timeout(READY_TIMEOUT):
             async with request.app[POOL].acquire() as conn:
                 missing = await readiness.pending_migrations(conn, lifecycle)
+                can_write = await readiness.writable(conn)
     except Exception as exc:  # any failure of the probe means "not ready", never a 500
         log.warning("readiness_check_failed", error=type(exc).__name__)
         return web.json_response({"status": "database_unavailable"}, status=503)
+    if not can_write:  # a standby or default_transaction_read_only: writes would be 503s
+        return web.json_response({"status": "read_only"}, status=503)
     if missing:
         return web.json_response({"status": "migrations_pending", "pending": missing}, status=503)
     return web.json_response({"status": "ready"})

@@ -6,7 +6,7 @@ import asyncpg
 
 from scim_service.lifecycle import Lifecycle
 from scim_service.store import migrate
-from scim_service.store.db import ping
+from scim_service.store.db import QUERIES, ping
 
 
 async def pending_migrations(conn: asyncpg.Connection, lifecycle: Lifecycle) -> list[int]:
@@ -19,3 +19,8 @@ async def pending_migrations(conn: asyncpg.Connection, lifecycle: Lifecycle) -> 
     if not missing:
         lifecycle.migrations_current = True
     return missing
+
+
+async def writable(conn: asyncpg.Connection) -> bool:
+    """Whether writes can succeed on this database now (no recovery, not read-only)."""
+    return bool(await conn.fetchval(QUERIES["writable"]))

@@ -306,14 +306,22 @@ def as_unavailable(exc: BaseException) -> errors.Unavailable | None:
         return errors.Unavailable("The resource is busy; retry later", retry_after=1)
     if isinstance(exc, asyncpg.IdleInTransactionSessionTimeoutError):
         return errors.Unavailable("The database ended the transaction; retry later")
-    if isinstance(
-        exc,
-        asyncpg.CannotConnectNowError
-        | asyncpg.TooManyConnectionsError
-        | asyncpg.AdminShutdownError
-        | asyncpg.CrashShutdownError,
-    ):
-        return errors.Unavailable("The database is not accepting connections; retry later")
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(exc, asyncpg.PostgresError) and isinstance(sqlstate, str):
+        # The database cannot take this work now, whatever the request: a read-only server
+        # (25006: a failover or a DBA's default_transaction_read_only), a shutdown or a
+        # recovery in progress (57P01-57P05), out of resources (class 53: disk full, too many
+        # connections, out of memory). IdPs retry a 503 with Retry-After, never a 500.
+        if sqlstate == "25006":
+            return errors.Unavailable(
+                "The database is read-only right now; retry later", retry_after=5
+            )
+        if sqlstate[:2] == "53":
+            return errors.Unavailable(
+                "The database is out of resources; retry later", retry_after=5
+            )
+        if sqlstate.startswith("57P"):
+            return errors.Unavailable("The database is not accepting connections; retry later")
     if isinstance(
         exc,
         OSError

@@ -31,6 +31,7 @@ SCOPES: dict[str, tuple[str, ...]] = {
     f"GET {ADMIN}/orgs/{{org_id}}/guard": ORG_ADMIN,
     f"PATCH {ADMIN}/orgs/{{org_id}}/guard": ORG_ADMIN,
     f"POST {ADMIN}/orgs/{{org_id}}/guard/release": ORG_ADMIN,
+    f"POST {ADMIN}/orgs/{{org_id}}/guard/reject": ORG_ADMIN,
     f"POST {ADMIN}/orgs/{{org_id}}/guard/discard": ORG_ADMIN,
     f"GET {ADMIN}/audit": ORG_ADMIN,  # an org admin sees its organization's entries
     f"GET {ADMIN}/orgs/{{org_id}}/users": EVENTS_READ,

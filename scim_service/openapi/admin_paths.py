@@ -242,7 +242,7 @@ def admin_ops() -> dict[str, dict[str, Any]]:
                     maximum=30,
                 ),
             ],
-            errors=("410",),
+            errors=("404", "410"),
         ),
         f"GET {ADMIN}/events/schemas": admin(
             "JSON Schema of every event type and the AsyncAPI 3.0 document",

@@ -157,19 +157,6 @@ def reductions(
     return list(lost.items())
 
 
-def reduces_access(events: Sequence[ev.NewEvent]) -> bool:
-    """Whether these events may reduce access (the writer then passes the guard)."""
-    return any(
-        e.type == ev.USER_DEPROVISIONED
-        or (
-            e.type == ev.GROUP_CHANGED
-            and isinstance(e.data, ev.GroupChanged)
-            and (e.data.removed or "deleted" in e.data.changes)
-        )
-        for e in events
-    )
-
-
 def trips(
     policy: GuardPolicy, affected: int, active_now: int, deprovisioned: int | None = None
 ) -> bool:

@@ -43,7 +43,7 @@ class Scope(msgspec.Struct, frozen=True):
         organization's row lock before its events are written, the count, the trip and the hold
         after; `before` is every written resource as it was before this change (the hold keeps
         it, so a rejection can restore it)."""
-        lost = guard.reductions(events, before) if guard.reduces_access(events) else []
+        lost = guard.reductions(events, before)
         gate = await guard.enter(conn, self.org_id, self.guard) if lost else None
         rows = self.emitter.rows(self.org_id, events, versions)
         result = await change(rows)

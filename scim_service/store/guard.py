@@ -140,7 +140,7 @@ async def lock_holds(
             subject=r["subject"],
             resource_type=r["resource_type"],
             first_version=r["first_version"],
-            image=msgspec.json.decode(r["image"]) if isinstance(r["image"], str) else r["image"],
+            image=r["image"],  # jsonb: decoded by the pool's codec (store/db.py)
             held_events=int(r["held_events"]),
         )
         for r in rows

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint migrate bench image venv clean
+.PHONY: run test test-quick lint migrate bench image venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ run: $(STAMP)
 ## test: the whole test suite against a real PostgreSQL
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-quick: the day-to-day lane (<= 4 min here): everything but tests/processes (no real
+## service processes, no fault scenarios), the fuzzers at SCIM_FUZZ_EXAMPLES (default 20) cases
+test-quick: $(STAMP)
+	SCIM_FUZZ_EXAMPLES=$${SCIM_FUZZ_EXAMPLES:-20} $(BIN)/python -m pytest \
+	  tests/unit tests/repo tests/integration tests/idp tests/conformance $(PYTEST_ARGS)
 
 ## lint: ruff + mypy (strict over the package)
 lint: $(STAMP)

@@ -144,6 +144,7 @@ class Publisher:
         self._pool_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self._listener: asyncio.Task[None] | None = None
         self._recorders: list[asyncio.Task[None]] = []
         self._stop_task: asyncio.Future[None] | None = None
 
@@ -165,17 +166,15 @@ class Publisher:
             self._recorders.append(
                 asyncio.create_task(self._record_loop(lane), name=f"publisher:{name}:record")
             )
-        self._loops.append(
-            asyncio.create_task(
-                listen(
-                    self.settings.database_url or "",
-                    CHANNEL,
-                    self.wake,
-                    lambda up: self.wake() if up else None,
-                    connect_timeout=self.settings.db_connect_timeout,
-                ),
-                name="publisher:listen",
-            )
+        self._listener = asyncio.create_task(
+            listen(
+                self.settings.database_url or "",
+                CHANNEL,
+                self.wake,
+                lambda up: self.wake() if up else None,
+                connect_timeout=self.settings.db_connect_timeout,
+            ),
+            name="publisher:listen",
         )
         self._loops.append(asyncio.create_task(self._retention_loop(), name="publisher:retention"))
         self._loops.append(asyncio.create_task(self._staging_loop(), name="publisher:staging"))
@@ -204,7 +203,9 @@ class Publisher:
         ends = time.monotonic() + deadline
         self._stopping.set()
         self.wake()
-        await _finish(self._loops, 1.0)  # claim loops, listener, retention: nothing to finish
+        if self._listener is not None:  # listens until cancelled: nothing to finish
+            self._listener.cancel()
+        await _finish([*self._loops, *filter(None, [self._listener])], 1.0)
         deliveries = [t for lane in self.lanes.values() for t in lane.deliveries]
         unfinished = await _finish(deliveries, max(0.0, ends - time.monotonic()), cancel=False)
         abandoned: dict[str, list[int]] = {}

@@ -78,6 +78,7 @@ def setup_routes(app: web.Application, *, metrics: bool = True) -> None:
     r.add_get(f"{ADMIN}/orgs/{{org_id}}/users", events_pull.snapshot_users)
     r.add_get(f"{ADMIN}/orgs/{{org_id}}/groups", events_pull.snapshot_groups)
     r.add_get(f"{ADMIN}/orgs/{{org_id}}/groups/{{group_id}}/members", events_pull.snapshot_members)
+    r.add_get(f"{ADMIN}/orgs/{{org_id}}/digest", events_pull.org_digest)
     r.add_get(f"{ADMIN}/events", events_pull.list_events)
     r.add_get(f"{ADMIN}/events/schemas", events_pull.event_schemas)
     r.add_get(f"{ADMIN}/events/stats", admin.event_stats)

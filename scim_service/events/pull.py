@@ -22,7 +22,8 @@ import asyncpg
 from scim_service import errors
 from scim_service.store import pull
 from scim_service.store.listen import listen
-from scim_service.store.pull import Page, Position
+from scim_service.store.pull import Page
+from scim_service.store.pull import Position as Position  # the handlers name it
 
 CHANNEL = "scim_outbox"  # the outbox trigger's NOTIFY (migration 0004)
 MAX_WAIT = 30.0
@@ -42,9 +43,9 @@ def encode_cursor(pos: Position) -> str:
     return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(text: str) -> Position:
+def decode_cursor(text: str, name: str = "after") -> Position:
     """A cursor this service handed out, or a 400."""
-    bad = errors.InvalidValue("'after' is not a cursor this service handed out")
+    bad = errors.InvalidValue(f"'{name}' is not a cursor this service handed out")
     if not text.startswith(_CURSOR_PREFIX) or len(text) > 64:
         raise bad
     body = text[len(_CURSOR_PREFIX) :]
@@ -77,11 +78,12 @@ async def read(
     *,
     org_id: uuid.UUID | None = None,
     types: Sequence[str] | None = None,
+    until: Position | None = None,
 ) -> Page:
-    """One page of events after `after` (None: from the oldest); 410 for a cursor older than
-    retention."""
+    """One page of events after `after` (None: from the oldest), none past `until`; 410 for a
+    cursor older than retention."""
     try:
-        return await pull.read(conn, after, limit, org_id=org_id, types=types)
+        return await pull.read(conn, after, limit, org_id=org_id, types=types, until=until)
     except pull.Expired as exc:
         raise gone(exc) from None
 
@@ -170,16 +172,19 @@ async def read_or_wait(
     wait: float,
     org_id: uuid.UUID | None = None,
     types: Sequence[str] | None = None,
+    until: Position | None = None,
 ) -> Page:
     """One page; when it is empty and `wait` > 0, wait (no connection held) for a commit and
-    read again, until something arrives or `wait` seconds have passed."""
+    read again, until something arrives or `wait` seconds have passed (never once `until` is
+    reached: nothing more can come)."""
     deadline = time.monotonic() + min(wait, MAX_WAIT)
     while True:  # bounded by the deadline
         tick = feed.tick() if feed is not None else asyncio.Event()
         async with acquire() as conn:
-            page = await read(conn, after, limit, org_id=org_id, types=types)
+            page = await read(conn, after, limit, org_id=org_id, types=types, until=until)
         remaining = deadline - time.monotonic()
-        if page.payloads or remaining <= 0 or feed is None or feed.stopping:
+        done = until is not None and page.next >= until
+        if page.payloads or done or remaining <= 0 or feed is None or feed.stopping:
             return page
         after = page.next
         feed.listening()

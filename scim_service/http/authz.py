@@ -37,6 +37,7 @@ SCOPES: dict[str, tuple[str, ...]] = {
     f"GET {ADMIN}/orgs/{{org_id}}/users": EVENTS_READ,
     f"GET {ADMIN}/orgs/{{org_id}}/groups": EVENTS_READ,
     f"GET {ADMIN}/orgs/{{org_id}}/groups/{{group_id}}/members": EVENTS_READ,
+    f"GET {ADMIN}/orgs/{{org_id}}/digest": EVENTS_READ,
     f"GET {ADMIN}/events": EVENTS_READ,
     f"GET {ADMIN}/events/schemas": EVENTS_READ,
     f"GET {ADMIN}/events/signing-key": EVENTS_READ,

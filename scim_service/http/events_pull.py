@@ -84,10 +84,14 @@ def _types(request: web.Request) -> list[str] | None:
     return wanted or None
 
 
+def _cursor(request: web.Request, name: str) -> events_pull.Position | None:
+    raw = request.query.get(name)
+    return events_pull.decode_cursor(raw, name) if raw else None
+
+
 async def list_events(request: web.Request) -> web.Response:
-    """GET /admin/v1/events?after=&limit=&org_id=&types=&wait="""
-    raw_after = request.query.get("after")
-    after = events_pull.decode_cursor(raw_after) if raw_after else None
+    """GET /admin/v1/events?after=&until=&limit=&org_id=&types=&wait="""
+    after, until = _cursor(request, "after"), _cursor(request, "until")
     limit = _limit(request, events_pull.DEFAULT_LIMIT, events_pull.MAX_LIMIT)
     wait = _number(request, "wait", 0.0, 0.0, events_pull.MAX_WAIT)
     org_id, types, keep = event_filter(
@@ -101,6 +105,7 @@ async def list_events(request: web.Request) -> web.Response:
         wait=wait,
         org_id=org_id,
         types=types,
+        until=until,
     )
     body = EventsPage(
         events=[msgspec.Raw(p) for p in page.payloads if keep is None or _org_of(p) in keep],
@@ -157,4 +162,12 @@ async def snapshot_members(request: web.Request) -> web.Response:
     after, limit = _page(request, MEMBERS_DEFAULT, MEMBERS_LIMIT)
     async with connection(request) as conn:
         body = await snapshot.members(conn, org_id, group_id, after, limit)
+    return admin_json(body)
+
+
+async def org_digest(request: web.Request) -> web.Response:
+    """GET /admin/v1/orgs/{org_id}/digest"""
+    org_id = path_uuid(request, "org_id", "Organization")
+    async with connection(request) as conn:
+        body = await snapshot.digest(conn, org_id)
     return admin_json(body)

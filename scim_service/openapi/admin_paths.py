@@ -230,6 +230,12 @@ def admin_ops() -> dict[str, dict[str, Any]]:
             "listEvents",
             params=[
                 param("after", "query", "A next_cursor or events_cursor from an earlier answer"),
+                param(
+                    "until",
+                    "query",
+                    "Serve no event past this cursor (e.g. a digest's events_cursor: catch up "
+                    "exactly to it); next_cursor then stops there",
+                ),
                 param("limit", "query", "Events per page", type="integer", minimum=1, maximum=1000),
                 param("org_id", "query", "Only this organization's events", format="uuid"),
                 param("types", "query", "Comma-separated event types"),
@@ -273,6 +279,14 @@ def admin_ops() -> dict[str, dict[str, Any]]:
                 *snapshot(MEMBERS_LIMIT),
             ],
             errors=("404",),
+        ),
+        f"GET {ADMIN}/orgs/{{org_id}}/digest": admin(
+            "State digest: SHA-256 of every user's and group's id and version, and the cursor "
+            "it is exact at",
+            answer("200", "Digest", "Compare with the digest of your copy at events_cursor"),
+            "orgDigest",
+            params=[org],
+            errors=("404", "503"),
         ),
         f"GET {ADMIN}/events/stats": admin(
             "Outbox backlog per sink", answer("200", "EventStats", "Per sink"), "eventStats"

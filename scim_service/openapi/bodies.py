@@ -29,7 +29,12 @@ from scim_service.http.credentials import CreateCredential, CreatedCredential
 from scim_service.http.events_pull import EventSchemas, EventsPage
 from scim_service.provisioning.audit import AuditEntry
 from scim_service.provisioning.guard import GuardOutcome, GuardSettings, GuardState
-from scim_service.provisioning.snapshot import GroupsSnapshot, MembersSnapshot, UsersSnapshot
+from scim_service.provisioning.snapshot import (
+    Digest,
+    GroupsSnapshot,
+    MembersSnapshot,
+    UsersSnapshot,
+)
 from scim_service.provisioning.status import OrgStatus
 from scim_service.scim import schema as s
 from scim_service.scim.discovery import MAX_RESULTS
@@ -206,6 +211,7 @@ _STRUCTS: tuple[type[Any], ...] = (
     UsersSnapshot,
     GroupsSnapshot,
     MembersSnapshot,
+    Digest,
     CreateCredential,
     CreatedCredential,
     CredentialInfo,

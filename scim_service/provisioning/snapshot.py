@@ -5,6 +5,8 @@ change. The contract is in the README ("Consuming events")."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 
 import asyncpg
@@ -127,4 +129,44 @@ async def members(
         members=[str(m) for m in ids],
         next_page=_next_page(len(ids), limit, last),
         events_cursor=cursor,
+    )
+
+
+class Digest(msgspec.Struct, kw_only=True):
+    """An organization's state in 64 hex digits: a consumer that computes the same from its
+    copy (README, "Verifying a copy") holds exactly the directory as of `events_cursor`."""
+
+    digest: str
+    """Hex SHA-256 of the sorted lines `User <id> <version>` and `Group <id> <version>`, each
+    ending in a newline, of every user and group the snapshot shows."""
+    events_cursor: str
+    """The pull cursor the digest is exact at: every event up to it is reflected, none after."""
+    users: int
+    groups: int
+
+
+DIGEST_PATIENCE = 2.0
+"""Seconds to look for a snapshot no running transaction splits (store/pull.py `digest`)."""
+
+
+async def digest(conn: asyncpg.Connection, org_id: uuid.UUID) -> Digest:
+    """404 for an unknown organization; 503 with Retry-After when, for DIGEST_PATIENCE seconds,
+    every snapshot read saw events of a transaction younger than one still running (the pull
+    feed waits for that transaction too)."""
+    await tenants.get_org(conn, org_id)
+    ends = time.monotonic() + DIGEST_PATIENCE
+    pause = 0.01
+    while (found := await pull.digest(conn, org_id)) is None:
+        if time.monotonic() + pause > ends:
+            raise errors.Unavailable(
+                "A transaction older than committed events is still running; retry shortly",
+                retry_after=1.0,
+            )
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.2)
+    return Digest(
+        digest=found.digest,
+        events_cursor=encode_cursor(found.position),
+        users=found.users,
+        groups=found.groups,
     )

@@ -54,8 +54,12 @@ _LEADING_COMMENTS_RE = re.compile(r"\A(?:--[^\n]*\n)+")
 _PARAM_RE = re.compile(r"\$(\d+)")
 
 
+_COMMENT_RE = re.compile(r"--[^\n]*")
+
+
 def _last_param(sql: str) -> int:
-    return max((int(n) for n in _PARAM_RE.findall(sql)), default=0)
+    """The highest `$n` of the SQL itself (a `$n` in a comment numbers nothing)."""
+    return max((int(n) for n in _PARAM_RE.findall(_COMMENT_RE.sub("", sql))), default=0)
 
 
 def _shift(sql: str, offset: int) -> str:

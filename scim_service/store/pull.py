@@ -87,8 +87,10 @@ async def read(
     *,
     org_id: uuid.UUID | None = None,
     types: Sequence[str] | None = None,
+    until: Position | None = None,
 ) -> Page:
-    """Events after `after` (None: from the oldest available) in (xid, seq) order."""
+    """Events after `after` (None: from the oldest available) in (xid, seq) order, none past
+    `until` (a position handed out earlier: the page then ends exactly there)."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         xmin, purged, held_back = await _head(conn)
         if after is None:
@@ -101,6 +103,8 @@ async def read(
             str(xmin),
             limit,
             list(types) if types else None,
+            str(until.xid) if until is not None else None,
+            until.seq if until is not None else None,
         ]
         if org_id is None:
             rows = await conn.fetch(Q["pull_events"], *args)
@@ -110,7 +114,8 @@ async def read(
     if full:
         nxt = Position(int(rows[-1]["xid"]), rows[-1]["seq"])
     else:
-        nxt = max(after, Position(xmin, 0))
+        end = Position(xmin, 0) if until is None else min(Position(xmin, 0), until)
+        nxt = max(after, end)
     return Page(
         payloads=[r["payload"] for r in rows], next=nxt, full=full, held_back=held_back, xmin=xmin
     )
@@ -126,6 +131,30 @@ async def head(conn: asyncpg.Connection) -> Position:
     had not finished when this was asked, so every change not yet visible now comes after it."""
     xmin, _purged, _held = await _head(conn)
     return Position(xmin, 0)
+
+
+class Digest(msgspec.Struct, frozen=True, kw_only=True):
+    digest: str
+    users: int
+    groups: int
+    position: Position
+    """Every event at or before it is reflected in `digest`, none after it."""
+
+
+async def digest(conn: asyncpg.Connection, org_id: uuid.UUID) -> Digest | None:
+    """The organization's state digest and the position it is exact at, read in one REPEATABLE
+    READ snapshot; None when that snapshot sees committed events above its xmin (a younger
+    transaction committed while an older one still runs), so no position describes it: the
+    caller reads again. Otherwise the events it sees are exactly those below xmin."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        xmin, _purged, held_back = await _head(conn)
+        if held_back:
+            return None
+        row = await conn.fetchrow(Q["org_digest"], org_id, None, org_id, None)
+    assert row is not None
+    return Digest(
+        digest=row["digest"], users=row["users"], groups=row["groups"], position=Position(xmin, 0)
+    )
 
 
 async def users_page(

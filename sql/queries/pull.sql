@@ -15,11 +15,13 @@ FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
 LEFT JOIN events_purged p ON true;
 
 -- name: pull_events
--- $1 xid, $2 seq (exclusive start), $3 xmin from pull_head, $4 limit, $5 types (NULL: all).
+-- $1 xid, $2 seq (exclusive start), $3 xmin from pull_head, $4 limit, $5 types (NULL: all),
+-- $6 xid, $7 seq: the last position to serve ("until", inclusive; NULL: no bound).
 SELECT e.xid::text AS xid, e.seq, e.payload
 FROM events e
 WHERE (e.xid, e.seq) > ($1::text::xid8, $2::bigint)
   AND e.xid < $3::text::xid8
+  AND ($6::text IS NULL OR (e.xid, e.seq) <= ($6::text::xid8, $7::bigint))
   AND ($5::text[] IS NULL OR e.type = ANY($5::text[]))
   AND NOT EXISTS (  -- held by the guard (guard.sql): not in the feed until released
       SELECT 1 FROM guard_holds h
@@ -28,12 +30,13 @@ ORDER BY e.xid, e.seq
 LIMIT $4;
 
 -- name: pull_org_events
--- The same for one organization ($6), on the (org_id, xid, seq) index.
+-- The same for one organization ($8), on the (org_id, xid, seq) index.
 SELECT e.xid::text AS xid, e.seq, e.payload
 FROM events e
-WHERE e.org_id = $6
+WHERE e.org_id = $8
   AND (e.xid, e.seq) > ($1::text::xid8, $2::bigint)
   AND e.xid < $3::text::xid8
+  AND ($6::text IS NULL OR (e.xid, e.seq) <= ($6::text::xid8, $7::bigint))
   AND ($5::text[] IS NULL OR e.type = ANY($5::text[]))
   AND NOT EXISTS (  -- held by the guard (guard.sql): not in the feed until released
       SELECT 1 FROM guard_holds h
@@ -41,12 +44,12 @@ WHERE e.org_id = $6
 ORDER BY e.xid, e.seq
 LIMIT $4;
 
--- name: snapshot_users
--- One page of an organization's users by id (keyset), each with the resourceversion of its
--- latest event (`event_seq`). A user the guard holds is shown as it was before its first held
--- change (its image), at the version consumers have: what the feed will deliver next is
--- exactly what is held.
-SELECT id, attrs, setup_state, event_seq FROM (
+-- name: user_versions
+-- Not a statement: an organization's users ($1) as consumers have them, each with the
+-- resourceversion of its latest event (`event_seq`), ids above $2 (NULL: all). A user the guard
+-- holds is shown as it was before its first held change (its image), at the version consumers
+-- have: what the feed will deliver next is exactly what is held. The snapshot pages and the
+-- digest include it, so both agree by construction.
     SELECT u.id, u.attrs, u.setup_state, u.event_seq
     FROM users u
     WHERE u.org_id = $1 AND ($2::uuid IS NULL OR u.id > $2::uuid)
@@ -55,12 +58,9 @@ SELECT id, attrs, setup_state, event_seq FROM (
     SELECT h.subject, h.image -> 'attrs', h.image ->> 'setup_state', h.first_version - 1
     FROM guard_holds h
     WHERE h.org_id = $1 AND h.resource_type = 'User' AND ($2::uuid IS NULL OR h.subject > $2::uuid)
-) s
-ORDER BY id
-LIMIT $3;
 
--- name: snapshot_groups
-SELECT id, display_name, external_id, event_seq, member_count FROM (
+-- name: group_versions
+-- Not a statement: the same for groups (held ones as before their first held change).
     SELECT g.id, g.display_name, g.external_id, g.event_seq, g.member_count
     FROM groups g
     WHERE g.org_id = $1 AND ($2::uuid IS NULL OR g.id > $2::uuid)
@@ -70,9 +70,44 @@ SELECT id, display_name, external_id, event_seq, member_count FROM (
            h.first_version - 1, (h.image ->> 'member_count')::integer
     FROM guard_holds h
     WHERE h.org_id = $1 AND h.resource_type = 'Group' AND ($2::uuid IS NULL OR h.subject > $2::uuid)
+
+-- name: snapshot_users
+-- One page of an organization's users by id (keyset): the organization, the last id of the
+-- previous page (NULL: the first page), the page size. (No parameter numbers in the comments
+-- of a statement with an include: the loader numbers the fragment after the highest one.)
+SELECT id, attrs, setup_state, event_seq FROM (
+-- include: user_versions
 ) s
 ORDER BY id
 LIMIT $3;
+
+-- name: snapshot_groups
+SELECT id, display_name, external_id, event_seq, member_count FROM (
+-- include: group_versions
+) s
+ORDER BY id
+LIMIT $3;
+
+-- name: org_digest
+-- The state digest of an organization: the hex SHA-256 of the lines "User <id> <version>\n"
+-- and "Group <id> <version>\n" of every user and group the snapshot shows, sorted bytewise
+-- (COLLATE "C"), concatenated. Parameters: the organization, NULL, the organization, NULL
+-- (each fragment's organization and "ids above", unused here).
+SELECT encode(sha256(convert_to(coalesce(string_agg(line, '' ORDER BY line COLLATE "C"), ''),
+                                'UTF8')), 'hex') AS digest,
+       count(*) FILTER (WHERE kind = 'User') AS users,
+       count(*) FILTER (WHERE kind = 'Group') AS groups
+FROM (
+    SELECT 'User' AS kind, 'User ' || u.id::text || ' ' || u.event_seq::text || E'\n' AS line
+    FROM (
+-- include: user_versions
+    ) u
+    UNION ALL
+    SELECT 'Group', 'Group ' || g.id::text || ' ' || g.event_seq::text || E'\n'
+    FROM (
+-- include: group_versions
+    ) g
+) lines;
 
 -- name: snapshot_group
 -- The group (as held, if held: `held`) and its resourceversion.

@@ -125,6 +125,11 @@ def test_includes_are_renumbered_after_the_statement() -> None:
     assert resolved["stmt"] == (
         "WITH a AS (SELECT $1::int, $3::int),\nb AS (SELECT $4::int AS x, $5::int AS y)\nSELECT 1;"
     )
+    commented = parse_query_file(
+        "-- name: frag\nx = $1\n-- name: stmt\n-- the org, as $9 in words\nSELECT $1 WHERE\n"
+        "-- include: frag\n"
+    )
+    assert resolve_includes(commented)["stmt"].endswith("SELECT $1 WHERE\nx = $2\n")
     bad = parse_query_file("-- name: stmt\nWITH\n-- include: nowhere\nSELECT 1;\n")
     try:
         resolve_includes(bad)

@@ -37,6 +37,7 @@ from scim_service.provisioning.tenants import Org, TokenInfo
 from scim_service.redact import mask_text
 from scim_service.store import migrate as migrations
 from scim_service.store.db import connect
+from scim_service.store.outbox import CHANNEL as OUTBOX_CHANNEL
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
@@ -682,7 +683,7 @@ async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
         listener = asyncio.create_task(
             listen(
                 dsn,
-                events_pull.CHANNEL,
+                OUTBOX_CHANNEL,
                 woken.set,
                 lambda up: woken.set() if up else None,
                 connect_timeout=settings.db_connect_timeout,

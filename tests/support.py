@@ -195,6 +195,21 @@ async def until(check: Callable[[], Any], timeout: float = 15.0, what: str = "co
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def listening(db: asyncpg.Connection, channel: str, timeout: float = 15.0) -> None:
+    """Until a backend of this test's database LISTENs on `channel` (the publisher's wake-up,
+    the token cache's invalidation): instead of sleeping while it connects."""
+
+    async def up() -> bool:
+        found = await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query = $1",
+            f'LISTEN "{channel}"',
+        )
+        return bool(found)
+
+    await until(up, timeout, f"a LISTEN on {channel}")
+
+
 # --- a webhook receiver and a publisher that delivers to it -----------------------------------
 
 

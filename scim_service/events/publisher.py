@@ -52,11 +52,10 @@ from scim_service.store import guard as guard_store
 from scim_service.store import outbox
 from scim_service.store.db import create_pool, session_settings
 from scim_service.store.listen import listen
-from scim_service.store.outbox import Claimed, Failure
+from scim_service.store.outbox import CHANNEL, Claimed, Failure
 
 log = get_logger("scim_service.publisher")
 
-CHANNEL = "scim_outbox"
 RETENTION_EVERY = 600.0  # seconds between retention passes
 STAGING_EVERY = 1.0  # seconds between looks for the guard's staged holds that are due
 _BACKOFF_FIRST = 0.25

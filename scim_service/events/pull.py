@@ -22,10 +22,10 @@ import asyncpg
 from scim_service import errors
 from scim_service.store import pull
 from scim_service.store.listen import listen
+from scim_service.store.outbox import CHANNEL
 from scim_service.store.pull import Page
 from scim_service.store.pull import Position as Position  # the handlers name it
 
-CHANNEL = "scim_outbox"  # the outbox trigger's NOTIFY (migration 0004)
 MAX_WAIT = 30.0
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

@@ -42,6 +42,10 @@ import msgspec
 
 from scim_service.store.db import QUERIES as Q
 
+CHANNEL = "scim_outbox"
+"""The outbox trigger's NOTIFY channel (migration 0004): the publisher and the pull API's long
+polls LISTEN on it to wake when events commit."""
+
 
 class EventRows(msgspec.Struct, frozen=True, kw_only=True):
     """A change's events as the outbox stores them: encoded, with their ids, resource

@@ -11,12 +11,13 @@ import msgspec
 import pytest
 
 from scim_service.app import create_app
+from scim_service.auth import CHANNEL
 from scim_service.config import Settings
 from scim_service.keys import AUTH
 from scim_service.provisioning import tenants
 from scim_service.store import tenants as store
 from tests.conftest import Tenant
-from tests.support import lock_table
+from tests.support import listening, lock_table
 
 SPC = "/scim/v2/ServiceProviderConfig"
 
@@ -38,7 +39,11 @@ async def cached_client(aiohttp_client: Any, settings: Settings) -> Any:
     client = await aiohttp_client(
         create_app(msgspec.structs.replace(settings, auth_cache_seconds=300))
     )
-    await asyncio.sleep(0.3)  # the invalidation listener connects
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await listening(conn, CHANNEL)  # the invalidation listener is up
+    finally:
+        await conn.close()
     return client
 
 

@@ -93,7 +93,14 @@ async def test_mass_deactivation_holds_deprovisions_until_released(
     await deactivate(client, other, bystanders[0])
     await until(lambda: types(receiver).count("user.deprovisioned") == 5, what="bystander")
     await until(lambda: types(receiver).count("user.updated") == 1, what="users[10] updated")
-    await asyncio.sleep(0.5)  # time for a wrongly released event to arrive
+    # Claims take the oldest claimable rows first, and users[10]'s update is younger than every
+    # held event: had one been claimable, it was claimed (its attempt counted) by now.
+    claimed = await db.fetchval(
+        "SELECT count(*) FROM outbox o JOIN events e ON e.seq = o.event_seq"
+        " WHERE e.subject = ANY($1::uuid[]) AND e.type <> 'user.provisioned' AND o.attempts > 0",
+        users[4:9],
+    )
+    assert claimed == 0, "a held event was handed to the publisher"
     delivered = {e["event"]["subject"] for e in receiver.accepted}
     assert not set(users[4:9]) & {
         e["event"]["subject"] for e in receiver.accepted if e["event"]["type"] != "user.provisioned"

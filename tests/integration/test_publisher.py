@@ -18,11 +18,13 @@ from scim_service.app import create_app
 from scim_service.config import Settings
 from scim_service.events.publisher import Publisher, build_sinks
 from scim_service.signing import verify_v1a
+from scim_service.store.outbox import CHANNEL
 from tests.conftest import Tenant
 from tests.support import (
     PUBLIC_KEY,
     SECRET,
     Receiver,
+    listening,
     make_user,
     pending,
     publisher_settings,
@@ -69,13 +71,17 @@ async def _empty(db: asyncpg.Connection) -> bool:
 
 
 async def test_notify_wakes_the_publisher(
-    aiohttp_client: Any, settings: Settings, tenant: Tenant, receiver: Receiver
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    receiver: Receiver,
+    db: asyncpg.Connection,
 ) -> None:
     """With a 30 s polling interval, an event still arrives at once: LISTEN/NOTIFY woke it."""
     client = await aiohttp_client(
         create_app(publisher_settings(settings, receiver, publisher_poll_interval=30.0))
     )
-    await asyncio.sleep(0.3)  # let the LISTEN connection come up
+    await listening(db, CHANNEL)  # the publisher's wake-up connection is up
     started = time.monotonic()
     await make_user(client, tenant, "quick@example.com")
     await until(lambda: receiver.accepted, timeout=5, what="a prompt delivery")

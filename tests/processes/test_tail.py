@@ -10,8 +10,9 @@ import uuid
 import asyncpg
 
 from scim_service.provisioning import tenants
+from scim_service.store.outbox import CHANNEL
 from tests.conftest import REPO
-from tests.support import clean_env, cli, write_event
+from tests.support import clean_env, cli, listening, write_event
 
 
 async def test_tail_prints_events_filters_and_resumes(
@@ -59,7 +60,7 @@ async def test_tail_follows_live(database_url: str, db: asyncpg.Connection) -> N
         cwd=REPO,
     )
     try:
-        await asyncio.sleep(1.5)  # started (had it not, it would still print it: from oldest)
+        await listening(db, CHANNEL, timeout=30)  # it follows: the event comes after it started
         subject = uuid.uuid4()
         await write_event(db, org.id, subject, 1)
         assert proc.stdout is not None

@@ -1,13 +1,23 @@
-"""Settings, read once from the environment and validated with one message per bad value."""
+"""Settings, read once from the environment and validated with one message per bad value.
+
+Each setting is declared once, as a field of `Settings`: its type and default, and in an
+`Env` beside it the variable's name, how its text is parsed and bounded, whether it is a
+secret, and the line the README's settings table shows. Loading (`load_settings`), masking
+(`effective`, `SECRET_FIELDS`) and that table (`settings_table`, checked by
+tests/repo/test_readme.py; `python -m scim_service.config README.md` rewrites it) all come
+from these declarations."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
+import typing
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -15,6 +25,7 @@ import msgspec
 from scim_service.redact import mask_url
 
 LogFormat = Literal["json", "console"]
+Capture = Literal["off", "errors", "all"]
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -43,112 +54,643 @@ def describe_dsn(dsn: str) -> str:
     return f"{host or 'localhost'}{port}{parts.path or ''}"
 
 
+# --- parsers: each takes (variable name, raw text, problems) and returns the value, or appends
+# --- a message (never echoing a secret) and returns None ----------------------------------------
+
+Parser = Callable[[str, str, list[str]], Any]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def boolean(name: str, raw: str, problems: list[str]) -> bool | None:
+    low = raw.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    problems.append(f"{name}={raw!r} is not a boolean (use true/false, 1/0, yes/no, on/off)")
+    return None
+
+
+def ints(lo: int, hi: int) -> Parser:
+    def parse(name: str, raw: str, problems: list[str]) -> int | None:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            problems.append(f"{name}={raw!r} is not an integer")
+            return None
+        if not lo <= value <= hi:
+            problems.append(f"{name}={value} is out of range ({lo}..{hi})")
+            return None
+        return value
+
+    return parse
+
+
+def floats(lo: float, hi: float) -> Parser:
+    def parse(name: str, raw: str, problems: list[str]) -> float | None:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            problems.append(f"{name}={raw!r} is not a number")
+            return None
+        if not lo <= value <= hi:
+            problems.append(f"{name}={value} is out of range ({lo}..{hi})")
+            return None
+        return value
+
+    return parse
+
+
+def choice(*options: str, aliases: Mapping[str, str] | None = None) -> Parser:
+    def parse(name: str, raw: str, problems: list[str]) -> str | None:
+        value = raw.strip().lower()
+        value = (aliases or {}).get(value, value)
+        if value not in options:
+            quoted = [f"'{o}'" for o in options]
+            listed = ", ".join(quoted[:-1]) + f" or {quoted[-1]}" if len(options) < 4 else ""
+            problems.append(
+                f"{name}={value!r} must be {listed}"
+                if listed
+                else f"{name}={value!r} must be one of {', '.join(options)}"
+            )
+            return None
+        return value
+
+    return parse
+
+
+def text(name: str, raw: str, problems: list[str]) -> str:
+    return raw.strip()
+
+
+def path(name: str, raw: str, problems: list[str]) -> Path:
+    return Path(raw.strip())
+
+
+def auto_or_count(name: str, raw: str, problems: list[str]) -> int | None:
+    if raw.strip().lower() == "auto":
+        return None  # the default: the CPUs this process may use
+    return ints(1, 256)(name, raw, problems)  # type: ignore[no-any-return]
+
+
+def http_url(name: str, raw: str, problems: list[str]) -> str | None:
+    parts = urlsplit(raw.strip())
+    shown = mask_url(raw)  # never echo credentials (userinfo, query) back
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        problems.append(f"{name}={shown!r} must be an absolute http(s) URL")
+        return None
+    if parts.query or parts.fragment:
+        problems.append(f"{name}={shown!r} must not carry a query or fragment")
+        return None
+    return raw.strip().rstrip("/")
+
+
+def dsn(name: str, raw: str, problems: list[str]) -> str | None:
+    # Never echo the DSN back: it may carry a password.
+    if urlsplit(raw.strip()).scheme not in ("postgres", "postgresql"):
+        problems.append(
+            f"{name} must be a postgresql:// URL (the value is not shown: it may hold a password)"
+        )
+        return None
+    return raw.strip()
+
+
+def nats_servers(name: str, raw: str, problems: list[str]) -> str | None:
+    parts = urlsplit(raw.strip().split(",")[0])
+    if parts.scheme not in ("nats", "tls", "ws", "wss") or not parts.netloc:
+        problems.append(f"{name} must be a nats:// URL (comma-separated for a cluster)")
+        return None
+    return raw.strip()
+
+
+def subject_prefix(name: str, raw: str, problems: list[str]) -> str | None:
+    value = raw.strip()
+    if not value or any(c in value for c in " *>\t") or value[0] == "." or value[-1] == ".":
+        problems.append(f"{name}={raw!r} is not a valid NATS subject prefix")
+        return None
+    return value
+
+
+def stream_name(name: str, raw: str, problems: list[str]) -> str | None:
+    value = raw.strip()
+    if not value or any(c in value for c in " .*>/\\"):
+        problems.append(f"{name}={raw!r} is not a valid JetStream stream name")
+        return None
+    return value
+
+
+def schedule(name: str, raw: str, problems: list[str]) -> tuple[float, ...] | None:
+    try:
+        values = tuple(float(x) for x in raw.replace(" ", "").split(",") if x)
+    except ValueError:
+        problems.append(f"{name} must be comma-separated seconds, e.g. 5,30,120")
+        return None
+    if not values or any(v < 0 for v in values):
+        problems.append(f"{name} must list at least one non-negative delay")
+        return None
+    return values
+
+
+def token(least: int) -> Parser:
+    """A bearer token of at least `least` characters (never echoed)."""
+
+    def parse(name: str, raw: str, problems: list[str]) -> str | None:
+        if len(raw) < least:
+            problems.append(f"{name} is too short (at least {least} characters; value not shown)")
+            return None
+        return raw
+
+    return parse
+
+
+def secret_list(name: str, raw: str, problems: list[str]) -> tuple[str, ...]:
+    """Several secrets, space or comma separated (a rotation); checked with the signing key
+    once both are read (`_check_webhook_keys`)."""
+    return tuple(x for x in raw.replace(",", " ").split() if x)
+
+
+@dataclass(frozen=True)
+class Env:
+    """How one setting is read: its variable, its parser, its README line."""
+
+    name: str
+    parse: Parser
+    doc: str
+    default: str | None = None
+    """The README's default column, where the field's default does not say it."""
+    secret: bool = False
+    """Never printed: `config check` shows `<set>`."""
+
+
+def _e(name: str, parse: Parser, doc: str, **kw: Any) -> Any:
+    return Env(name, parse, doc, **kw)
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The effective configuration of one process.
 
     Frozen: built once by `load_settings` (or by tests with `msgspec.structs.replace`) and
-    shared read-only by everything the app creates.
+    shared read-only by everything the app creates. Each field is one setting (module
+    docstring); the README's settings table is made from the `Env` beside it.
     """
 
-    database_url: str | None = None
-    data_dir: Path = Path(".scim-data")
-    host: str = "127.0.0.1"
-    port: int = 8080
-    public_url_override: str | None = None
-    admin_token: str | None = None
-    log_format: LogFormat = "json"
-    log_level: str = "info"
-    migrate_on_start: bool = True
-    db_pool_min: int = 2
-    db_pool_max: int = 10
-    db_connect_timeout: float = 10.0
-    # Bounds on every transaction of ours (request pool and publisher), in seconds; 0 = none.
-    # A statement past `db_statement_timeout` is cancelled (the request gets a 503); a lock
-    # not granted within `db_lock_timeout` gives up (503); a transaction idle for longer than
-    # `db_idle_in_transaction_timeout` is ended by the server.
-    db_statement_timeout: float = 30.0
-    db_lock_timeout: float = 10.0
-    db_idle_in_transaction_timeout: float = 60.0
-    # Fair shares (scim_service/fairness.py). Seconds a request waits, in all, for its
-    # organization's slot and a pooled connection: then 429 (no slot) or 503 (no connection).
-    db_acquire_timeout: float = 5.0
-    # Requests of one organization holding or waiting for a pooled connection at once, per
-    # process; None: half of db_pool_max (at least 1). See `org_concurrency`.
-    org_max_concurrency: int | None = None
-    # Requests per second per SCIM token (token bucket), per process; 0: no limit.
-    token_rate_limit: float = 0.0
-    # Bucket size (the burst a token may send at once); None: the rate rounded up, at least 1.
-    token_rate_burst: int | None = None
-    max_body_bytes: int = 1024 * 1024
-    # Seconds a token lookup is cached per process (0: no cache). Revocations still apply at
-    # once: see scim_service/auth.py.
-    auth_cache_seconds: float = 10.0
-    shutdown_grace: float = 20.0
+    database_url: Annotated[
+        str | None,
+        _e(
+            "DATABASE_URL",
+            dsn,
+            "PostgreSQL 14+ DSN (`postgresql://user:pass@host:5432/db`). Unset: the embedded "
+            "PostgreSQL (Unix socket only), data in `SCIM_DATA_DIR`, started and stopped with "
+            "the process.",
+        ),
+    ] = None
+    data_dir: Annotated[
+        Path, _e("SCIM_DATA_DIR", path, "where the embedded PostgreSQL keeps its data")
+    ] = Path(".scim-data")
+    host: Annotated[str, _e("SCIM_HOST", text, "listen address (`0.0.0.0` in a container)")] = (
+        "127.0.0.1"
+    )
+    port: Annotated[int, _e("SCIM_PORT", ints(0, 65535), "listen port")] = 8080
     # Worker processes of `serve` (each its own event loop and pool of db_pool_max, sharing the
     # port); None: as many as the CPUs this process may use (affinity and cgroup quota). 1: one
     # process doing everything, publisher included, as before SCIM_WORKERS existed.
-    workers: int | None = None
+    workers: Annotated[
+        int | None,
+        _e(
+            "SCIM_WORKERS",
+            auto_or_count,
+            "worker processes of `serve`, each with its own event loop and pool, sharing the "
+            'port; with more than one, the publisher runs in a process of its own ("Worker '
+            'processes"). `1`: one process doing everything',
+            default="the CPUs the process may use (`auto`)",
+        ),
+    ] = None
+    public_url_override: Annotated[
+        str | None,
+        _e(
+            "SCIM_PUBLIC_URL",
+            http_url,
+            "external base URL used in `meta.location`, `Location` and printed URLs",
+            default="`http://SCIM_HOST:SCIM_PORT`",
+        ),
+    ] = None
+    admin_token: Annotated[
+        str | None,
+        _e(
+            "SCIM_ADMIN_TOKEN",
+            token(16),
+            "bearer token of the admin API (at least 16 characters). Unset: the admin API "
+            "answers 404.",
+            secret=True,
+        ),
+    ] = None
+    # Revocations still apply at once: see scim_service/auth.py.
+    auth_cache_seconds: Annotated[
+        float,
+        _e(
+            "SCIM_AUTH_CACHE_SECONDS",
+            floats(0, 3600),
+            "seconds a token lookup is cached per process (`0`: off); revocations and SCIM "
+            "switches still apply at once on every replica (PostgreSQL NOTIFY empties the "
+            "caches)",
+        ),
+    ] = 10.0
+    log_format: Annotated[
+        LogFormat,
+        _e(
+            "SCIM_LOG_FORMAT",
+            choice("json", "console"),
+            "log renderer",
+            default="`console` on a terminal, else `json`",
+        ),
+    ] = "json"
+    log_level: Annotated[
+        str,
+        _e(
+            "SCIM_LOG_LEVEL",
+            choice(*LOG_LEVELS, aliases={"warn": "warning"}),
+            "`debug`, `info`, `warning`, `error`",
+        ),
+    ] = "info"
+    migrate_on_start: Annotated[
+        bool,
+        _e(
+            "SCIM_MIGRATE_ON_START",
+            boolean,
+            "`serve` applies pending migrations at start; `false` when you run `scim-service "
+            "migrate` separately",
+        ),
+    ] = True
+    db_pool_min: Annotated[
+        int,
+        _e(
+            "SCIM_DB_POOL_MIN",
+            ints(0, 1000),
+            "connections the pool keeps open, per worker process (at most `SCIM_DB_POOL_MAX`)",
+        ),
+    ] = 2
+    db_pool_max: Annotated[
+        int,
+        _e(
+            "SCIM_DB_POOL_MAX",
+            ints(1, 1000),
+            "connection pool bound, per worker process (`config check` prints "
+            "`database_connections`, the most one `serve` holds in all)",
+        ),
+    ] = 10
+    db_connect_timeout: Annotated[
+        float,
+        _e(
+            "SCIM_DB_CONNECT_TIMEOUT",
+            floats(0.1, 3600),
+            "seconds to keep retrying an unreachable database at start before exiting 1",
+        ),
+    ] = 10.0
+    # Bounds on every transaction of ours (request pool and publisher), in seconds; 0 = none.
+    db_statement_timeout: Annotated[
+        float,
+        _e(
+            "SCIM_DB_STATEMENT_TIMEOUT",
+            floats(0, 86400),
+            "seconds any one statement of ours may run (PostgreSQL `statement_timeout`, set on "
+            "every pooled connection, request and publisher); past it the request answers 503 "
+            "with `Retry-After`. `0`: no bound",
+        ),
+    ] = 30.0
+    db_lock_timeout: Annotated[
+        float,
+        _e(
+            "SCIM_DB_LOCK_TIMEOUT",
+            floats(0, 86400),
+            "seconds a statement waits for a row or table lock (`lock_timeout`) before the "
+            "request answers 503",
+        ),
+    ] = 10.0
+    db_idle_in_transaction_timeout: Annotated[
+        float,
+        _e(
+            "SCIM_DB_IDLE_IN_TRANSACTION_TIMEOUT",
+            floats(0, 86400),
+            "seconds a transaction may sit idle before PostgreSQL ends it "
+            "(`idle_in_transaction_session_timeout`); ours never wait on the network inside a "
+            "transaction",
+        ),
+    ] = 60.0
+    # Fair shares (scim_service/fairness.py).
+    db_acquire_timeout: Annotated[
+        float,
+        _e(
+            "SCIM_DB_ACQUIRE_TIMEOUT",
+            floats(0.05, 600),
+            "seconds a request waits, in all, for its organization's slot and a pooled "
+            "connection: then `429` (no slot) or `503` (no connection), with `Retry-After` "
+            '("Fair shares")',
+        ),
+    ] = 5.0
+    # None: half of db_pool_max (at least 1). See `org_concurrency`.
+    org_max_concurrency: Annotated[
+        int | None,
+        _e(
+            "SCIM_ORG_MAX_CONCURRENCY",
+            ints(1, 1000),
+            "requests of one organization holding or waiting for a pooled connection at once, "
+            "per process; more wait their turn within `SCIM_DB_ACQUIRE_TIMEOUT`, then `429`",
+            default="half of `SCIM_DB_POOL_MAX` (at least 1)",
+        ),
+    ] = None
+    token_rate_limit: Annotated[
+        float,
+        _e(
+            "SCIM_TOKEN_RATE_LIMIT",
+            floats(0, 100_000),
+            "requests per second per SCIM token, per process (token bucket); over it `429` with "
+            "`Retry-After`",
+            default="`0` (off)",
+        ),
+    ] = 0.0
+    token_rate_burst: Annotated[
+        int | None,
+        _e(
+            "SCIM_TOKEN_RATE_BURST",
+            ints(1, 1_000_000),
+            "requests a token may send at once before `SCIM_TOKEN_RATE_LIMIT` applies",
+            default="the rate rounded up (at least 1)",
+        ),
+    ] = None
+    max_body_bytes: int = 1024 * 1024  # not a setting: the SCIM limits (README "Limits")
+    shutdown_grace: Annotated[
+        float,
+        _e(
+            "SCIM_SHUTDOWN_GRACE",
+            floats(0, 3600),
+            "seconds in-flight requests (and the publisher's batch in hand) get after SIGTERM",
+        ),
+    ] = 20.0
+    shutdown_drain_delay: Annotated[
+        float,
+        _e(
+            "SCIM_SHUTDOWN_DRAIN_DELAY",
+            floats(0, 600),
+            "seconds `/readyz` answers 503 before the listener closes, so load balancers stop "
+            "routing first",
+        ),
+    ] = 0.0
 
     # Events (transactional outbox + publisher)
-    publisher_enabled: bool = True
-    event_source_override: str | None = None
-    webhook_url: str | None = None
-    webhook_secrets: tuple[str, ...] = ()  # secrets: never logged, masked by `config check`
-    webhook_signing_key: str | None = None
-    webhook_timeout: float = 15.0
-    webhook_concurrency: int = 64  # webhook requests in flight at most, per sink and process
-    nats_url: str | None = None
-    nats_subject_prefix: str = "scim"
-    nats_stream: str = "SCIM_EVENTS"
-    events_max_attempts: int = 12
-    events_max_age_hours: float = 72.0
-    events_retention_days: float = 7.0
-    # Seconds before each retry (Standard Webhooks' schedule, shortened at the start); jittered.
-    events_retry_schedule: tuple[float, ...] = (
-        5,
-        30,
-        120,
-        300,
-        1800,
-        3600,
-        7200,
-        18000,
-        36000,
-        50400,
-        72000,
-        86400,
-    )
-    publisher_batch_size: int = 1000
-    publisher_poll_interval: float = 1.0
-    publisher_workers: int = 2  # claim loops per sink (one database connection each)
-    # Seconds a claimed event stays leased to its publisher; a publisher that dies mid-delivery
-    # leaves leases that run out after this long, then any publisher claims the event again.
-    publisher_lease_seconds: float = 60.0
+    publisher_enabled: Annotated[
+        bool,
+        _e(
+            "SCIM_PUBLISHER_ENABLED",
+            boolean,
+            "`serve` also runs the event publisher; `false` when `scim-service publisher` runs "
+            "apart",
+        ),
+    ] = True
+    webhook_url: Annotated[
+        str | None,
+        _e(
+            "SCIM_WEBHOOK_URL",
+            http_url,
+            "deliver events by HTTP POST (Standard Webhooks) to this URL",
+        ),
+    ] = None
+    webhook_secrets: Annotated[
+        tuple[str, ...],
+        _e(
+            "SCIM_WEBHOOK_SECRET",
+            secret_list,
+            "`whsec_...` HMAC secret(s) for `v1` signatures; several (space or comma "
+            "separated) during a rotation",
+            default="unset",
+            secret=True,
+        ),
+    ] = ()
+    webhook_signing_key: Annotated[
+        str | None,
+        _e(
+            "SCIM_WEBHOOK_SIGNING_KEY",
+            text,
+            "Ed25519 key (`whsk_...` or PKCS#8 PEM) for `v1a` signatures; receivers verify with "
+            "the public key",
+            secret=True,
+        ),
+    ] = None
+    webhook_timeout: Annotated[
+        float, _e("SCIM_WEBHOOK_TIMEOUT", floats(0.1, 300), "seconds per webhook request")
+    ] = 15.0
+    webhook_concurrency: Annotated[
+        int,
+        _e(
+            "SCIM_WEBHOOK_CONCURRENCY",
+            ints(1, 4096),
+            "webhook requests in flight at most, per publisher process: with receivers "
+            "answering in `t` seconds, delivery keeps up with up to `64 / t` events per second",
+        ),
+    ] = 64
+    nats_url: Annotated[
+        str | None,
+        _e(
+            "SCIM_NATS_URL",
+            nats_servers,
+            "deliver events to NATS JetStream (`nats://host:4222`, comma-separated for a cluster)",
+        ),
+    ] = None
+    nats_subject_prefix: Annotated[
+        str,
+        _e("SCIM_NATS_SUBJECT_PREFIX", subject_prefix, "subjects are `<prefix>.<orgid>.<type>`"),
+    ] = "scim"
+    nats_stream: Annotated[
+        str,
+        _e(
+            "SCIM_NATS_STREAM",
+            stream_name,
+            "JetStream stream, created (subjects `<prefix>.>`) if missing",
+        ),
+    ] = "SCIM_EVENTS"
+    event_source_override: Annotated[
+        str | None,
+        _e("SCIM_EVENT_SOURCE", text, "CloudEvents `source`", default="the SCIM base URL"),
+    ] = None
+    events_max_attempts: Annotated[
+        int,
+        _e(
+            "SCIM_EVENTS_MAX_ATTEMPTS",
+            ints(1, 1000),
+            "attempts before an event is dead-lettered",
+        ),
+    ] = 12
+    events_max_age_hours: Annotated[
+        float,
+        _e(
+            "SCIM_EVENTS_MAX_AGE_HOURS",
+            floats(0.001, 24 * 365),
+            "age after which a failing event is dead-lettered",
+        ),
+    ] = 72.0
+    # Standard Webhooks' schedule, shortened at the start; jittered.
+    events_retry_schedule: Annotated[
+        tuple[float, ...],
+        _e(
+            "SCIM_EVENTS_RETRY_SCHEDULE",
+            schedule,
+            "seconds before each retry (±20% jitter; `Retry-After` honoured)",
+        ),
+    ] = (5, 30, 120, 300, 1800, 3600, 7200, 18000, 36000, 50400, 72000, 86400)
+    events_retention_days: Annotated[
+        float,
+        _e(
+            "SCIM_EVENTS_RETENTION_DAYS",
+            floats(0.0001, 3650),
+            "delivered events are deleted after this many days (replay window)",
+        ),
+    ] = 7.0
+    publisher_batch_size: Annotated[
+        int, _e("SCIM_PUBLISHER_BATCH_SIZE", ints(1, 5000), "events claimed per batch")
+    ] = 1000
+    publisher_poll_interval: Annotated[
+        float,
+        _e(
+            "SCIM_PUBLISHER_POLL_INTERVAL",
+            floats(0.01, 3600),
+            "seconds between polls when no notification arrives",
+        ),
+    ] = 1.0
+    publisher_workers: Annotated[
+        int,
+        _e(
+            "SCIM_PUBLISHER_WORKERS",
+            ints(1, 32),
+            "claim loops per sink (one database connection each; deliveries run apart from them)",
+        ),
+    ] = 2
+    publisher_lease_seconds: Annotated[
+        float,
+        _e(
+            "SCIM_PUBLISHER_LEASE_SECONDS",
+            floats(1, 86400),
+            "how long a claimed event stays leased to its publisher; if that publisher dies, "
+            "another one delivers the event (same id) once the lease runs out. Must exceed "
+            "`SCIM_WEBHOOK_TIMEOUT` by 5 s",
+        ),
+    ] = 60.0
 
-    # The SCIM activity log (activity.py): which requests are recorded, which keep their
-    # (masked) bodies, for how long, and how many entries per organization at most.
-    activity_log: Literal["off", "errors", "all"] = "all"
-    activity_bodies: Literal["off", "errors", "all"] = "errors"
-    activity_retention_days: float = 7.0
-    activity_max_per_org: int = 10_000
+    # The SCIM activity log (activity.py).
+    activity_log: Annotated[
+        Capture,
+        _e(
+            "SCIM_ACTIVITY_LOG",
+            choice("off", "errors", "all"),
+            'which SCIM requests the activity log records ("SCIM activity log"): `off`, '
+            "`errors` (status 400 and up, failed authentications included), `all`",
+        ),
+    ] = "all"
+    activity_bodies: Annotated[
+        Capture,
+        _e(
+            "SCIM_ACTIVITY_BODIES",
+            choice("off", "errors", "all"),
+            "which entries keep their request and response bodies (secrets masked): `off`, "
+            "`errors`, `all`",
+        ),
+    ] = "errors"
+    activity_retention_days: Annotated[
+        float,
+        _e(
+            "SCIM_ACTIVITY_RETENTION_DAYS",
+            floats(0.001, 3650),
+            "entries older than this are pruned (in the background, every minute)",
+        ),
+    ] = 7.0
+    activity_max_per_org: Annotated[
+        int,
+        _e(
+            "SCIM_ACTIVITY_MAX_PER_ORG",
+            ints(1, 10_000_000),
+            "an organization keeps at most its newest this many entries (unverified failed "
+            "authentications apart: see the activity log)",
+        ),
+    ] = 10_000
 
     # The mass-deprovisioning guard (provisioning/guard.py): defaults for every organization,
     # each may override them (admin API / `scim-service org guard set`).
-    deprovision_guard: bool = True
-    deprovision_guard_percent: float = 25.0
-    deprovision_guard_min_users: int = 20
-    deprovision_guard_window_minutes: float = 15.0
-    # Hold every access-reducing change this long before any consumer sees it, so the guard
-    # sees a burst before it leaves (0: only once tripped). Released by the publisher.
-    deprovision_guard_staging_seconds: float = 0.0
+    deprovision_guard: Annotated[
+        bool,
+        _e(
+            "SCIM_DEPROVISION_GUARD",
+            boolean,
+            'the mass-deprovisioning guard ("A guard against mass deprovisioning"); each '
+            "organization may override this and the three below",
+        ),
+    ] = True
+    deprovision_guard_percent: Annotated[
+        float,
+        _e(
+            "SCIM_DEPROVISION_GUARD_PERCENT",
+            floats(0.01, 100),
+            "the guard trips when the users who lost access (deprovisioned, or removed from a "
+            "group) within the window reach this share of the organization's active users ...",
+        ),
+    ] = 25.0
+    deprovision_guard_min_users: Annotated[
+        int,
+        _e(
+            "SCIM_DEPROVISION_GUARD_MIN_USERS",
+            ints(1, 10_000_000),
+            "... and at least this many users ...",
+        ),
+    ] = 20
+    deprovision_guard_window_minutes: Annotated[
+        float,
+        _e(
+            "SCIM_DEPROVISION_GUARD_WINDOW_MINUTES",
+            floats(0.01, 7 * 24 * 60),
+            "... within this many minutes",
+        ),
+    ] = 15.0
+    deprovision_guard_staging_seconds: Annotated[
+        float,
+        _e(
+            "SCIM_DEPROVISION_GUARD_STAGING_SECONDS",
+            floats(0, 24 * 3600),
+            "hold every access-reducing change this long before any consumer sees it, so a "
+            "burst that trips the guard is held whole (0: changes before the trip flow; see "
+            '"A guard against mass deprovisioning")',
+        ),
+    ] = 0.0
 
     # Metrics: /metrics on the main port, or only on a separate one (SCIM_METRICS_PORT).
-    metrics_enabled: bool = True
-    metrics_port: int | None = None
-    metrics_host: str | None = None  # default: SCIM_HOST
-    metrics_token: str | None = None  # secret: scrapes must send it as a bearer token
-    # Seconds /readyz answers 503 before the listener closes on SIGTERM (load balancers notice).
-    shutdown_drain_delay: float = 0.0
+    metrics_enabled: Annotated[
+        bool,
+        _e("SCIM_METRICS_ENABLED", boolean, "serve `GET /metrics` (Prometheus text format)"),
+    ] = True
+    metrics_port: Annotated[
+        int | None,
+        _e(
+            "SCIM_METRICS_PORT",
+            ints(1, 65535),
+            "serve `/metrics` only on this separate port",
+        ),
+    ] = None
+    metrics_host: Annotated[
+        str | None,
+        _e(
+            "SCIM_METRICS_HOST",
+            text,
+            "the address of that separate listener",
+            default="`SCIM_HOST`",
+        ),
+    ] = None
+    metrics_token: Annotated[
+        str | None,
+        _e(
+            "SCIM_METRICS_TOKEN",
+            token(16),
+            "require `Authorization: Bearer <token>` to scrape",
+            secret=True,
+        ),
+    ] = None
 
     @property
     def public_url(self) -> str:
@@ -245,143 +787,41 @@ def _cgroup_quota(root: Path) -> float | None:
     return quota / period if quota > 0 and period > 0 else None
 
 
-# --- parsing helpers: each returns the value or appends a message and returns None ----------------
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _parse_bool(name: str, raw: str, problems: list[str]) -> bool | None:
-    low = raw.strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    problems.append(f"{name}={raw!r} is not a boolean (use true/false, 1/0, yes/no, on/off)")
-    return None
+@functools.cache
+def declared() -> tuple[tuple[str, Env], ...]:
+    """(field, Env) of every setting, in declaration order (the README table's order)."""
+    hints = typing.get_type_hints(Settings, include_extras=True)
+    out = []
+    for field in msgspec.structs.fields(Settings):
+        meta = getattr(hints[field.name], "__metadata__", ())
+        env = next((m for m in meta if isinstance(m, Env)), None)
+        if env is not None:
+            out.append((field.name, env))
+    return tuple(out)
 
 
-def _parse_capture(name: str, raw: str, problems: list[str]) -> str | None:
-    value = raw.strip().lower()
-    if value not in ("off", "errors", "all"):
-        problems.append(f"{name}={raw.strip()!r} must be 'off', 'errors' or 'all'")
-        return None
-    return value
-
-
-def _parse_workers(name: str, raw: str, problems: list[str]) -> int | None:
-    if raw.strip().lower() == "auto":
-        return None  # the default: the CPUs this process may use
-    return _parse_int(name, raw, problems, 1, 256)
-
-
-def _parse_int(name: str, raw: str, problems: list[str], lo: int, hi: int) -> int | None:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        problems.append(f"{name}={raw!r} is not an integer")
-        return None
-    if not lo <= value <= hi:
-        problems.append(f"{name}={value} is out of range ({lo}..{hi})")
-        return None
-    return value
-
-
-def _parse_float(name: str, raw: str, problems: list[str], lo: float, hi: float) -> float | None:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        problems.append(f"{name}={raw!r} is not a number")
-        return None
-    if not lo <= value <= hi:
-        problems.append(f"{name}={value} is out of range ({lo}..{hi})")
-        return None
-    return value
-
-
-def _parse_http_url(name: str, raw: str, problems: list[str]) -> str | None:
-    parts = urlsplit(raw.strip())
-    shown = mask_url(raw)  # never echo credentials (userinfo, query) back
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        problems.append(f"{name}={shown!r} must be an absolute http(s) URL")
-        return None
-    if parts.query or parts.fragment:
-        problems.append(f"{name}={shown!r} must not carry a query or fragment")
-        return None
-    return raw.strip().rstrip("/")
-
-
-def _parse_dsn(name: str, raw: str, problems: list[str]) -> str | None:
-    # Never echo the DSN back: it may carry a password.
-    parts = urlsplit(raw.strip())
-    if parts.scheme not in ("postgres", "postgresql"):
+def _check_together(values: dict[str, Any], problems: list[str]) -> None:
+    """The rules that involve two settings."""
+    pool_min = values.get("db_pool_min", _DEFAULTS.db_pool_min)
+    pool_max = values.get("db_pool_max", _DEFAULTS.db_pool_max)
+    if pool_min > pool_max:
+        problems.append(f"SCIM_DB_POOL_MIN={pool_min} is larger than SCIM_DB_POOL_MAX={pool_max}")
+    lease = values.get("publisher_lease_seconds", _DEFAULTS.publisher_lease_seconds)
+    hook_timeout = values.get("webhook_timeout", _DEFAULTS.webhook_timeout)
+    if lease < hook_timeout + 5:
         problems.append(
-            f"{name} must be a postgresql:// URL (the value is not shown: it may hold a password)"
+            f"SCIM_PUBLISHER_LEASE_SECONDS={lease:g} must exceed SCIM_WEBHOOK_TIMEOUT="
+            f"{hook_timeout:g} by at least 5 seconds (a lease must outlast a delivery)"
         )
-        return None
-    return raw.strip()
-
-
-def _parse_nats_url(name: str, raw: str, problems: list[str]) -> str | None:
-    parts = urlsplit(raw.strip().split(",")[0])
-    if parts.scheme not in ("nats", "tls", "ws", "wss") or not parts.netloc:
-        problems.append(f"{name} must be a nats:// URL (comma-separated for a cluster)")
-        return None
-    return raw.strip()
-
-
-def _parse_subject_token(name: str, raw: str, problems: list[str]) -> str | None:
-    value = raw.strip()
-    if (
-        not value
-        or any(c in value for c in " *>\t")
-        or value.startswith(".")
-        or value.endswith(".")
-    ):
-        problems.append(f"{name}={raw!r} is not a valid NATS subject prefix")
-        return None
-    return value
-
-
-def _parse_stream_name(name: str, raw: str, problems: list[str]) -> str | None:
-    value = raw.strip()
-    if not value or any(c in value for c in " .*>/\\"):
-        problems.append(f"{name}={raw!r} is not a valid JetStream stream name")
-        return None
-    return value
-
-
-def _parse_schedule(name: str, raw: str, problems: list[str]) -> tuple[float, ...] | None:
-    try:
-        values = tuple(float(x) for x in raw.replace(" ", "").split(",") if x)
-    except ValueError:
-        problems.append(f"{name} must be comma-separated seconds, e.g. 5,30,120")
-        return None
-    if not values or any(v < 0 for v in values):
-        problems.append(f"{name} must list at least one non-negative delay")
-        return None
-    return values
-
-
-def _take_webhook_keys(
-    env: Mapping[str, str], values: dict[str, object], problems: list[str]
-) -> None:
-    """Webhook secrets (several allowed, for rotation) and the Ed25519 signing key. Their
-    values are never echoed in messages."""
-    raw_secrets = env.get("SCIM_WEBHOOK_SECRET", "")
-    secrets = tuple(x for x in raw_secrets.replace(",", " ").split() if x)
-    key = env.get("SCIM_WEBHOOK_SIGNING_KEY", "").strip() or None
-    if not secrets and key is None:
-        return
-    try:
+    secrets = values.get("webhook_secrets", ())
+    key = values.get("webhook_signing_key")
+    if secrets or key is not None:  # their values are never echoed
         from scim_service.signing import Signer
 
-        Signer(list(secrets), key)
-    except ValueError as exc:
-        problems.append(f"SCIM_WEBHOOK_SECRET/SCIM_WEBHOOK_SIGNING_KEY: {exc}")
-        return
-    values["webhook_secrets"] = secrets
-    values["webhook_signing_key"] = key
+        try:
+            Signer(list(secrets), key)
+        except ValueError as exc:
+            problems.append(f"SCIM_WEBHOOK_SECRET/SCIM_WEBHOOK_SIGNING_KEY: {exc}")
 
 
 def load_settings(
@@ -390,217 +830,24 @@ def load_settings(
     """Build Settings from the environment; raise ConfigError listing every bad value."""
     env = os.environ if environ is None else environ
     problems: list[str] = []
-    values: dict[str, object] = {}
-
-    def take(name: str, key: str, parse: Callable[[str, str, list[str]], object | None]) -> None:
-        raw = env.get(name)
+    values: dict[str, Any] = {}
+    for field, setting in declared():
+        raw = env.get(setting.name)
         if raw is None or raw.strip() == "":
-            return
-        value = parse(name, raw, problems)
+            continue
+        value = setting.parse(setting.name, raw, problems)
         if value is not None:
-            values[key] = value
-
-    take("DATABASE_URL", "database_url", _parse_dsn)
-    take("SCIM_DATA_DIR", "data_dir", lambda n, r, p: Path(r.strip()))
-    take("SCIM_HOST", "host", lambda n, r, p: r.strip())
-    take("SCIM_PORT", "port", lambda n, r, p: _parse_int(n, r, p, 0, 65535))
-    take("SCIM_PUBLIC_URL", "public_url_override", _parse_http_url)
-    take("SCIM_MIGRATE_ON_START", "migrate_on_start", _parse_bool)
-    take("SCIM_DB_POOL_MIN", "db_pool_min", lambda n, r, p: _parse_int(n, r, p, 0, 1000))
-    take("SCIM_DB_POOL_MAX", "db_pool_max", lambda n, r, p: _parse_int(n, r, p, 1, 1000))
-    take(
-        "SCIM_DB_CONNECT_TIMEOUT",
-        "db_connect_timeout",
-        lambda n, r, p: _parse_float(n, r, p, 0.1, 3600),
-    )
-    take(
-        "SCIM_DB_ACQUIRE_TIMEOUT",
-        "db_acquire_timeout",
-        lambda n, r, p: _parse_float(n, r, p, 0.05, 600),
-    )
-    take(
-        "SCIM_ORG_MAX_CONCURRENCY",
-        "org_max_concurrency",
-        lambda n, r, p: _parse_int(n, r, p, 1, 1000),
-    )
-    take(
-        "SCIM_TOKEN_RATE_LIMIT",
-        "token_rate_limit",
-        lambda n, r, p: _parse_float(n, r, p, 0, 100_000),
-    )
-    take(
-        "SCIM_TOKEN_RATE_BURST",
-        "token_rate_burst",
-        lambda n, r, p: _parse_int(n, r, p, 1, 1_000_000),
-    )
-
-    for env_name, key in (
-        ("SCIM_DB_STATEMENT_TIMEOUT", "db_statement_timeout"),
-        ("SCIM_DB_LOCK_TIMEOUT", "db_lock_timeout"),
-        ("SCIM_DB_IDLE_IN_TRANSACTION_TIMEOUT", "db_idle_in_transaction_timeout"),
-    ):
-        take(env_name, key, lambda n, r, p: _parse_float(n, r, p, 0, 86400))
-
-    take(
-        "SCIM_SHUTDOWN_GRACE",
-        "shutdown_grace",
-        lambda n, r, p: _parse_float(n, r, p, 0, 3600),
-    )
-
-    take(
-        "SCIM_AUTH_CACHE_SECONDS",
-        "auth_cache_seconds",
-        lambda n, r, p: _parse_float(n, r, p, 0, 3600),
-    )
-    take("SCIM_WORKERS", "workers", _parse_workers)
-    take("SCIM_PUBLISHER_ENABLED", "publisher_enabled", _parse_bool)
-    take("SCIM_EVENT_SOURCE", "event_source_override", lambda n, r, p: r.strip())
-    take("SCIM_WEBHOOK_URL", "webhook_url", _parse_http_url)
-    take("SCIM_WEBHOOK_TIMEOUT", "webhook_timeout", lambda n, r, p: _parse_float(n, r, p, 0.1, 300))
-    take(
-        "SCIM_WEBHOOK_CONCURRENCY",
-        "webhook_concurrency",
-        lambda n, r, p: _parse_int(n, r, p, 1, 4096),
-    )
-    take("SCIM_NATS_URL", "nats_url", _parse_nats_url)
-    take("SCIM_NATS_SUBJECT_PREFIX", "nats_subject_prefix", _parse_subject_token)
-    take("SCIM_NATS_STREAM", "nats_stream", _parse_stream_name)
-    take(
-        "SCIM_EVENTS_MAX_ATTEMPTS",
-        "events_max_attempts",
-        lambda n, r, p: _parse_int(n, r, p, 1, 1000),
-    )
-    take(
-        "SCIM_EVENTS_MAX_AGE_HOURS",
-        "events_max_age_hours",
-        lambda n, r, p: _parse_float(n, r, p, 0.001, 24 * 365),
-    )
-    take(
-        "SCIM_EVENTS_RETENTION_DAYS",
-        "events_retention_days",
-        lambda n, r, p: _parse_float(n, r, p, 0.0001, 3650),
-    )
-    take("SCIM_EVENTS_RETRY_SCHEDULE", "events_retry_schedule", _parse_schedule)
-    take(
-        "SCIM_PUBLISHER_BATCH_SIZE",
-        "publisher_batch_size",
-        lambda n, r, p: _parse_int(n, r, p, 1, 5000),
-    )
-    take(
-        "SCIM_PUBLISHER_WORKERS",
-        "publisher_workers",
-        lambda n, r, p: _parse_int(n, r, p, 1, 32),
-    )
-    take(
-        "SCIM_PUBLISHER_LEASE_SECONDS",
-        "publisher_lease_seconds",
-        lambda n, r, p: _parse_float(n, r, p, 1, 86400),
-    )
-    take(
-        "SCIM_PUBLISHER_POLL_INTERVAL",
-        "publisher_poll_interval",
-        lambda n, r, p: _parse_float(n, r, p, 0.01, 3600),
-    )
-    _take_webhook_keys(env, values, problems)
-    take("SCIM_ACTIVITY_LOG", "activity_log", _parse_capture)
-    take("SCIM_ACTIVITY_BODIES", "activity_bodies", _parse_capture)
-    take(
-        "SCIM_ACTIVITY_RETENTION_DAYS",
-        "activity_retention_days",
-        lambda n, r, p: _parse_float(n, r, p, 0.001, 3650),
-    )
-    take(
-        "SCIM_ACTIVITY_MAX_PER_ORG",
-        "activity_max_per_org",
-        lambda n, r, p: _parse_int(n, r, p, 1, 10_000_000),
-    )
-    take("SCIM_DEPROVISION_GUARD", "deprovision_guard", _parse_bool)
-    take(
-        "SCIM_DEPROVISION_GUARD_PERCENT",
-        "deprovision_guard_percent",
-        lambda n, r, p: _parse_float(n, r, p, 0.01, 100),
-    )
-    take(
-        "SCIM_DEPROVISION_GUARD_MIN_USERS",
-        "deprovision_guard_min_users",
-        lambda n, r, p: _parse_int(n, r, p, 1, 10_000_000),
-    )
-    take(
-        "SCIM_DEPROVISION_GUARD_WINDOW_MINUTES",
-        "deprovision_guard_window_minutes",
-        lambda n, r, p: _parse_float(n, r, p, 0.01, 7 * 24 * 60),
-    )
-    take(
-        "SCIM_DEPROVISION_GUARD_STAGING_SECONDS",
-        "deprovision_guard_staging_seconds",
-        lambda n, r, p: _parse_float(n, r, p, 0, 24 * 3600),
-    )
-    take("SCIM_METRICS_ENABLED", "metrics_enabled", _parse_bool)
-    take("SCIM_METRICS_PORT", "metrics_port", lambda n, r, p: _parse_int(n, r, p, 1, 65535))
-    take("SCIM_METRICS_HOST", "metrics_host", lambda n, r, p: r.strip())
-    take(
-        "SCIM_SHUTDOWN_DRAIN_DELAY",
-        "shutdown_drain_delay",
-        lambda n, r, p: _parse_float(n, r, p, 0, 600),
-    )
-    metrics_token = env.get("SCIM_METRICS_TOKEN")
-    if metrics_token:
-        if len(metrics_token) < 16:
-            problems.append(
-                "SCIM_METRICS_TOKEN is too short (at least 16 characters; value not shown)"
-            )
-        else:
-            values["metrics_token"] = metrics_token
-
-    admin = env.get("SCIM_ADMIN_TOKEN")
-    if admin is not None and admin != "":
-        if len(admin) < 16:
-            problems.append(
-                "SCIM_ADMIN_TOKEN is too short (at least 16 characters; value not shown)"
-            )
-        else:
-            values["admin_token"] = admin
-
-    fmt = env.get("SCIM_LOG_FORMAT", "").strip().lower()
-    if fmt:
-        if fmt not in ("json", "console"):
-            problems.append(f"SCIM_LOG_FORMAT={fmt!r} must be 'json' or 'console'")
-        else:
-            values["log_format"] = fmt
-    else:
+            values[field] = value
+    if "log_format" not in values:
         tty = sys.stdout.isatty() if isatty is None else isatty
         values["log_format"] = "console" if tty else "json"
-
-    level = env.get("SCIM_LOG_LEVEL", "").strip().lower()
-    if level:
-        if level == "warn":
-            level = "warning"
-        if level not in LOG_LEVELS:
-            problems.append(f"SCIM_LOG_LEVEL={level!r} must be one of {', '.join(LOG_LEVELS)}")
-        else:
-            values["log_level"] = level
-
-    pool_min = values.get("db_pool_min", _DEFAULTS.db_pool_min)
-    pool_max = values.get("db_pool_max", _DEFAULTS.db_pool_max)
-    if isinstance(pool_min, int) and isinstance(pool_max, int) and pool_min > pool_max:
-        problems.append(f"SCIM_DB_POOL_MIN={pool_min} is larger than SCIM_DB_POOL_MAX={pool_max}")
-
-    lease = values.get("publisher_lease_seconds", _DEFAULTS.publisher_lease_seconds)
-    hook_timeout = values.get("webhook_timeout", _DEFAULTS.webhook_timeout)
-    if isinstance(lease, float) and isinstance(hook_timeout, float) and lease < hook_timeout + 5:
-        problems.append(
-            f"SCIM_PUBLISHER_LEASE_SECONDS={lease:g} must exceed SCIM_WEBHOOK_TIMEOUT="
-            f"{hook_timeout:g} by at least 5 seconds (a lease must outlast a delivery)"
-        )
-
+    _check_together(values, problems)
     if problems:
         raise ConfigError(problems)
-    return Settings(**values)  # type: ignore[arg-type]
+    return Settings(**values)
 
 
-SECRET_FIELDS = frozenset(
-    ("admin_token", "webhook_secrets", "webhook_signing_key", "metrics_token")
-)
+SECRET_FIELDS = frozenset(field for field, setting in declared() if setting.secret)
 
 
 def mask_dsn(dsn: str) -> str:
@@ -638,3 +885,42 @@ def effective(settings: Settings) -> dict[str, object]:
     out["database_connections"] = settings.database_connections
     out["token_burst"] = settings.token_burst if settings.token_rate_limit > 0 else None
     return out
+
+
+# --- the README's settings table --------------------------------------------------------------
+
+TABLE_START = "<!-- settings: generated from scim_service/config.py -->"
+TABLE_END = "<!-- /settings -->"
+
+
+def _shown(value: object) -> str:
+    if value is None or value == ():
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float):
+        return f"`{value:g}`"
+    if isinstance(value, tuple):
+        return "`" + ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) + "`"
+    return f"`{value}`"
+
+
+def settings_table() -> str:
+    """The README's settings table: one row per declared setting."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for field, setting in declared():
+        default = setting.default or _shown(getattr(_DEFAULTS, field))
+        lines.append(f"| `{setting.name}` | {default} | {setting.doc} |")
+    return "\n".join(lines)
+
+
+def rewrite_readme(readme: str) -> str:
+    """`readme` with the table between TABLE_START and TABLE_END made anew."""
+    head, rest = readme.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    return f"{head}{TABLE_START}\n{settings_table()}\n{TABLE_END}{tail}"
+
+
+if __name__ == "__main__":  # python -m scim_service.config README.md
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    target.write_text(rewrite_readme(target.read_text("utf-8")), "utf-8")

@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 
 from scim_service.cli import build_parser
+from scim_service.config import rewrite_readme
 from scim_service.events.sinks.base import Outbound
 from scim_service.events.sinks.webhook import WebhookSink
 from scim_service.signing import Signer, generate_secret, generate_signing_key
@@ -59,6 +60,12 @@ async def test_readme_verification_code_accepts_a_real_delivery(aiohttp_server: 
     assert example["verify_v1a"](got.replace(b"user", b"USER") + b" ", headers, public) is False
     _, other_public = generate_signing_key()
     assert example["verify_v1a"](got, headers, other_public) is False
+
+
+def test_the_settings_table_is_the_declared_settings() -> None:
+    """The README's table is made from scim_service/config.py's declarations (regenerate with
+    `python -m scim_service.config README.md`)."""
+    assert rewrite_readme(README) == README, "run: python -m scim_service.config README.md"
 
 
 def test_every_setting_is_documented_and_every_documented_one_exists() -> None:

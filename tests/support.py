@@ -109,6 +109,21 @@ async def bulk_users(
     return [str(r["id"]) for r in rows]
 
 
+def readme_example(name: str) -> str:
+    """The Python block of the README between `<!-- name -->` and `<!-- /name -->`."""
+    block = README.split(f"<!-- {name} -->", 1)[1].split(f"<!-- /{name} -->")[0]
+    return block.split("```python", 1)[1].rsplit("```", 1)[0]
+
+
+def consumer_example() -> dict[str, Any]:
+    """The README's consumer (`Directory`, `user_state`) and its digest check (`copy_digest`,
+    `verify`), run as the README shows them."""
+    namespace: dict[str, Any] = {}
+    for name in ("consumer-example", "digest-example"):
+        exec(compile(readme_example(name), "README.md", "exec"), namespace)
+    return namespace
+
+
 async def scim_400(resp: Any, scim_type: str | None = None) -> dict[str, Any]:
     assert resp.status == 400, await resp.text()
     body = await resp.json(content_type=None)

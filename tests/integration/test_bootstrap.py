@@ -14,15 +14,7 @@ import asyncpg
 
 from scim_service.events.envelope import profile
 from tests.conftest import ADMIN_TOKEN, Tenant
-from tests.support import PATCH_OP, README
-
-
-def consumer_example() -> dict[str, Any]:
-    block = README.split("<!-- consumer-example -->", 1)[1].split("<!-- /consumer-example -->")[0]
-    code = block.split("```python", 1)[1].rsplit("```", 1)[0]
-    namespace: dict[str, Any] = {}
-    exec(compile(code, "README.md", "exec"), namespace)
-    return namespace
+from tests.support import PATCH_OP, consumer_example
 
 
 async def database_state(

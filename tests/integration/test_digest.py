@@ -16,19 +16,7 @@ import msgspec
 from scim_service.app import create_app
 from scim_service.config import Settings
 from tests.conftest import ADMIN_TOKEN, Tenant, make_tenant
-from tests.integration.test_bootstrap import consumer_example
-from tests.support import PATCH_OP, README, make_user
-
-
-def digest_example(namespace: dict[str, Any]) -> dict[str, Any]:
-    block = README.split("<!-- digest-example -->", 1)[1].split("<!-- /digest-example -->")[0]
-    code = block.split("```python", 1)[1].rsplit("```", 1)[0]
-    exec(compile(code, "README.md", "exec"), namespace)
-    return namespace
-
-
-def example() -> dict[str, Any]:
-    return digest_example(consumer_example())
+from tests.support import PATCH_OP, consumer_example, make_user
 
 
 async def deactivate(client: Any, tenant: Tenant, user_id: str) -> None:
@@ -149,7 +137,7 @@ async def test_a_copy_verifies_while_writes_run_and_a_lost_event_shows(
             writes += 1
             await asyncio.sleep(0)
 
-    ns = example()
+    ns = consumer_example()
     directory = ns["Directory"](
         str(client.make_url("")), ADMIN_TOKEN, str(tenant.org_id), page_size=7
     )
@@ -207,7 +195,7 @@ async def test_held_changes_count_at_the_version_consumers_have(
     )
     client = await aiohttp_client(create_app(conf))
     users = [await make_user(client, tenant, f"g{i}@x.test") for i in range(6)]
-    ns = example()
+    ns = consumer_example()
     directory = ns["Directory"](str(client.make_url("")), ADMIN_TOKEN, str(tenant.org_id))
     async with aiohttp.ClientSession() as session:
         await directory.bootstrap(session)

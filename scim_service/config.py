@@ -73,12 +73,12 @@ def boolean(name: str, raw: str, problems: list[str]) -> bool | None:
     return None
 
 
-def ints(lo: int, hi: int) -> Parser:
-    def parse(name: str, raw: str, problems: list[str]) -> int | None:
+def _number(convert: Callable[[str], Any], noun: str, lo: float, hi: float) -> Parser:
+    def parse(name: str, raw: str, problems: list[str]) -> Any:
         try:
-            value = int(raw.strip())
+            value = convert(raw.strip())
         except ValueError:
-            problems.append(f"{name}={raw!r} is not an integer")
+            problems.append(f"{name}={raw!r} is not {noun}")
             return None
         if not lo <= value <= hi:
             problems.append(f"{name}={value} is out of range ({lo}..{hi})")
@@ -86,21 +86,14 @@ def ints(lo: int, hi: int) -> Parser:
         return value
 
     return parse
+
+
+def ints(lo: int, hi: int) -> Parser:
+    return _number(int, "an integer", lo, hi)
 
 
 def floats(lo: float, hi: float) -> Parser:
-    def parse(name: str, raw: str, problems: list[str]) -> float | None:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            problems.append(f"{name}={raw!r} is not a number")
-            return None
-        if not lo <= value <= hi:
-            problems.append(f"{name}={value} is out of range ({lo}..{hi})")
-            return None
-        return value
-
-    return parse
+    return _number(float, "a number", lo, hi)
 
 
 def choice(*options: str, aliases: Mapping[str, str] | None = None) -> Parser:

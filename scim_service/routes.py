@@ -8,12 +8,13 @@ from scim_service.http import (
     admin,
     credentials,
     discovery,
-    events_pull,
+    events,
     health,
     openapi,
     scim_groups,
     scim_search,
     scim_users,
+    snapshots,
 )
 from scim_service.http import metrics as metrics_handler
 
@@ -75,12 +76,12 @@ def setup_routes(app: web.Application, *, metrics: bool = True) -> None:
     r.add_post(f"{ADMIN}/orgs/{{org_id}}/guard/release", admin.release_guard)
     r.add_post(f"{ADMIN}/orgs/{{org_id}}/guard/reject", admin.reject_guard)
     r.add_post(f"{ADMIN}/orgs/{{org_id}}/guard/discard", admin.reject_guard)
-    r.add_get(f"{ADMIN}/orgs/{{org_id}}/users", events_pull.snapshot_users)
-    r.add_get(f"{ADMIN}/orgs/{{org_id}}/groups", events_pull.snapshot_groups)
-    r.add_get(f"{ADMIN}/orgs/{{org_id}}/groups/{{group_id}}/members", events_pull.snapshot_members)
-    r.add_get(f"{ADMIN}/orgs/{{org_id}}/digest", events_pull.org_digest)
-    r.add_get(f"{ADMIN}/events", events_pull.list_events)
-    r.add_get(f"{ADMIN}/events/schemas", events_pull.event_schemas)
+    r.add_get(f"{ADMIN}/orgs/{{org_id}}/users", snapshots.snapshot_users)
+    r.add_get(f"{ADMIN}/orgs/{{org_id}}/groups", snapshots.snapshot_groups)
+    r.add_get(f"{ADMIN}/orgs/{{org_id}}/groups/{{group_id}}/members", snapshots.snapshot_members)
+    r.add_get(f"{ADMIN}/orgs/{{org_id}}/digest", snapshots.org_digest)
+    r.add_get(f"{ADMIN}/events", events.list_events)
+    r.add_get(f"{ADMIN}/events/schemas", events.event_schemas)
     r.add_get(f"{ADMIN}/events/stats", admin.event_stats)
     r.add_get(f"{ADMIN}/events/dead-letters", admin.list_dead_letters)
     r.add_post(f"{ADMIN}/events/dead-letters/retry", admin.retry_dead_letters)

@@ -10,6 +10,7 @@ import msgspec
 from aiohttp import web
 
 from scim_service import errors
+from scim_service.http import query
 from scim_service.http.authz import visible_orgs
 from scim_service.http.responses import admin_json, connection, read_json
 from scim_service.http.scim_users import render as render_user
@@ -245,26 +246,13 @@ async def reject_guard(request: web.Request) -> web.Response:
 # --- the activity log -----------------------------------------------------------------------
 
 
-def _query_int(request: web.Request, name: str, default: int | None) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise errors.InvalidValue(f"{name} must be an integer, not {raw[:40]!r}") from None
-    if not 0 <= value <= 2**62:
-        raise errors.InvalidValue(f"{name} must be between 0 and 2^62")
-    return value
-
-
 async def list_activity(request: web.Request) -> web.Response:
     """`?errors=true` only failed requests; `?after=ID` the entries after one (to follow);
     `?limit=` at most 1,000 (default 100)."""
     org_id = path_uuid(request, "org_id", "Organization")
     errors_only = request.query.get("errors", "").lower() in ("1", "true", "yes")
-    after = _query_int(request, "after", None)
-    limit = _query_int(request, "limit", 100) or 100
+    after = query.optional_whole(request, "after")
+    limit = query.whole(request, "limit", 100) or 100
     async with connection(request) as conn:
         found = await status.activity(
             conn, org_id, errors_only=errors_only, after=after, limit=limit

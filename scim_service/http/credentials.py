@@ -11,6 +11,7 @@ import msgspec
 from aiohttp import web
 
 from scim_service import errors
+from scim_service.http import query
 from scim_service.http.admin import path_uuid
 from scim_service.http.audit import as_uuid
 from scim_service.http.responses import admin_json, connection, read_json
@@ -71,16 +72,7 @@ async def list_audit(request: web.Request) -> web.Response:
         if org_id is not None and not who.sees(org_id):
             raise errors.NotFound(f"Organization {org_id} not found")
         org_id = org_id or next(iter(who.org_ids))
-    after, limit = _int(request, "after", 0), _int(request, "limit", 100)
+    after, limit = query.whole(request, "after", 0), query.whole(request, "limit", 100)
     async with connection(request) as conn:
         found = await audit.entries(conn, org_id=org_id, after=after, limit=limit)
     return admin_json({"entries": found})
-
-
-def _int(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name, "")
-    if raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-        raise errors.InvalidValue(f"'{name}' must be a whole number")
-    return int(raw)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scim_service.http.events_pull import MEMBERS_LIMIT, SNAPSHOT_LIMIT
+from scim_service.http.snapshots import MEMBERS_LIMIT, SNAPSHOT_LIMIT
 from scim_service.openapi.bodies import ADMIN, JSON, ref
 from scim_service.openapi.helpers import linked, ok, op, param, request_body
 

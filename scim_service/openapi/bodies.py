@@ -26,7 +26,7 @@ from scim_service.http.admin import (
     RetryRequest,
 )
 from scim_service.http.credentials import CreateCredential, CreatedCredential
-from scim_service.http.events_pull import EventSchemas, EventsPage
+from scim_service.http.events import EventSchemas, EventsPage
 from scim_service.provisioning.audit import AuditEntry
 from scim_service.provisioning.guard import GuardOutcome, GuardSettings, GuardState
 from scim_service.provisioning.snapshot import (

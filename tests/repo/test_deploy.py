@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -1054,3 +1055,37 @@ def test_kubernetes_schemas(version: str) -> None:
             where = ".".join(map(str, exc.path))
             problems.append(f"{obj['kind']}/{obj['metadata']['name']} {where}: {exc.message}")
     assert not problems, "\n".join(problems)
+
+
+def test_kustomization_image_has_a_new_name() -> None:
+    """`images:` renames the manifests' `scim-service` image to a registry repository
+    (`newName`) and pins it; `kubectl kustomize`, when installed, renders every scim-service
+    container (the optional migration Job included) with that image."""
+    (kust,) = load_docs(K8S / "kustomization.yaml")
+    (entry,) = [i for i in kust["images"] if i["name"] == IMAGE]
+    assert "/" in entry["newName"] and (entry.get("newTag") or entry.get("digest"))
+    assert entry.get("newTag") != "latest"
+    kubectl = tool("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    expected = f"{entry['newName']}:{entry['newTag']}"
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "k"
+        shutil.copytree(K8S, copy)
+        listing = (copy / "kustomization.yaml").read_text("utf-8")
+        (copy / "kustomization.yaml").write_text(
+            listing.replace("# - migrate-job.yaml", "- migrate-job.yaml"), "utf-8"
+        )
+        done = subprocess.run(
+            [kubectl, "kustomize", str(copy)], capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 0, done.stderr
+    rendered = [d for d in yaml.safe_load_all(done.stdout) if d]
+    images = [
+        c["image"]
+        for d in rendered
+        if (spec := pod_spec(d)) is not None
+        for c in spec["containers"]
+        if IMAGE in c["image"]
+    ]
+    assert images == [expected, expected], images  # the sidecar and the migration Job

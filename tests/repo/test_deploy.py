@@ -903,6 +903,18 @@ def test_compose_stack() -> None:
     assert dsn.path == "/" + pg_env["POSTGRES_DB"]
 
 
+def test_compose_comments_say_what_runs() -> None:
+    """With SCIM_WORKERS unset, `serve` in Compose is a supervisor with workers and a publisher
+    process: its comment says so, never "one process"; and it warns that the localhost URL is
+    not one an identity provider can use."""
+    text = COMPOSE.read_text("utf-8")
+    comments = " ".join(re.findall(r"#\s*(.*)$", text, re.M))
+    if settings_of(compose_env()).workers is None:
+        assert "one process" not in comments.lower()
+        assert "SCIM_WORKERS" in comments and "supervisor" in comments
+    assert "public HTTPS URL" in comments
+
+
 # --- Dockerfile ---------------------------------------------------------------------------------
 
 

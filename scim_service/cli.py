@@ -1,13 +1,19 @@
-"""The `scim-service` console script.
+"""The `scim-service` console script: every command (`--help` on each says more; README, "CLI").
 
-    scim-service serve                     HTTP server (and the event publisher)
-    scim-service migrate                   apply pending migrations and exit
+    scim-service serve                      HTTP server (and the event publisher)
+    scim-service publisher                  only the event publisher (+ /healthz, /readyz, /metrics)
+    scim-service migrate                    apply pending migrations and exit
+    scim-service config check               the effective configuration, secrets masked
     scim-service org create NAME | list | show ORG_ID | scim enable|disable ORG_ID
-    scim-service token create ORG_ID [--description TEXT] [--ttl-days N] | list ORG_ID
-                 | revoke TOKEN_ID
-    scim-service credential create --scope SCOPE [--org ORG_ID ...] [--ttl-days N] | list
-                 | revoke CREDENTIAL_ID
-    scim-service audit [--org ORG_ID] [--limit N]
+    scim-service org status ORG_ID          directory status: SCIM, tokens, IdPs, errors, events
+    scim-service org guard show|set|release|reject|discard ORG_ID   the deprovisioning guard
+    scim-service activity ORG_ID [--errors] [--follow]   the SCIM activity log
+    scim-service token create ORG_ID | list ORG_ID | revoke TOKEN_ID
+    scim-service credential create --scope SCOPE | list | revoke CREDENTIAL_ID
+    scim-service audit [--org ORG_ID]       the admin audit trail
+    scim-service user setup-complete ORG_ID USER_ID
+    scim-service events stats | dead-letters | retry | replay | tail | signing-key | keygen
+    scim-service events orphans move SINK --to SINK | orphans discard SINK
 
 Every command that prints data accepts --json. Exit codes: 0 success, 1 the operation failed
 (e.g. unknown organization), 2 bad configuration or usage.

@@ -312,8 +312,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _e(
             "SCIM_MIGRATE_ON_START",
             boolean,
-            "`serve` applies pending migrations at start; `false` when you run `scim-service "
-            "migrate` separately",
+            "`serve` and `publisher` apply pending migrations at start (under an advisory "
+            "lock); `false` when you run `scim-service migrate` separately. The other CLI "
+            "commands that use the database apply pending migrations first whatever this says, "
+            "so run them with the image of the release the database is on",
         ),
     ] = True
     db_pool_min: Annotated[

@@ -1,5 +1,6 @@
 """Bootstrap: the README's consumer pages through the snapshot while writes run, pulls the
-events after the snapshot's cursor, and ends up with exactly what the database holds."""
+events after the snapshot's cursor, and ends up with exactly what the database holds; after the
+pull API's 410 or a hole in a resource's versions it bootstraps again and still does."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ import asyncio
 import random
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import asyncpg
+import pytest
 
 from scim_service.events.envelope import profile
+from scim_service.store import outbox
 from tests.conftest import ADMIN_TOKEN, Tenant
-from tests.support import PATCH_OP, consumer_example
+from tests.support import PATCH_OP, consumer_example, make_user, patch_user
 
 
 async def database_state(
@@ -167,11 +171,93 @@ async def test_bootstrap_under_writes_equals_the_database(
         want = await database_state(db, tenant.org_id)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:  # any open transaction on the server delays events
-            await directory.pull(session, wait=0.5)
+            assert await directory.pull(session, wait=0.5), "a hole where there is none"
             if (directory.users, directory.groups) == want:
                 break
     assert directory.users == want[0]
     assert directory.groups == want[1]
+    assert directory.resyncs == 0
+
+
+async def synced(directory: Any, db: asyncpg.Connection, org_id: Any) -> None:
+    """Sync the README consumer until its copy equals the database (events become readable
+    once every older transaction on the server has ended)."""
+    want = await database_state(db, org_id)
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            await directory.sync(session, wait=0.5)
+            if (directory.users, directory.groups) == want:
+                return
+    assert (directory.users, directory.groups) == want
+
+
+async def test_consumer_bootstraps_again_after_the_pull_apis_410(
+    client: Any, tenant: Tenant, db: asyncpg.Connection
+) -> None:
+    """When retention deleted events after the consumer's cursor, the pull API answers 410 with
+    `oldest_cursor`; the README consumer takes a fresh snapshot and equals the database again,
+    the change whose event it never saw included."""
+    example = consumer_example()
+    directory = example["Directory"](str(client.make_url("")), ADMIN_TOKEN, str(tenant.org_id))
+    first = await make_user(client, tenant, "a@x.test")
+    await synced(directory, db, tenant.org_id)
+    await make_user(client, tenant, "b@x.test")
+    await patch_user(client, tenant, first, {"op": "replace", "path": "displayName", "value": "A"})
+    await make_user(client, tenant, "c@x.test")
+    # Everything but c's event was delivered long ago: retention removes b's and the rename.
+    await db.execute("DELETE FROM outbox")
+    await db.execute(
+        "UPDATE events SET time = now() - interval '30 days'"
+        " WHERE convert_from(payload, 'UTF8') NOT LIKE '%c@x.test%'"
+    )
+    assert await outbox.purge_delivered(db, datetime.now(UTC) - timedelta(days=7)) == 3
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(example["CursorGone"]):
+            await directory.pull(session)
+    await synced(directory, db, tenant.org_id)
+    assert directory.resyncs == 1
+    assert directory.users[first]["display_name"] == "A"
+    assert len(directory.users) == 3
+
+
+async def test_consumer_bootstraps_again_after_a_hole(
+    client: Any, tenant: Tenant, db: asyncpg.Connection
+) -> None:
+    """An event missing for good (as after `events orphans discard`): the next version of that
+    resource arrives two above the one held, and the README consumer does not apply it over the
+    hole but takes a fresh snapshot; a group's membership, which events carry only as changes,
+    comes out right."""
+    example = consumer_example()
+    directory = example["Directory"](str(client.make_url("")), ADMIN_TOKEN, str(tenant.org_id))
+    users = [await make_user(client, tenant, f"h{i}@x.test") for i in range(3)]
+    resp = await client.post(
+        "/scim/v2/Groups",
+        json={"displayName": "G", "members": [{"value": users[0]}]},
+        headers=tenant.headers,
+    )
+    group = (await resp.json(content_type=None))["id"]
+    await synced(directory, db, tenant.org_id)
+    for member in users[1:]:  # versions 2 and 3 of the group
+        resp = await client.patch(
+            f"/scim/v2/Groups/{group}",
+            json={
+                "schemas": [PATCH_OP],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": member}]}],
+            },
+            headers=tenant.headers,
+        )
+        assert resp.status in (200, 204), await resp.text()
+    await db.execute("DELETE FROM outbox")
+    await db.execute(
+        "DELETE FROM events WHERE subject = $1 AND resource_version = 2", uuid.UUID(group)
+    )
+    async with aiohttp.ClientSession() as session:
+        assert await directory.pull(session) is False  # version 3 over a missing 2
+    assert directory.versions[group] == 1
+    await synced(directory, db, tenant.org_id)
+    assert directory.resyncs == 1
+    assert directory.groups[group]["members"] == set(users)
 
 
 async def test_snapshot_pages_and_errors(

@@ -190,7 +190,7 @@ def webhook_copy(example: dict[str, Any], receiver: Receiver, org: str) -> Any:
     copy = example["Directory"]("http://unused", ADMIN_TOKEN, org)
     for entry in receiver.accepted:
         if entry["event"].get("orgid") == org:
-            copy.apply(entry["event"])
+            assert copy.apply(entry["event"]), f"a hole before {entry['event']}"
     return copy
 
 
@@ -239,7 +239,7 @@ async def test_no_consumer_sees_access_reduced_once_tripped(
 
         # Held: no consumer sees any access lost that existed when the guard tripped.
         await quiet(db)
-        await pulled.pull(session)
+        assert await pulled.pull(session), "no hole in the pull feed"
         fresh = example["Directory"](str(client.make_url("")), ADMIN_TOKEN, org)
         await fresh.bootstrap(session)
         for name, copy in (

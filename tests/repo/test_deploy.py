@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,8 +57,17 @@ PLANNED: frozenset[str] = frozenset()
 # same in every process, so they live in the shared ConfigMap only.
 SINK_VARIABLES = frozenset({"SCIM_WEBHOOK_URL", "SCIM_NATS_URL"})
 
-# Not in kustomization.yaml on purpose: the scaling option, switched on by hand.
-OPTIONAL_MANIFESTS = frozenset({"publisher-deployment.yaml"})
+# Not in kustomization.yaml on purpose: the scaling option and the migration step, switched
+# on by hand.
+OPTIONAL_MANIFESTS = frozenset({"publisher-deployment.yaml", "migrate-job.yaml"})
+
+# Peak RSS (VmHWM, MiB) of each kind of process, measured on the 2-core CI machine
+# (`scim-service serve` against PostgreSQL 15: 3,000 users created by 8 clients, 300 `co` filters,
+# 40 pages of 1,000 users; SCIM_WORKERS 1, 2 and 3), taking the larger of that and the
+# benchmark's 62.5 MB for the largest process at 100,000 users (README, "Benchmarks").
+# deploy/README.md ("Memory") states the same figures.
+PEAK_MIB = {"single": 73, "supervisor": 60, "worker": 71, "publisher": 63}
+MEMORY_HEADROOM = 1.25  # above the measured peak, for larger pages and organizations
 
 EXPECTED_FILES = [
     "Dockerfile",
@@ -71,6 +81,7 @@ EXPECTED_FILES = [
     "kubernetes/service.yaml",
     "kubernetes/ingress.yaml",
     "kubernetes/kustomization.yaml",
+    "kubernetes/migrate-job.yaml",
 ]
 
 
@@ -450,8 +461,61 @@ def test_resources_are_set() -> None:
                 parse_quantity(res["limits"]["memory"]),
             )
             assert req <= lim, where
-    _, c = sidecar()
-    assert parse_quantity(c["resources"]["limits"]["memory"]) <= 256 * 2**20
+
+
+def measured_peak_mib(settings: Settings, command: str) -> float:
+    """The peak resident memory of one scim-service container, from PEAK_MIB: `serve` with one
+    worker is one process; with N it is a supervisor, N workers and (unless disabled) a
+    publisher process; `scim-service publisher` and `migrate` are one process."""
+    if command != "serve" or settings.worker_count == 1:
+        return PEAK_MIB["single"]
+    publisher = PEAK_MIB["publisher"] if settings.publisher_enabled else 0
+    return PEAK_MIB["supervisor"] + settings.worker_count * PEAK_MIB["worker"] + publisher
+
+
+def required_limit_mib(settings: Settings, command: str) -> int:
+    """The measured peak plus MEMORY_HEADROOM, rounded up to a multiple of 64 MiB."""
+    return -(-int(measured_peak_mib(settings, command) * MEMORY_HEADROOM) // 64) * 64
+
+
+def test_memory_limits_cover_the_measured_peak() -> None:
+    """Every scim-service container of the manifests has a memory limit at least its measured
+    peak for the worker count it runs (SCIM_WORKERS, which `serve` containers must set: unset, the count follows the
+    node's CPUs and no limit can be derived) plus the headroom, and not far above it."""
+    found = 0
+    manifests = k8s_objects(with_readme=False)  # the README's Job snippet sets no resources
+    for obj, _, c in scim_containers():
+        if obj not in manifests:
+            continue
+        env = container_env(c)
+        where = f"{obj['kind']}/{obj['metadata']['name']}/{c['name']}"
+        if role(c) == "serve":
+            assert env.get("SCIM_WORKERS", "auto") != "auto", f"{where}: set SCIM_WORKERS"
+        settings = settings_of(env)
+        limit = parse_quantity(c["resources"]["limits"]["memory"]) / 2**20
+        need = required_limit_mib(settings, role(c))
+        assert limit >= need, f"{where}: limit {limit:.0f}Mi < {need}Mi for its workers"
+        assert limit <= need + 128, f"{where}: limit {limit:.0f}Mi, {need}Mi is enough"
+        found += 1
+    assert found >= 3
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 4])
+def test_memory_figures_in_the_docs(workers: int) -> None:
+    """deploy/README.md and deployment.yaml state the measured figures and the limit for each
+    worker count as this test computes them."""
+    settings = settings_of({"SCIM_WORKERS": str(workers)})
+    limit = f"{required_limit_mib(settings, 'serve')}Mi"
+    readme = DEPLOY_README.read_text("utf-8")
+    manifest = (K8S / "deployment.yaml").read_text("utf-8")
+    assert re.search(
+        rf"^\| {workers} \| [^|]* \| {measured_peak_mib(settings, 'serve'):.0f} MiB \| `{limit}` \|",
+        readme,
+        re.M,
+    ), limit
+    assert f"{workers} -> {limit}" in manifest
+    for kind, mib in PEAK_MIB.items():
+        assert f"{mib} MiB" in readme, kind
 
 
 def test_termination_grace_covers_the_shutdown() -> None:
@@ -839,6 +903,18 @@ def test_compose_stack() -> None:
     assert dsn.path == "/" + pg_env["POSTGRES_DB"]
 
 
+def test_compose_comments_say_what_runs() -> None:
+    """With SCIM_WORKERS unset, `serve` in Compose is a supervisor with workers and a publisher
+    process: its comment says so, never "one process"; and it warns that the localhost URL is
+    not one an identity provider can use."""
+    text = COMPOSE.read_text("utf-8")
+    comments = " ".join(re.findall(r"#\s*(.*)$", text, re.M))
+    if settings_of(compose_env()).workers is None:
+        assert "one process" not in comments.lower()
+        assert "SCIM_WORKERS" in comments and "supervisor" in comments
+    assert "public HTTPS URL" in comments
+
+
 # --- Dockerfile ---------------------------------------------------------------------------------
 
 
@@ -991,3 +1067,37 @@ def test_kubernetes_schemas(version: str) -> None:
             where = ".".join(map(str, exc.path))
             problems.append(f"{obj['kind']}/{obj['metadata']['name']} {where}: {exc.message}")
     assert not problems, "\n".join(problems)
+
+
+def test_kustomization_image_has_a_new_name() -> None:
+    """`images:` renames the manifests' `scim-service` image to a registry repository
+    (`newName`) and pins it; `kubectl kustomize`, when installed, renders every scim-service
+    container (the optional migration Job included) with that image."""
+    (kust,) = load_docs(K8S / "kustomization.yaml")
+    (entry,) = [i for i in kust["images"] if i["name"] == IMAGE]
+    assert "/" in entry["newName"] and (entry.get("newTag") or entry.get("digest"))
+    assert entry.get("newTag") != "latest"
+    kubectl = tool("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    expected = f"{entry['newName']}:{entry['newTag']}"
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "k"
+        shutil.copytree(K8S, copy)
+        listing = (copy / "kustomization.yaml").read_text("utf-8")
+        (copy / "kustomization.yaml").write_text(
+            listing.replace("# - migrate-job.yaml", "- migrate-job.yaml"), "utf-8"
+        )
+        done = subprocess.run(
+            [kubectl, "kustomize", str(copy)], capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 0, done.stderr
+    rendered = [d for d in yaml.safe_load_all(done.stdout) if d]
+    images = [
+        c["image"]
+        for d in rendered
+        if (spec := pod_spec(d)) is not None
+        for c in spec["containers"]
+        if IMAGE in c["image"]
+    ]
+    assert images == [expected, expected], images  # the sidecar and the migration Job

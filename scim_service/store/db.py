@@ -326,6 +326,13 @@ def as_unavailable(exc: BaseException) -> errors.Unavailable | None:
             )
         if sqlstate.startswith("57P"):
             return errors.Unavailable("The database is not accepting connections; retry later")
+        if sqlstate[:2] == "28":
+            # A new pooled connection refused (28P01, 28000): a database password rotated
+            # under running processes (deploy/README.md, "Rotating secrets"). Transient for
+            # the IdP; /readyz and the error log tell the operator.
+            return errors.Unavailable(
+                "The database refused the service's credentials; retry later", retry_after=5
+            )
     if isinstance(
         exc,
         OSError

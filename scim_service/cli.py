@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import contextvars
 import getpass
+import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -1023,6 +1024,10 @@ def execute(command: Awaitable[int], *, daemon: bool) -> int:
     except errors.ScimError as exc:
         _fatal(daemon, "command_failed", f"error: {exc.detail}")
         return 1
+    except BrokenPipeError:  # `scim-service ... | head`: the reader has what it wanted
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (OSError, asyncpg.PostgresError) as exc:
         _fatal(
             daemon, "database_error", f"database error: {type(exc).__name__}: {mask_text(str(exc))}"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from typing import Any
 
 import pytest
 
-from tests.support import cli, ok_json
+from tests.conftest import REPO
+from tests.support import clean_env, cli, ok_json
 
 
 def test_org_and_token_commands(database_url: str) -> None:
@@ -117,3 +120,20 @@ async def test_events_orphans_commands(
     assert await db.fetchval("SELECT sink FROM outbox") == "log"
     gone = ok_json(cli(database_url, "events", "orphans", "discard", "nats", "--json"))
     assert gone == {"sink": "nats", "discarded": 0}
+
+
+def test_a_reader_that_stops_early_is_not_a_database_error() -> None:
+    """`scim-service config check | head -1`: the closed pipe ends the command quietly (exit 0),
+    never as "database error: BrokenPipeError"."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scim_service", "config", "check"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+        cwd=REPO,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "database error" not in err and "Traceback" not in err

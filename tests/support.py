@@ -225,6 +225,21 @@ async def listening(db: asyncpg.Connection, channel: str, timeout: float = 15.0)
     await until(up, timeout, f"a LISTEN on {channel}")
 
 
+async def outbox_settled(db: asyncpg.Connection, timeout: float = 15.0) -> None:
+    """Until every event of a resource the guard does not hold has been delivered to every
+    sink (delivered rows leave the outbox): what is left waits for an operator's decision.
+    The barrier for "nothing wrongly released arrived", instead of a sleep."""
+    sql = (
+        "SELECT count(*) FROM outbox o"
+        " WHERE NOT EXISTS (SELECT 1 FROM guard_holds h WHERE h.subject = o.subject)"
+    )
+
+    async def drained() -> bool:
+        return bool(await db.fetchval(sql) == 0)
+
+    await until(drained, timeout, "the outbox drained")
+
+
 # --- a webhook receiver and a publisher that delivers to it -----------------------------------
 
 

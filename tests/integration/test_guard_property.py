@@ -19,7 +19,13 @@ import pytest
 from scim_service.app import create_app
 from scim_service.config import Settings
 from tests.conftest import ADMIN_TOKEN, Tenant
-from tests.support import PATCH_OP, Receiver, consumer_example, publisher_settings, until
+from tests.support import (
+    PATCH_OP,
+    Receiver,
+    consumer_example,
+    outbox_settled,
+    publisher_settings,
+)
 from tests.support import fixture_receiver as fixture_receiver
 
 GUARD = {
@@ -172,20 +178,6 @@ class Idp:
         return kind
 
 
-async def quiet(db: asyncpg.Connection) -> None:
-    """Until every event of a resource the guard does not hold has been delivered (and so
-    left the outbox): what is left waits for the operator's decision."""
-    sql = (
-        "SELECT count(*) FROM outbox o"
-        " WHERE NOT EXISTS (SELECT 1 FROM guard_holds h WHERE h.subject = o.subject)"
-    )
-
-    async def drained() -> bool:
-        return bool(await db.fetchval(sql) == 0)
-
-    await until(drained, what="the outbox drained")
-
-
 def webhook_copy(example: dict[str, Any], receiver: Receiver, org: str) -> Any:
     copy = example["Directory"]("http://unused", ADMIN_TOKEN, org)
     for entry in receiver.accepted:
@@ -216,7 +208,7 @@ async def test_no_consumer_sees_access_reduced_once_tripped(
         }
         resp = await client.post("/scim/v2/Groups", json=body, headers=tenant.headers)
         assert resp.status == 201
-    await quiet(db)
+    await outbox_settled(db)
     example = consumer_example()
     pulled = example["Directory"](str(client.make_url("")), ADMIN_TOKEN, org)
 
@@ -238,7 +230,7 @@ async def test_no_consumer_sees_access_reduced_once_tripped(
         assert reduced_after, "the changes after the trip reduced nobody's access"
 
         # Held: no consumer sees any access lost that existed when the guard tripped.
-        await quiet(db)
+        await outbox_settled(db)
         assert await pulled.pull(session), "no hole in the pull feed"
         fresh = example["Directory"](str(client.make_url("")), ADMIN_TOKEN, org)
         await fresh.bootstrap(session)
@@ -253,7 +245,7 @@ async def test_no_consumer_sees_access_reduced_once_tripped(
 
         resp = await client.post(f"/admin/v1/orgs/{org}/guard/{decision}", headers=admin_headers)
         assert resp.status == 200, await resp.text()
-        await quiet(db)
+        await outbox_settled(db)
         assert await db.fetchval("SELECT count(*) FROM guard_holds") == 0
         store = await store_access(db, tenant.org_id)
         if decision == "reject":

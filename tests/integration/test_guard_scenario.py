@@ -17,7 +17,14 @@ import asyncpg
 from scim_service.app import create_app
 from scim_service.config import Settings
 from tests.conftest import Tenant
-from tests.support import PATCH_OP, Receiver, make_user, publisher_settings, until
+from tests.support import (
+    PATCH_OP,
+    Receiver,
+    make_user,
+    outbox_settled,
+    publisher_settings,
+    until,
+)
 from tests.support import fixture_receiver as fixture_receiver
 
 GUARD = {
@@ -104,7 +111,7 @@ async def test_nothing_held_reaches_a_consumer_and_a_rejection_sticks(
         lambda: any(e["event"]["subject"] == newcomer for e in receiver.accepted),
         what="the newcomer delivered",
     )
-    await asyncio.sleep(0.5)  # time for a wrongly released event to arrive
+    await outbox_settled(db)  # every deliverable event delivered: a wrong one would be too
     held_subjects = {a[19], group_a, group_b, *b[:10]}
     after_trip = {str(u) for u in held_subjects}
     late = [
@@ -146,7 +153,7 @@ async def test_nothing_held_reaches_a_consumer_and_a_rejection_sticks(
         lambda: any(e["event"]["type"] == "directory.guard_rejected" for e in receiver.accepted),
         what="the rejection event",
     )
-    await asyncio.sleep(1.0)
+    await outbox_settled(db)  # the replay delivered
     delivered = [e["event"] for e in receiver.accepted]
     assert {e["id"] for e in delivered} <= kept_ids, "no consumer saw a rejected change"
     assert {e["id"] for e in await _pull_all(client, tenant, admin_headers)} <= kept_ids

@@ -327,6 +327,13 @@ async def cmd_org_status(args: argparse.Namespace, settings: Settings) -> int:
     )
     state = "TRIPPED" if s.guard.tripped else ("armed" if s.guard.enabled else "off")
     print(f"guard:        {state}, {s.guard.held} held")
+    sk = s.skipped_members
+    if sk is not None and sk.total:
+        print(f"skipped members (last {status.SKIPPED_HOURS} h, no users here): {sk.total}")
+        for uid in sk.ids:
+            print(f"  {uid}")
+        if sk.total > len(sk.ids):
+            print(f"  ... and {sk.total - len(sk.ids)} more")
     for w in s.warnings:
         print(f"warning: {w}")
     return 0

@@ -15,6 +15,7 @@ import msgspec
 from scim_service import errors
 from scim_service.events import envelope as ev
 from scim_service.events.emitter import following
+from scim_service.logs import get_logger
 from scim_service.provisioning import tx
 from scim_service.provisioning.etags import check_if_match
 from scim_service.provisioning.guard import Before
@@ -27,6 +28,8 @@ from scim_service.scim.resource import body_id_of, check_required, normalize_res
 from scim_service.store import groups as store
 from scim_service.store.groups import StoredGroup as StoredGroup
 
+log = get_logger("scim_service.groups")
+
 
 class GroupChange(msgspec.Struct, kw_only=True):
     """What a write did to a group (drives the version bump and, later, its event)."""
@@ -36,6 +39,9 @@ class GroupChange(msgspec.Struct, kw_only=True):
     removed: list[uuid.UUID] = msgspec.field(default_factory=list)
     previous_display_name: str | None = None
     previous: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Member ids the request named that are no user of this organization: skipped (the known
+    # ones applied), reported in the activity log and `org status`, never a 400.
+    skipped: list[uuid.UUID] = msgspec.field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -55,6 +61,23 @@ class GroupChange(msgspec.Struct, kw_only=True):
             previous_display_name=self.previous_display_name,
             previous=self.previous,
         )
+
+
+async def _reported(
+    conn: asyncpg.Connection,
+    scope: Scope,
+    work: Any,
+) -> tuple[StoredGroup, GroupChange]:
+    """Run a group write; a warning line (ids counted, not listed) when it skipped members."""
+    group, change = await tx.write(conn, work)
+    if change.skipped:
+        log.warning(
+            "members_skipped",
+            org_id=str(scope.org_id),
+            group_id=str(group.id),
+            skipped=len(change.skipped),
+        )
+    return group, change
 
 
 def parse_id(raw: str) -> uuid.UUID:
@@ -118,9 +141,10 @@ async def create_group(
 
     async def work() -> tuple[StoredGroup, GroupChange]:
         group = await store.insert_group(conn, scope.org_id, uuid.uuid4(), attrs)
-        added = await store.add_members(conn, scope.org_id, group.id, ids)
+        diff = await store.add_members(conn, scope.org_id, group.id, ids)
+        added = diff.added
         # Creating a group with its members is one change: version 1, its first event(s).
-        change = GroupChange(kinds=["created"], added=sorted(added))
+        change = GroupChange(kinds=["created"], added=sorted(added), skipped=list(diff.skipped))
         events = change.events(scope.org_id, group.id, attrs, len(added))
         group = await scope.write(
             conn,
@@ -132,7 +156,7 @@ async def create_group(
         )
         return group, change
 
-    return await tx.write(conn, work)
+    return await _reported(conn, scope, work)
 
 
 async def get_group(conn: asyncpg.Connection, scope: Scope, group_id: uuid.UUID) -> StoredGroup:
@@ -163,9 +187,10 @@ async def replace_group(
         change = _attr_change(current.attrs, attrs)
         diff = await store.replace_members(conn, scope.org_id, group_id, ids)
         _record(change, diff.added, diff.removed)
+        change.skipped = list(diff.skipped)
         return await _finish(conn, scope, current, attrs, change), change
 
-    return await tx.write(conn, work)
+    return await _reported(conn, scope, work)
 
 
 async def patch_group(
@@ -175,7 +200,9 @@ async def patch_group(
     body: Any,
     if_match: str | None,
 ) -> tuple[StoredGroup, GroupChange]:
-    """PATCH (RFC 7644 §3.5.2): every operation applies, in order, or none does."""
+    """PATCH (RFC 7644 §3.5.2): every operation applies, in order, or none does. A member id
+    naming no user of this organization is skipped, not an error (`GroupChange.skipped`): an IdP
+    that does not retry a 400 (Okta) would otherwise never add the others."""
     plan = plan_group_patch(body)
 
     async def work() -> tuple[StoredGroup, GroupChange]:
@@ -189,10 +216,12 @@ async def patch_group(
         change = _attr_change(current.attrs, attrs)
         added: list[uuid.UUID] = []
         removed: list[uuid.UUID] = []
+        skipped: dict[uuid.UUID, None] = {}
         for op in plan.members:
             if op.kind == "add":
-                new = await store.add_members(conn, scope.org_id, group_id, op.ids)
-                _net(added, removed, new, ())
+                diff = await store.add_members(conn, scope.org_id, group_id, op.ids)
+                _net(added, removed, diff.added, ())
+                skipped.update(dict.fromkeys(diff.skipped))
             elif op.kind == "remove":
                 gone = await store.remove_members(conn, scope.org_id, group_id, op.ids)
                 _net(added, removed, (), gone)
@@ -202,10 +231,12 @@ async def patch_group(
             else:
                 diff = await store.replace_members(conn, scope.org_id, group_id, op.ids)
                 _net(added, removed, diff.added, diff.removed)
+                skipped.update(dict.fromkeys(diff.skipped))
         _record(change, tuple(added), tuple(removed))
+        change.skipped = sorted(skipped)
         return await _finish(conn, scope, current, attrs, change), change
 
-    return await tx.write(conn, work)
+    return await _reported(conn, scope, work)
 
 
 def _net(added: list[uuid.UUID], removed: list[uuid.UUID], new: Any, gone: Any) -> None:

@@ -29,6 +29,7 @@ from scim_service.http.credentials import CreateCredential, CreatedCredential
 from scim_service.http.events_pull import EventSchemas, EventsPage
 from scim_service.provisioning.audit import AuditEntry
 from scim_service.provisioning.guard import GuardOutcome, GuardSettings, GuardState
+from scim_service.provisioning.roles import RoleConfig, RoleState
 from scim_service.provisioning.snapshot import GroupsSnapshot, MembersSnapshot, UsersSnapshot
 from scim_service.provisioning.status import OrgStatus
 from scim_service.scim import schema as s
@@ -201,6 +202,8 @@ _STRUCTS: tuple[type[Any], ...] = (
     GuardState,
     GuardSettings,
     GuardOutcome,
+    RoleConfig,
+    RoleState,
     EventsPage,
     EventSchemas,
     UsersSnapshot,

@@ -381,14 +381,18 @@ def _role_config(args: argparse.Namespace) -> Any:
 
 async def cmd_roles(args: argparse.Namespace, settings: Settings) -> int:
     """Role mappings of one organization: show them, or replace them."""
-    from scim_service.provisioning import roles
+    from scim_service.events.emitter import Emitter
+    from scim_service.provisioning import guard, roles
+    from scim_service.provisioning.scope import Scope
 
     config = _role_config(args)
     async with database(settings) as conn:
         if config is None:
             result = await roles.get_roles(conn, args.org_id)
         else:
-            result = await roles.set_roles(conn, args.org_id, config)
+            emitter = Emitter(settings.event_source, settings.sinks)
+            scope = Scope(args.org_id, emitter, guard.policy_of(settings))
+            result = await roles.set_roles(conn, scope, config)
     if args.json:
         print_json(result)
         return 0

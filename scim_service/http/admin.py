@@ -255,8 +255,10 @@ async def get_roles(request: web.Request) -> web.Response:
 async def set_roles(request: web.Request) -> web.Response:
     org_id = path_uuid(request, "org_id", "Organization")
     body = await read_json(request, roles.RoleConfig)
+    scope = Scope(org_id, request.app[EMITTER], request.app[GUARD])
     async with connection(request) as conn:
-        found = await roles.set_roles(conn, org_id, body)
+        found = await roles.set_roles(conn, scope, body)
+    _wake_publisher(request)
     return admin_json(found)
 
 

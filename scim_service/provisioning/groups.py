@@ -16,7 +16,7 @@ from scim_service import errors
 from scim_service.events import envelope as ev
 from scim_service.events.emitter import following
 from scim_service.logs import get_logger
-from scim_service.provisioning import tx
+from scim_service.provisioning import role_events, tx
 from scim_service.provisioning.etags import check_if_match
 from scim_service.provisioning.guard import Before
 from scim_service.provisioning.patching import evaluate_patch
@@ -80,6 +80,23 @@ async def _reported(
     return group, change
 
 
+def _user_ids(values: Any) -> list[uuid.UUID]:
+    """The member values that are ids (the others fail in the store, or name nobody)."""
+    out = []
+    for v in values:
+        try:
+            out.append(uuid.UUID(v))
+        except (ValueError, TypeError, AttributeError):
+            continue
+    return out
+
+
+def _renamed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return old.get("displayName") != new.get("displayName") or old.get("externalId") != new.get(
+        "externalId"
+    )
+
+
 def parse_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
@@ -140,7 +157,11 @@ async def create_group(
     attrs, ids = _new_attrs(body)
 
     async def work() -> tuple[StoredGroup, GroupChange]:
-        group = await store.insert_group(conn, scope.org_id, uuid.uuid4(), attrs)
+        group_id = uuid.uuid4()
+        roles = await role_events.watch_group(
+            conn, scope, group_id, [attrs], _user_ids(ids), whole_group=False
+        )
+        group = await store.insert_group(conn, scope.org_id, group_id, attrs)
         diff = await store.add_members(conn, scope.org_id, group.id, ids)
         added = diff.added
         # Creating a group with its members is one change: version 1, its first event(s).
@@ -154,6 +175,7 @@ async def create_group(
                 conn, scope.org_id, group.id, members=len(added), events=rows
             ),
         )
+        await role_events.emit_changes(conn, scope, roles)
         return group, change
 
     return await _reported(conn, scope, work)
@@ -185,10 +207,15 @@ async def replace_group(
         current = await store.lock_group(conn, scope.org_id, group_id)
         check_if_match(if_match, current.version)
         change = _attr_change(current.attrs, attrs)
+        roles = await role_events.watch_group(
+            conn, scope, group_id, [current.attrs, attrs], _user_ids(ids), whole_group=True
+        )
         diff = await store.replace_members(conn, scope.org_id, group_id, ids)
         _record(change, diff.added, diff.removed)
         change.skipped = list(diff.skipped)
-        return await _finish(conn, scope, current, attrs, change), change
+        group = await _finish(conn, scope, current, attrs, change)
+        await role_events.emit_changes(conn, scope, roles)
+        return group, change
 
     return await _reported(conn, scope, work)
 
@@ -214,6 +241,15 @@ async def patch_group(
             else current.attrs
         )
         change = _attr_change(current.attrs, attrs)
+        roles = await role_events.watch_group(
+            conn,
+            scope,
+            group_id,
+            [current.attrs, attrs],
+            _user_ids(i for op in plan.members for i in op.ids),
+            whole_group=_renamed(current.attrs, attrs)
+            or any(op.kind in ("remove_all", "replace") for op in plan.members),
+        )
         added: list[uuid.UUID] = []
         removed: list[uuid.UUID] = []
         skipped: dict[uuid.UUID, None] = {}
@@ -234,7 +270,9 @@ async def patch_group(
                 skipped.update(dict.fromkeys(diff.skipped))
         _record(change, tuple(added), tuple(removed))
         change.skipped = sorted(skipped)
-        return await _finish(conn, scope, current, attrs, change), change
+        group = await _finish(conn, scope, current, attrs, change)
+        await role_events.emit_changes(conn, scope, roles)
+        return group, change
 
     return await _reported(conn, scope, work)
 
@@ -315,6 +353,11 @@ async def delete_group(
         change = GroupChange(kinds=["deleted"])
         events = change.events(scope.org_id, group_id, current.attrs, 0)
         members = await store.member_ids(conn, group_id) if current.member_count else []
+        roles = (
+            await role_events.watch_group(conn, scope, group_id, [current.attrs], whole_group=True)
+            if members
+            else None
+        )
         await scope.write(
             conn,
             events,
@@ -322,6 +365,7 @@ async def delete_group(
             lambda rows: store.delete_group(conn, scope.org_id, group_id, rows),
             [Before.group(current, removed=members)],
         )
+        await role_events.emit_changes(conn, scope, roles)
         return current
 
     return await tx.write(conn, work)

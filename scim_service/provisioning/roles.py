@@ -24,7 +24,8 @@ import msgspec
 
 from scim_service import errors
 from scim_service.logs import get_logger
-from scim_service.provisioning import tx
+from scim_service.provisioning import role_events, tx
+from scim_service.provisioning.scope import Scope
 from scim_service.store import roles as store
 
 log = get_logger("scim_service.roles")
@@ -188,20 +189,30 @@ def _group_ref(kind: str, value: str) -> GroupRef:
     return GroupRef(externalId=value)
 
 
-async def set_roles(conn: asyncpg.Connection, org_id: uuid.UUID, config: RoleConfig) -> RoleState:
-    """Replace the configuration in one transaction, serialised per organization."""
+async def set_roles(conn: asyncpg.Connection, scope: Scope, config: RoleConfig) -> RoleState:
+    """Replace the configuration in one transaction, serialised per organization; every user
+    whose effective role it moves gets a user.updated ("role") in the same transaction."""
+    org_id = scope.org_id
     rows = validate(config)
     default_role = _role(config.default_role, "default_role")
 
-    async def work() -> None:
+    async def work() -> int:
         if not await store.lock(conn, org_id):
             raise errors.NotFound(f"Organization {org_id} not found")
+        before = await role_events.watch_everyone(conn, scope)
         await store.replace(
             conn, org_id, default_role=default_role, source=config.source, rows=rows
         )
+        return await role_events.emit_changes(conn, scope, before)
 
-    await tx.write(conn, work)
-    log.info("roles_configured", org_id=str(org_id), mappings=len(rows), source=config.source)
+    moved = await tx.write(conn, work)
+    log.info(
+        "roles_configured",
+        org_id=str(org_id),
+        mappings=len(rows),
+        source=config.source,
+        roles_changed=moved,
+    )
     return await get_roles(conn, org_id)
 
 
@@ -209,4 +220,42 @@ async def effective_roles(
     conn: asyncpg.Connection, org_id: uuid.UUID, user_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, str | None]:
     """The effective role of each user of the organization in `user_ids`."""
-    return await store.effective_roles(conn, org_id, user_ids) if user_ids else {}
+    if not user_ids:
+        return {}
+    return {u: r.role for u, r in (await store.effective_roles(conn, org_id, user_ids)).items()}
+
+
+def role_from_attrs(attrs: dict[str, object], default: str | None) -> str | None:
+    """The role from a user's SCIM `roles` (source scim_roles): the primary value, else the
+    first, else `default` (the same rule as sql/queries/roles.sql effective_roles)."""
+    values = [r for r in attrs.get("roles") or [] if isinstance(r, dict) and r.get("value")]  # type: ignore[attr-defined]
+    for r in values:
+        if r.get("primary") is True:
+            return str(r["value"])
+    return str(values[0]["value"]) if values else default
+
+
+async def role_of_new_user(
+    conn: asyncpg.Connection, org_id: uuid.UUID, attrs: dict[str, object]
+) -> str | None:
+    """A user about to be created is in no group: the default role, or its SCIM roles'."""
+    settings = await store.settings(conn, org_id)
+    if settings is None:
+        return None
+    if settings["role_source"] == "scim_roles":
+        return role_from_attrs(attrs, settings["default_role"])
+    return settings["default_role"]  # type: ignore[no-any-return]
+
+
+async def roles_around_update(
+    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID, new: dict[str, object]
+) -> tuple[str | None, str | None]:
+    """A user's role before an update of its attributes and after it (only the SCIM `roles`
+    source can move it: memberships are not attributes)."""
+    row = await store.effective_role_row(conn, org_id, user_id)
+    if row is None:
+        return None, None
+    before = row["role"]
+    if row["source"] == "scim_roles":
+        return before, role_from_attrs(new, row["default_role"])
+    return before, before

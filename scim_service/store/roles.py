@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -13,6 +14,13 @@ from scim_service.store.db import QUERIES as Q
 
 async def settings(conn: asyncpg.Connection, org_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(Q["role_settings"], org_id)
+
+
+async def effective_role_row(
+    conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """One user's role, rank, the organization's role source and default role."""
+    return await conn.fetchrow(Q["effective_roles"], org_id, [user_id], None, False)
 
 
 async def mappings(conn: asyncpg.Connection, org_id: uuid.UUID) -> list[asyncpg.Record]:
@@ -50,9 +58,40 @@ async def replace(
         )
 
 
+class Role(NamedTuple):
+    role: str | None
+    rank: int | None  # the priority of the mapping that gave it; None: the default (lowest)
+
+
 async def effective_roles(
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    user_ids: Sequence[uuid.UUID],
+    group_id: uuid.UUID | None = None,
+    *,
+    everyone: bool = False,
+) -> dict[uuid.UUID, Role]:
+    """The effective role of each user in `user_ids`, of each member of `group_id`, or of every
+    user of the organization (one statement for any number of users)."""
+    rows = await conn.fetch(Q["effective_roles"], org_id, list(user_ids), group_id, everyone)
+    return {r["user_id"]: Role(r["role"], r["rank"]) for r in rows}
+
+
+async def group_is_mapped(
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    group_id: uuid.UUID,
+    names: Sequence[dict[str, Any]],
+) -> bool:
+    """Whether some mapping names this group under any of its attrs `names` (before and after
+    a change), in an organization whose roles come from groups."""
+    display = sorted({str(a["displayName"]).lower() for a in names if a.get("displayName")})
+    external = sorted({str(a["externalId"]) for a in names if a.get("externalId")})
+    return bool(await conn.fetchval(Q["group_is_mapped"], org_id, str(group_id), display, external))
+
+
+async def bump_user_events(
     conn: asyncpg.Connection, org_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, str | None]:
-    """Each user's effective role (one statement for any number of users)."""
-    rows = await conn.fetch(Q["effective_roles"], org_id, list(user_ids))
-    return {r["user_id"]: r["role"] for r in rows}
+) -> list[asyncpg.Record]:
+    """One more event number for each user (row-locked by the statement), in one statement."""
+    return list(await conn.fetch(Q["bump_user_events"], org_id, list(user_ids)))

@@ -9,8 +9,10 @@ import uuid
 from typing import Any
 
 import asyncpg
+import msgspec
 
-from scim_service.provisioning import roles
+from scim_service.events import envelope as ev
+from scim_service.provisioning import guard, roles
 from tests.conftest import Tenant, make_tenant
 from tests.support import PATCH_OP, add, cli, make_user, new_group, ok_json
 
@@ -127,6 +129,32 @@ async def test_roles_from_the_scim_roles_attribute(
     )
     assert status == 200
     assert await effective(db, tenant.org_id, with_roles, plain) == ["owner", "member"]
+    # The IdP changes the app-role assignment: a user.updated naming "role" beside "roles".
+    resp = await client.patch(
+        f"/scim/v2/Users/{with_roles}",
+        json={
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "replace", "path": "roles", "value": [{"value": "viewer"}]}],
+        },
+        headers=tenant.headers,
+    )
+    assert resp.status == 200
+    last = (await role_events(db, with_roles))[-1]
+    assert last["data"]["changed"] == ["roles", "role"]
+    assert last["data"]["profile"]["role"] == "viewer"
+    assert last["data"]["previous"]["role"] == "owner"
+    # Snapshots carry the role; so does user.provisioned.
+    resp = await client.get(f"/admin/v1/orgs/{tenant.org_id}/users", headers=admin_headers)
+    page = {u["id"]: u["profile"]["role"] for u in (await resp.json())["users"]}
+    assert page == {with_roles: "viewer", plain: "member"}
+    resp = await client.post(
+        "/scim/v2/Users", json={"userName": "n@example.com"}, headers=tenant.headers
+    )
+    new = (await resp.json(content_type=None))["id"]
+    payload = await db.fetchval(
+        "SELECT payload FROM events WHERE subject = $1 AND resource_version = 1", uuid.UUID(new)
+    )
+    assert msgspec.json.decode(payload)["data"]["role"] == "member"
 
 
 async def test_bad_configurations_are_400_and_change_nothing(
@@ -216,3 +244,102 @@ async def test_scope_audit_and_cli(
         tenant.org_id,
     )
     assert count == 2
+
+
+async def role_events(db: asyncpg.Connection, user_id: str) -> list[dict[str, Any]]:
+    """The user's role events (user.updated with "role" changed), in resourceversion order."""
+    rows = await db.fetch(
+        "SELECT resource_version, payload FROM events WHERE subject = $1 ORDER BY resource_version",
+        uuid.UUID(user_id),
+    )
+    out = []
+    for r in rows:
+        e = msgspec.json.decode(r["payload"])
+        assert e["resourceversion"] == r["resource_version"]
+        if e["type"] == "user.updated" and "role" in e["data"]["changed"]:
+            out.append(e)
+    return out
+
+
+async def test_joining_and_leaving_a_mapped_group_are_role_events(
+    client: Any, tenant: Tenant, db: asyncpg.Connection, admin_headers: dict[str, str]
+) -> None:
+    """Joining a mapped group: a user.updated with the new role and the previous one; leaving
+    it: the lower one back; a rename out of the mapping and a delete move roles too; each in
+    order per user (consecutive resourceversions), none for an unmapped group."""
+    ann = await make_user(client, tenant, "ann@example.com")
+    admins = await new_group(client, tenant, "Vault Admins")
+    plain = await new_group(client, tenant, "Book Club")
+    status, _ = await put(
+        client,
+        tenant.org_id,
+        admin_headers,
+        {
+            "default_role": "member",
+            "mappings": [
+                {"group": {"displayName": "Vault Admins"}, "role": "admin", "priority": 100}
+            ],
+        },
+    )
+    assert status == 200
+    # The new default role is a role change for every user.
+    [first] = await role_events(db, ann)
+    assert first["data"]["profile"]["role"] == "member" and first["data"]["previous"] == {
+        "role": None
+    }
+    await client.patch(f"/scim/v2/Groups/{plain}", json=add([ann]), headers=tenant.headers)
+    assert len(await role_events(db, ann)) == 1
+
+    await client.patch(f"/scim/v2/Groups/{admins}", json=add([ann]), headers=tenant.headers)
+    [_, joined] = await role_events(db, ann)
+    assert joined["data"]["changed"] == ["role"]
+    assert joined["data"]["profile"]["role"] == "admin"
+    assert joined["data"]["previous"] == {"role": "member"}
+
+    remove = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "remove", "path": f'members[value eq "{ann}"]'}],
+    }
+    await client.patch(f"/scim/v2/Groups/{admins}", json=remove, headers=tenant.headers)
+    left = (await role_events(db, ann))[-1]
+    assert left["data"]["profile"]["role"] == "member"
+    assert left["data"]["previous"] == {"role": "admin"}
+    assert left["resourceversion"] == joined["resourceversion"] + 1
+
+    # A rename out of the mapping, then the group deleted.
+    await client.patch(f"/scim/v2/Groups/{admins}", json=add([ann]), headers=tenant.headers)
+    rename = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "path": "displayName", "value": "Ex Admins"}],
+    }
+    await client.patch(f"/scim/v2/Groups/{admins}", json=rename, headers=tenant.headers)
+    roles_seen = [e["data"]["profile"]["role"] for e in await role_events(db, ann)]
+    assert roles_seen == ["member", "admin", "member", "admin", "member"]
+    rename["Operations"][0]["value"] = "Vault Admins"
+    await client.patch(f"/scim/v2/Groups/{admins}", json=rename, headers=tenant.headers)
+    resp = await client.delete(f"/scim/v2/Groups/{admins}", headers=tenant.headers)
+    assert resp.status == 204
+    roles_seen = [e["data"]["profile"]["role"] for e in await role_events(db, ann)]
+    assert roles_seen == ["member", "admin", "member", "admin", "member", "admin", "member"]
+
+    # A mapping change: every user it moves gets an event.
+    status, _ = await put(
+        client,
+        tenant.org_id,
+        admin_headers,
+        {"default_role": "member", "mappings": [{"group": {"id": plain}, "role": "reader"}]},
+    )
+    assert status == 200
+    last = (await role_events(db, ann))[-1]
+    assert last["data"]["profile"]["role"] == "reader" and last["data"]["previous"] == {
+        "role": "member"
+    }
+
+
+def test_a_lowered_role_reduces_access() -> None:
+    """The guard's one definition counts a lowered role, not a raised one."""
+    org, user = uuid.uuid4(), uuid.uuid4()
+    down = ev.user_role_changed(org, user, {"userName": "u"}, "member", "admin", lowered=True)
+    up = ev.user_role_changed(org, user, {"userName": "u"}, "admin", "member", lowered=False)
+    assert guard.reductions([down]) == [(user, False)]
+    assert guard.reductions([up]) == []

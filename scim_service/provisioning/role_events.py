@@ -11,6 +11,7 @@ counts it (guard.reductions). A group no mapping names costs one probe and nothi
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,7 @@ import asyncpg
 
 from scim_service.events import envelope as ev
 from scim_service.provisioning.guard import Before
-from scim_service.provisioning.scope import Scope
+from scim_service.provisioning.scope import ENCODE_IN_THREAD, Scope
 from scim_service.store import roles as store
 from scim_service.store.roles import Role
 from scim_service.store.users import StoredUser
@@ -75,20 +76,27 @@ async def emit_changes(
     if not moved:
         return 0
     rows = await store.bump_user_events(conn, scope.org_id, sorted(moved))
-    events, versions, images = [], [], []
-    for row in sorted(rows, key=lambda r: r["id"]):
-        old, new = moved[row["id"]]
-        events.append(
-            ev.user_role_changed(
-                scope.org_id,
-                row["id"],
-                row["attrs"],
-                new.role,
-                old.role,
-                lowered=_lowered(old, new),
+
+    def build() -> tuple[list[ev.NewEvent], list[int], list[Before]]:
+        events, versions, images = [], [], []
+        for row in sorted(rows, key=lambda r: r["id"]):
+            old, new = moved[row["id"]]
+            events.append(
+                ev.user_role_changed(
+                    scope.org_id,
+                    row["id"],
+                    row["attrs"],
+                    new.role,
+                    old.role,
+                    lowered=_lowered(old, new),
+                )
             )
-        )
-        versions.append(row["event_seq"])
-        images.append(Before.user(StoredUser(**dict(row))))
+            versions.append(row["event_seq"])
+            images.append(Before.user(StoredUser(**dict(row))))
+        return events, versions, images
+
+    # Thousands of users (a mapping change): built in a worker thread, off the event loop.
+    many = len(rows) > ENCODE_IN_THREAD
+    events, versions, images = await asyncio.to_thread(build) if many else build()
     await scope.emit(conn, events, versions, images)
     return len(events)

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from scim_service.app import create_app
 from scim_service.events import envelope as ev
 from scim_service.provisioning import guard, roles
 from tests.conftest import Tenant, make_tenant
@@ -343,3 +344,44 @@ def test_a_lowered_role_reduces_access() -> None:
     up = ev.user_role_changed(org, user, {"userName": "u"}, "admin", "member", lowered=False)
     assert guard.reductions([down]) == [(user, False)]
     assert guard.reductions([up]) == []
+
+
+async def test_lowered_roles_are_held_by_the_guard_and_rejected_with_their_cause(
+    aiohttp_client: Any,
+    settings: Any,
+    tenant: Tenant,
+    db: asyncpg.Connection,
+    admin_headers: dict[str, str],
+) -> None:
+    """Removing 4 admins from the mapped group trips the guard (min_users 3): the group's
+    change and the 4 lowered-role events are held; a rejection restores the membership, so the
+    store's roles are what consumers still hold, and drops the held events."""
+    client = await aiohttp_client(
+        create_app(msgspec.structs.replace(settings, deprovision_guard_min_users=3))
+    )
+    users = [await make_user(client, tenant, f"g{i}@example.com") for i in range(5)]
+    admins = await new_group(client, tenant, "Vault Admins")
+    await client.patch(f"/scim/v2/Groups/{admins}", json=add(users), headers=tenant.headers)
+    mapping = {"group": {"id": admins}, "role": "admin", "priority": 100}
+    assert (
+        await put(
+            client, tenant.org_id, admin_headers, {"default_role": "member", "mappings": [mapping]}
+        )
+    )[0] == 200
+    ops = [{"op": "remove", "path": f'members[value eq "{u}"]'} for u in users[:4]]
+    resp = await client.patch(
+        f"/scim/v2/Groups/{admins}",
+        json={"schemas": [PATCH_OP], "Operations": ops},
+        headers=tenant.headers,
+    )
+    assert resp.status == 200
+    held = await db.fetch(
+        "SELECT e.type, e.subject FROM outbox o JOIN events e ON e.seq = o.event_seq WHERE o.held"
+    )
+    held_roles = sorted(str(r["subject"]) for r in held if r["type"] == "user.updated")
+    assert held_roles == sorted(users[:4])
+    assert await effective(db, tenant.org_id, *users) == ["member"] * 4 + ["admin"]
+    resp = await client.post(f"/admin/v1/orgs/{tenant.org_id}/guard/reject", headers=admin_headers)
+    assert resp.status == 200, await resp.text()
+    assert int(await db.fetchval("SELECT count(*) FROM outbox WHERE held")) == 0
+    assert await effective(db, tenant.org_id, *users) == ["admin"] * 5

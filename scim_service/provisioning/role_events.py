@@ -4,9 +4,10 @@ A group write (membership change, rename, delete) or a mapping change can move u
 effective roles (provisioning/roles.py). The cause reads the candidates' roles before it
 changes anything (`watch`), and after it `emit_changes` writes a `user.updated` with
 `changed: ["role"]` and `previous.role` for each user whose role moved: set-based (a fixed
-number of statements whatever the number of users), each user's event numbered under its row
-lock, so they are in order per user. A lowered role (lower rank) reduces access: the guard
-counts it (guard.reductions). A group no mapping names costs one probe and nothing more.
+number of statements whatever the number of users; big answers read through cursors in
+batches), each user's event numbered under its row lock, so they are in order per user. A
+lowered role (lower rank) reduces access: the guard counts it (guard.reductions). A group no
+mapping names costs one probe and nothing more.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from scim_service.store.db import QUERIES as Q
+from scim_service.store.db import fetch_batched
+
+# Rows decoded per round trip of a big answer (a mapping change reads every user's role): the
+# driver parses each batch on the event loop, so other requests run in between.
+BATCH = 2_000
 
 
 async def settings(conn: asyncpg.Connection, org_id: uuid.UUID) -> asyncpg.Record | None:
@@ -73,7 +78,11 @@ async def effective_roles(
 ) -> dict[uuid.UUID, Role]:
     """The effective role of each user in `user_ids`, of each member of `group_id`, or of every
     user of the organization (one statement for any number of users)."""
-    rows = await conn.fetch(Q["effective_roles"], org_id, list(user_ids), group_id, everyone)
+    args = (org_id, list(user_ids), group_id, everyone)
+    if everyone or group_id is not None or len(user_ids) > BATCH:
+        rows = await fetch_batched(conn, Q["effective_roles"], args, BATCH)
+    else:
+        rows = await conn.fetch(Q["effective_roles"], *args)
     return {r["user_id"]: Role(r["role"], r["rank"]) for r in rows}
 
 
@@ -93,5 +102,7 @@ async def group_is_mapped(
 async def bump_user_events(
     conn: asyncpg.Connection, org_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
 ) -> list[asyncpg.Record]:
-    """One more event number for each user (row-locked by the statement), in one statement."""
-    return list(await conn.fetch(Q["bump_user_events"], org_id, list(user_ids)))
+    """One more event number for each user (row-locked by the statement), in one statement;
+    then their rows, in id order (through a cursor: thousands of users)."""
+    await conn.execute(Q["bump_user_events"], org_id, list(user_ids))
+    return await fetch_batched(conn, Q["users_by_id"], (org_id, list(user_ids)), BATCH)

@@ -96,7 +96,13 @@ SELECT EXISTS (
 
 -- name: bump_user_events
 -- Users whose effective role changed get one more event each ($2), in one statement, under
--- their row locks (taken by this UPDATE); the new event_seq numbers those events.
+-- their row locks (taken by this UPDATE); the new event_seq numbers those events (their rows
+-- are read next, by users_by_id, through a cursor).
 UPDATE users SET event_seq = event_seq + 1
+WHERE org_id = $1 AND id = ANY($2::uuid[]);
+
+-- name: users_by_id
+SELECT id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at
+FROM users
 WHERE org_id = $1 AND id = ANY($2::uuid[])
-RETURNING id, attrs, setup_state, setup_completed_at, version, event_seq, created_at, updated_at;
+ORDER BY id;

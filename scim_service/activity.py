@@ -115,6 +115,8 @@ class Record(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     request_body: bytes | None
     response_body: bytes | None
     keep_bodies: bool
+    skipped_members: tuple[uuid.UUID, ...] = ()
+    """Member ids of a group write that name no user of the organization (a 2xx's warning)."""
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,6 +140,21 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     response_body: str | None
     unverified: bool = False
     """Filed by a public token prefix only (the token matched none): anyone could have sent it."""
+    warning: str | None = None
+    """Something a 2xx request did not do (member ids skipped: no users of the organization)."""
+    skipped_members: list[uuid.UUID] | None = None
+
+
+SKIPPED_LISTED = 20  # skipped member ids a warning names (all are kept in skipped_members)
+
+
+def skipped_warning(skipped: tuple[uuid.UUID, ...] | list[uuid.UUID]) -> str | None:
+    """The warning of a group write that skipped member ids naming no user of the organization."""
+    if not skipped:
+        return None
+    ids = ", ".join(str(u) for u in skipped[:SKIPPED_LISTED])
+    more = f" and {len(skipped) - SKIPPED_LISTED} more" if len(skipped) > SKIPPED_LISTED else ""
+    return f"members skipped, not users of this organization: {ids}{more}"
 
 
 def wanted(mode: Capture, status: int) -> bool:
@@ -287,6 +304,8 @@ def _row(r: Record) -> tuple[Any, ...]:
         r.request_id,
         req,
         resp if r.keep_bodies else None,
+        skipped_warning(r.skipped_members),
+        ",".join(str(u) for u in r.skipped_members) or None,  # uuid[] in SQL
     )
 
 
@@ -299,4 +318,6 @@ def describe(e: Entry) -> str:
     text = f"{e.status} {e.method} {e.path} from {who} ({e.duration_ms:.1f} ms)"
     if e.scim_type or e.detail:
         text += f": {e.scim_type + ' ' if e.scim_type else ''}{e.detail or ''}".rstrip()
+    if e.warning:
+        text += f" [warning: {e.warning}]"
     return text

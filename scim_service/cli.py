@@ -8,6 +8,7 @@
     scim-service org status ORG_ID          directory status: SCIM, tokens, IdPs, errors, events
     scim-service org guard show|set|release|reject|discard ORG_ID   the deprovisioning guard
     scim-service activity ORG_ID [--errors] [--follow]   the SCIM activity log
+    scim-service roles ORG_ID [--map ... | --default ROLE | --source ... | --file F | --clear]
     scim-service token create ORG_ID | list ORG_ID | revoke TOKEN_ID
     scim-service credential create --scope SCOPE | list | revoke CREDENTIAL_ID
     scim-service audit [--org ORG_ID]       the admin audit trail
@@ -31,6 +32,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -167,6 +169,8 @@ def _audited(args: argparse.Namespace) -> _Intent | None:
     func, sub = args.func, getattr(args, "action", None)
     if func is cmd_org_scim:
         action: str | None = f"org.scim_{sub}"
+    elif func is cmd_roles:
+        action = "roles.set" if _role_config(args) is not None else None
     elif func is cmd_org_guard:
         action = {"set": "guard.configure", "release": "guard.release"}.get(sub or "")
         action = "guard.discard" if sub == "discard" else action
@@ -335,8 +339,88 @@ async def cmd_org_status(args: argparse.Namespace, settings: Settings) -> int:
     )
     state = "TRIPPED" if s.guard.tripped else ("armed" if s.guard.enabled else "off")
     print(f"guard:        {state}, {s.guard.held} held")
+    sk = s.skipped_members
+    if sk is not None and sk.total:
+        print(f"skipped members (last {status.SKIPPED_HOURS} h, no users here): {sk.total}")
+        for uid in sk.ids:
+            print(f"  {uid}")
+        if sk.total > len(sk.ids):
+            print(f"  ... and {sk.total - len(sk.ids)} more")
     for w in s.warnings:
         print(f"warning: {w}")
+    return 0
+
+
+def _role_config(args: argparse.Namespace) -> Any:
+    """The RoleConfig a `roles ORG_ID` command sets, or None when it only shows."""
+    from scim_service.provisioning import roles
+
+    if args.file is not None:
+        raw = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        try:
+            return msgspec.json.decode(raw, type=roles.RoleConfig)
+        except msgspec.ValidationError as exc:
+            raise errors.InvalidValue(f"--file: {exc}") from None
+        except msgspec.DecodeError:
+            raise errors.InvalidValue("--file: not a JSON object") from None
+    if args.map is None and args.default is None and args.source is None and not args.clear:
+        return None
+    mappings = []
+    for spec in args.map or []:
+        ref, sep, rest = spec.partition("=")
+        value, _, tail = rest.rpartition(":")
+        role, priority = tail, "0"
+        if value and ":" in value:  # VALUE:ROLE:PRIORITY
+            value, _, role = value.rpartition(":")
+            priority = tail
+        kind = {"id": "id_", "displayname": "displayName", "externalid": "externalId"}.get(
+            ref.lower()
+        )
+        if not sep or kind is None or not value or not priority.lstrip("-").isdigit():
+            raise errors.InvalidValue(
+                f"--map {spec!r}: expected displayName|externalId|id=GROUP:ROLE[:PRIORITY]"
+            )
+        mappings.append(
+            roles.Mapping(group=roles.GroupRef(**{kind: value}), role=role, priority=int(priority))
+        )
+    return roles.RoleConfig(
+        default_role=args.default or None, mappings=mappings, source=args.source or "groups"
+    )
+
+
+async def cmd_roles(args: argparse.Namespace, settings: Settings) -> int:
+    """Role mappings of one organization: show them, or replace them."""
+    from scim_service.events.emitter import Emitter
+    from scim_service.provisioning import guard, roles
+    from scim_service.provisioning.scope import Scope
+
+    config = _role_config(args)
+    async with database(settings) as conn:
+        if config is None:
+            result = await roles.get_roles(conn, args.org_id)
+        else:
+            emitter = Emitter(settings.event_source, settings.sinks)
+            scope = Scope(args.org_id, emitter, guard.policy_of(settings))
+            result = await roles.set_roles(conn, scope, config)
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"source:       {result.source}")
+    print(f"default role: {result.default_role if result.default_role is not None else '(none)'}")
+    print_table(
+        [
+            (
+                m.priority,
+                next(f"{k}={v}" for k, v in msgspec.structs.asdict(m.group).items() if v),
+                m.role,
+                f"{m.matched.displayName} ({m.matched.member_count} members)"
+                if m.matched
+                else "(no such group yet)",
+            )
+            for m in sorted(result.mappings, key=lambda m: -m.priority)
+        ],
+        ["priority", "group", "role", "matches"],
+    )
     return 0
 
 
@@ -842,6 +926,26 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--min-users", type=int, help="at least this many users")
             p.add_argument("--window-minutes", type=float, help="within this many minutes")
             p.add_argument("--reset", action="store_true", help="back to the process settings")
+
+    p = sub.add_parser(
+        "roles",
+        parents=[json_flag],
+        help="role mappings: IdP groups to roles (show, or replace with --file/--map/--default)",
+    )
+    p.add_argument("org_id", type=_uuid_arg)
+    p.add_argument("--file", help="replace with this JSON configuration (- for stdin)")
+    p.add_argument(
+        "--map",
+        action="append",
+        metavar="KIND=GROUP:ROLE[:PRIORITY]",
+        help="replace: map a group (displayName=, externalId= or id=) to a role; repeatable",
+    )
+    p.add_argument("--default", help="replace: the role of users no mapping matches")
+    p.add_argument(
+        "--source", choices=("groups", "scim_roles"), help="replace: where roles come from"
+    )
+    p.add_argument("--clear", action="store_true", help="replace with no mappings, no default")
+    p.set_defaults(func=cmd_roles)
 
     p = sub.add_parser("activity", parents=[json_flag], help="an organization's SCIM activity log")
     p.add_argument("org_id", type=_uuid_arg)

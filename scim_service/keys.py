@@ -51,3 +51,5 @@ REQUEST_BODY = web.RequestKey("request_body", bytes)
 AUTH_FAILURE = web.RequestKey("auth_failure", str)
 # The organization of a genuine token that was refused (revoked, expired, SCIM off).
 AUTH_ORG = web.RequestKey("auth_org", uuid.UUID)
+# Member ids a group write skipped (no user of the organization): the activity log's warning.
+SKIPPED_MEMBERS = web.RequestKey("skipped_members", tuple)

@@ -71,6 +71,8 @@ def setup_routes(app: web.Application, *, metrics: bool = True) -> None:
     )
     r.add_get(f"{ADMIN}/orgs/{{org_id}}/status", admin.org_status)
     r.add_get(f"{ADMIN}/orgs/{{org_id}}/activity", admin.list_activity)
+    r.add_get(f"{ADMIN}/orgs/{{org_id}}/roles", admin.get_roles)
+    r.add_put(f"{ADMIN}/orgs/{{org_id}}/roles", admin.set_roles)
     r.add_get(f"{ADMIN}/orgs/{{org_id}}/guard", admin.guard_state)
     r.add_patch(f"{ADMIN}/orgs/{{org_id}}/guard", admin.configure_guard)
     r.add_post(f"{ADMIN}/orgs/{{org_id}}/guard/release", admin.release_guard)

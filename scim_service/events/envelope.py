@@ -58,6 +58,8 @@ class UserProfile(msgspec.Struct, kw_only=True):
     name: Name | None
     title: str | None
     active: bool
+    # The user's effective role (README "Roles from IdP groups"; null: none).
+    role: str | None = None
 
 
 class UserProvisioned(msgspec.Struct, kw_only=True):
@@ -69,6 +71,7 @@ class UserProvisioned(msgspec.Struct, kw_only=True):
     name: Name | None
     display_name: str | None
     active: bool
+    role: str | None = None  # the user's effective role (README "Roles from IdP groups")
     # The platform is end-to-end encrypted: a provisioned user exists but must still finish
     # account setup (create their master key) at first login. The platform invites them.
     setup_state: Literal["pending"] = "pending"
@@ -189,6 +192,8 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
     resource_type: Literal["User", "Group", "Organization"]
     subject: uuid.UUID
     data: EventData
+    # Not part of the payload: this event lowers the user's role (guard.reductions).
+    reduces: bool = False
 
 
 def encode(
@@ -236,8 +241,9 @@ def _name(attrs: dict[str, Any]) -> Name | None:
     )
 
 
-def profile(attrs: dict[str, Any]) -> UserProfile:
+def profile(attrs: dict[str, Any], role: str | None = None) -> UserProfile:
     return UserProfile(
+        role=role,
         user_name=attrs.get("userName", ""),
         external_id=attrs.get("externalId"),
         display_name=attrs.get("displayName"),
@@ -274,8 +280,10 @@ def previous_values(old: dict[str, Any], changed: list[str]) -> dict[str, Any]:
     return out
 
 
-def user_provisioned(org_id: uuid.UUID, user_id: uuid.UUID, attrs: dict[str, Any]) -> NewEvent:
-    p = profile(attrs)
+def user_provisioned(
+    org_id: uuid.UUID, user_id: uuid.UUID, attrs: dict[str, Any], role: str | None = None
+) -> NewEvent:
+    p = profile(attrs, role)
     data = UserProvisioned(
         org_id=str(org_id),
         user_id=str(user_id),
@@ -285,16 +293,26 @@ def user_provisioned(org_id: uuid.UUID, user_id: uuid.UUID, attrs: dict[str, Any
         name=p.name,
         display_name=p.display_name,
         active=p.active,
+        role=role,
     )
     return NewEvent(type=USER_PROVISIONED, resource_type="User", subject=user_id, data=data)
 
 
 def user_changes(
-    org_id: uuid.UUID, user_id: uuid.UUID, old: dict[str, Any], new: dict[str, Any]
+    org_id: uuid.UUID,
+    user_id: uuid.UUID,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    roles: tuple[str | None, str | None] = (None, None),
 ) -> list[NewEvent]:
-    """The events of one user update: reactivated / updated / deprovisioned, in that order."""
+    """The events of one user update: reactivated / updated / deprovisioned, in that order.
+    `roles`: the effective role before and after (they differ when it comes from the SCIM
+    `roles` attribute and that changed: "role" is then in `changed`)."""
     was, now = bool(old.get("active", True)), bool(new.get("active", True))
     changed = [c for c in changed_attributes(old, new) if c != "active"]
+    role_before, role = roles
+    if role_before != role:
+        changed.append("role")
     ids = {"org_id": str(org_id), "user_id": str(user_id)}
     who = {"user_name": new.get("userName", ""), "external_id": new.get("externalId")}
     events: list[NewEvent] = []
@@ -308,8 +326,11 @@ def user_changes(
                 UserUpdated(
                     **ids,
                     changed=changed,
-                    profile=profile(new),
-                    previous=previous_values(old, changed),
+                    profile=profile(new, role),
+                    previous={
+                        **previous_values(old, [c for c in changed if c != "role"]),
+                        **({"role": role_before} if "role" in changed else {}),
+                    },
                 ),
             )
         )
@@ -320,6 +341,30 @@ def user_changes(
             )
         )
     return events
+
+
+def user_role_changed(
+    org_id: uuid.UUID,
+    user_id: uuid.UUID,
+    attrs: dict[str, Any],
+    role: str | None,
+    previous: str | None,
+    *,
+    lowered: bool,
+) -> NewEvent:
+    """user.updated with `changed: ["role"]`: the user's effective role moved (a membership
+    change, a group rename or delete, a mapping change)."""
+    p = profile(attrs, role)
+    data = UserUpdated(
+        org_id=str(org_id),
+        user_id=str(user_id),
+        changed=["role"],
+        profile=p,
+        previous={"role": previous},
+    )
+    return NewEvent(
+        type=USER_UPDATED, resource_type="User", subject=user_id, data=data, reduces=lowered
+    )
 
 
 def user_deleted(org_id: uuid.UUID, user_id: uuid.UUID, attrs: dict[str, Any]) -> NewEvent:

@@ -15,7 +15,7 @@ from scim_service.http.authz import visible_orgs
 from scim_service.http.responses import admin_json, connection, read_json
 from scim_service.http.scim_users import render as render_user
 from scim_service.keys import ADMIN_PRINCIPAL, AUTH, BASE_URL, EMITTER, GUARD, PUBLISHER, SETTINGS
-from scim_service.provisioning import guard, outbox, status, tenants, users
+from scim_service.provisioning import guard, outbox, roles, status, tenants, users
 from scim_service.provisioning.scope import Scope
 from scim_service.provisioning.tenants import TokenInfo
 from scim_service.scim.projection import Projection
@@ -241,6 +241,26 @@ async def reject_guard(request: web.Request) -> web.Response:
         outcome = await guard.reject(conn, org_id, request.app[EMITTER])
     _wake_publisher(request)
     return admin_json(outcome)
+
+
+# --- role mappings ---------------------------------------------------------------------------
+
+
+async def get_roles(request: web.Request) -> web.Response:
+    org_id = path_uuid(request, "org_id", "Organization")
+    async with connection(request) as conn:
+        found = await roles.get_roles(conn, org_id)
+    return admin_json(found)
+
+
+async def set_roles(request: web.Request) -> web.Response:
+    org_id = path_uuid(request, "org_id", "Organization")
+    body = await read_json(request, roles.RoleConfig)
+    scope = Scope(org_id, request.app[EMITTER], request.app[GUARD])
+    async with connection(request) as conn:
+        found = await roles.set_roles(conn, scope, body)
+    _wake_publisher(request)
+    return admin_json(found)
 
 
 # --- the activity log -----------------------------------------------------------------------

@@ -25,6 +25,7 @@ ACTIONS = {
     f"POST {ADMIN}/orgs/{{org_id}}/tokens": "token.create",
     f"DELETE {ADMIN}/tokens/{{token_id}}": "token.revoke",
     f"POST {ADMIN}/orgs/{{org_id}}/users/{{user_id}}/setup-complete": "user.setup_complete",
+    f"PUT {ADMIN}/orgs/{{org_id}}/roles": "roles.set",
     f"PATCH {ADMIN}/orgs/{{org_id}}/guard": "guard.configure",
     f"POST {ADMIN}/orgs/{{org_id}}/guard/release": "guard.release",
     f"POST {ADMIN}/orgs/{{org_id}}/guard/discard": "guard.discard",

@@ -28,6 +28,8 @@ SCOPES: dict[str, tuple[str, ...]] = {
     f"POST {ADMIN}/orgs/{{org_id}}/users/{{user_id}}/setup-complete": ORG_ADMIN,
     f"GET {ADMIN}/orgs/{{org_id}}/status": ORG_ADMIN,
     f"GET {ADMIN}/orgs/{{org_id}}/activity": ORG_ADMIN,
+    f"GET {ADMIN}/orgs/{{org_id}}/roles": ORG_ADMIN,
+    f"PUT {ADMIN}/orgs/{{org_id}}/roles": ORG_ADMIN,
     f"GET {ADMIN}/orgs/{{org_id}}/guard": ORG_ADMIN,
     f"PATCH {ADMIN}/orgs/{{org_id}}/guard": ORG_ADMIN,
     f"POST {ADMIN}/orgs/{{org_id}}/guard/release": ORG_ADMIN,

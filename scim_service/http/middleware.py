@@ -31,6 +31,7 @@ from scim_service.keys import (
     REQUEST_BODY,
     REQUEST_ID,
     SETTINGS,
+    SKIPPED_MEMBERS,
 )
 from scim_service.logs import get_logger
 from scim_service.provisioning import credentials
@@ -174,7 +175,8 @@ def _record(
 ) -> None:
     """Hand the request to the activity log (a queue append; the work happens later)."""
     status = resp.status
-    if not activity.wants(status):
+    skipped = request.get(SKIPPED_MEMBERS, ())
+    if not activity.wants(status) and not (skipped and activity.mode != "off"):
         return
     principal = request.get(PRINCIPAL)
     failure = request.get(AUTH_FAILURE)
@@ -205,6 +207,7 @@ def _record(
             request_body=request.get(REQUEST_BODY) if keep else None,
             response_body=body if isinstance(body, bytes) and (keep or status >= 400) else None,
             keep_bodies=keep,
+            skipped_members=skipped,
         )
     )
 

@@ -24,7 +24,7 @@ from scim_service.http.responses import (
     scim_json,
     scope,
 )
-from scim_service.keys import BASE_URL
+from scim_service.keys import BASE_URL, SKIPPED_MEMBERS
 from scim_service.provisioning import groups
 from scim_service.provisioning.etags import matches_any
 from scim_service.provisioning.groups import StoredGroup
@@ -99,7 +99,9 @@ async def create_group(request: web.Request) -> web.Response:
     body = await read_scim_body(request)
     projection = query_projection(request, s.GROUP_TYPE)
     async with connection(request) as conn:
-        group, _ = await groups.create_group(conn, scope(request), body)
+        group, change = await groups.create_group(conn, scope(request), body)
+        if change.skipped:
+            request[SKIPPED_MEMBERS] = tuple(change.skipped)
         if not projection.excludes("members"):
             await groups.load_members(conn, scope(request), group)
     return await _one(request, group, projection, status=201)
@@ -127,9 +129,11 @@ async def _write(
     body = await read_scim_body(request)
     projection = query_projection(request, s.GROUP_TYPE)
     async with connection(request) as conn:
-        group, _ = await write(
+        group, change = await write(
             conn, scope(request), group_id, body, request.headers.get("If-Match")
         )
+        if change.skipped:
+            request[SKIPPED_MEMBERS] = tuple(change.skipped)
         small = members_limit is None or group.member_count <= members_limit
         if small and not projection.excludes("members"):
             await groups.load_members(conn, scope(request), group)

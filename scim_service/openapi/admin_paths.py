@@ -187,6 +187,22 @@ def admin_ops() -> dict[str, dict[str, Any]]:
             ],
             errors=("404",),
         ),
+        f"GET {ADMIN}/orgs/{{org_id}}/roles": admin(
+            "Role mappings: the default role and IdP groups mapped to roles, by priority",
+            answer("200", "RoleState", "The role mappings, each with the group it names now"),
+            "getRoles",
+            params=[org],
+            errors=("404",),
+        ),
+        f"PUT {ADMIN}/orgs/{{org_id}}/roles": admin(
+            "Replace the role mappings (a user's role: their highest-priority mapped group's "
+            "role, else the default)",
+            answer("200", "RoleState", "The role mappings"),
+            "setRoles",
+            params=[org],
+            body=request_body("RoleConfig"),
+            errors=("404",),
+        ),
         f"GET {ADMIN}/orgs/{{org_id}}/guard": admin(
             "The mass-deprovisioning guard: threshold, state and held events",
             answer("200", "GuardState", "The guard"),

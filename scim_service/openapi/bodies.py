@@ -29,6 +29,7 @@ from scim_service.http.credentials import CreateCredential, CreatedCredential
 from scim_service.http.events import EventSchemas, EventsPage
 from scim_service.provisioning.audit import AuditEntry
 from scim_service.provisioning.guard import GuardOutcome, GuardSettings, GuardState
+from scim_service.provisioning.roles import RoleConfig, RoleState
 from scim_service.provisioning.snapshot import (
     Digest,
     GroupsSnapshot,
@@ -206,6 +207,8 @@ _STRUCTS: tuple[type[Any], ...] = (
     GuardState,
     GuardSettings,
     GuardOutcome,
+    RoleConfig,
+    RoleState,
     EventsPage,
     EventSchemas,
     UsersSnapshot,

@@ -15,7 +15,8 @@ import msgspec
 from scim_service import errors
 from scim_service.events import envelope as ev
 from scim_service.events.emitter import following
-from scim_service.provisioning import tx
+from scim_service.logs import get_logger
+from scim_service.provisioning import role_events, tx
 from scim_service.provisioning.etags import check_if_match
 from scim_service.provisioning.guard import Before
 from scim_service.provisioning.patching import evaluate_patch
@@ -27,6 +28,8 @@ from scim_service.scim.resource import body_id_of, check_required, normalize_res
 from scim_service.store import groups as store
 from scim_service.store.groups import StoredGroup as StoredGroup
 
+log = get_logger("scim_service.groups")
+
 
 class GroupChange(msgspec.Struct, kw_only=True):
     """What a write did to a group (drives the version bump and, later, its event)."""
@@ -36,6 +39,9 @@ class GroupChange(msgspec.Struct, kw_only=True):
     removed: list[uuid.UUID] = msgspec.field(default_factory=list)
     previous_display_name: str | None = None
     previous: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Member ids the request named that are no user of this organization: skipped (the known
+    # ones applied), reported in the activity log and `org status`, never a 400.
+    skipped: list[uuid.UUID] = msgspec.field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -55,6 +61,40 @@ class GroupChange(msgspec.Struct, kw_only=True):
             previous_display_name=self.previous_display_name,
             previous=self.previous,
         )
+
+
+async def _reported(
+    conn: asyncpg.Connection,
+    scope: Scope,
+    work: Any,
+) -> tuple[StoredGroup, GroupChange]:
+    """Run a group write; a warning line (ids counted, not listed) when it skipped members."""
+    group, change = await tx.write(conn, work)
+    if change.skipped:
+        log.warning(
+            "members_skipped",
+            org_id=str(scope.org_id),
+            group_id=str(group.id),
+            skipped=len(change.skipped),
+        )
+    return group, change
+
+
+def _user_ids(values: Any) -> list[uuid.UUID]:
+    """The member values that are ids (the others fail in the store, or name nobody)."""
+    out = []
+    for v in values:
+        try:
+            out.append(uuid.UUID(v))
+        except (ValueError, TypeError, AttributeError):
+            continue
+    return out
+
+
+def _renamed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return old.get("displayName") != new.get("displayName") or old.get("externalId") != new.get(
+        "externalId"
+    )
 
 
 def parse_id(raw: str) -> uuid.UUID:
@@ -117,10 +157,15 @@ async def create_group(
     attrs, ids = _new_attrs(body)
 
     async def work() -> tuple[StoredGroup, GroupChange]:
-        group = await store.insert_group(conn, scope.org_id, uuid.uuid4(), attrs)
-        added = await store.add_members(conn, scope.org_id, group.id, ids)
+        group_id = uuid.uuid4()
+        roles = await role_events.watch_group(
+            conn, scope, group_id, [attrs], _user_ids(ids), whole_group=False
+        )
+        group = await store.insert_group(conn, scope.org_id, group_id, attrs)
+        diff = await store.add_members(conn, scope.org_id, group.id, ids)
+        added = diff.added
         # Creating a group with its members is one change: version 1, its first event(s).
-        change = GroupChange(kinds=["created"], added=sorted(added))
+        change = GroupChange(kinds=["created"], added=sorted(added), skipped=list(diff.skipped))
         events = change.events(scope.org_id, group.id, attrs, len(added))
         group = await scope.write(
             conn,
@@ -130,9 +175,10 @@ async def create_group(
                 conn, scope.org_id, group.id, members=len(added), events=rows
             ),
         )
+        await role_events.emit_changes(conn, scope, roles)
         return group, change
 
-    return await tx.write(conn, work)
+    return await _reported(conn, scope, work)
 
 
 async def get_group(conn: asyncpg.Connection, scope: Scope, group_id: uuid.UUID) -> StoredGroup:
@@ -161,11 +207,17 @@ async def replace_group(
         current = await store.lock_group(conn, scope.org_id, group_id)
         check_if_match(if_match, current.version)
         change = _attr_change(current.attrs, attrs)
+        roles = await role_events.watch_group(
+            conn, scope, group_id, [current.attrs, attrs], _user_ids(ids), whole_group=True
+        )
         diff = await store.replace_members(conn, scope.org_id, group_id, ids)
         _record(change, diff.added, diff.removed)
-        return await _finish(conn, scope, current, attrs, change), change
+        change.skipped = list(diff.skipped)
+        group = await _finish(conn, scope, current, attrs, change)
+        await role_events.emit_changes(conn, scope, roles)
+        return group, change
 
-    return await tx.write(conn, work)
+    return await _reported(conn, scope, work)
 
 
 async def patch_group(
@@ -175,7 +227,9 @@ async def patch_group(
     body: Any,
     if_match: str | None,
 ) -> tuple[StoredGroup, GroupChange]:
-    """PATCH (RFC 7644 §3.5.2): every operation applies, in order, or none does."""
+    """PATCH (RFC 7644 §3.5.2): every operation applies, in order, or none does. A member id
+    naming no user of this organization is skipped, not an error (`GroupChange.skipped`): an IdP
+    that does not retry a 400 (Okta) would otherwise never add the others."""
     plan = plan_group_patch(body)
 
     async def work() -> tuple[StoredGroup, GroupChange]:
@@ -187,12 +241,23 @@ async def patch_group(
             else current.attrs
         )
         change = _attr_change(current.attrs, attrs)
+        roles = await role_events.watch_group(
+            conn,
+            scope,
+            group_id,
+            [current.attrs, attrs],
+            _user_ids(i for op in plan.members for i in op.ids),
+            whole_group=_renamed(current.attrs, attrs)
+            or any(op.kind in ("remove_all", "replace") for op in plan.members),
+        )
         added: list[uuid.UUID] = []
         removed: list[uuid.UUID] = []
+        skipped: dict[uuid.UUID, None] = {}
         for op in plan.members:
             if op.kind == "add":
-                new = await store.add_members(conn, scope.org_id, group_id, op.ids)
-                _net(added, removed, new, ())
+                diff = await store.add_members(conn, scope.org_id, group_id, op.ids)
+                _net(added, removed, diff.added, ())
+                skipped.update(dict.fromkeys(diff.skipped))
             elif op.kind == "remove":
                 gone = await store.remove_members(conn, scope.org_id, group_id, op.ids)
                 _net(added, removed, (), gone)
@@ -202,10 +267,14 @@ async def patch_group(
             else:
                 diff = await store.replace_members(conn, scope.org_id, group_id, op.ids)
                 _net(added, removed, diff.added, diff.removed)
+                skipped.update(dict.fromkeys(diff.skipped))
         _record(change, tuple(added), tuple(removed))
-        return await _finish(conn, scope, current, attrs, change), change
+        change.skipped = sorted(skipped)
+        group = await _finish(conn, scope, current, attrs, change)
+        await role_events.emit_changes(conn, scope, roles)
+        return group, change
 
-    return await tx.write(conn, work)
+    return await _reported(conn, scope, work)
 
 
 def _net(added: list[uuid.UUID], removed: list[uuid.UUID], new: Any, gone: Any) -> None:
@@ -284,6 +353,11 @@ async def delete_group(
         change = GroupChange(kinds=["deleted"])
         events = change.events(scope.org_id, group_id, current.attrs, 0)
         members = await store.member_ids(conn, group_id) if current.member_count else []
+        roles = (
+            await role_events.watch_group(conn, scope, group_id, [current.attrs], whole_group=True)
+            if members
+            else None
+        )
         await scope.write(
             conn,
             events,
@@ -291,6 +365,7 @@ async def delete_group(
             lambda rows: store.delete_group(conn, scope.org_id, group_id, rows),
             [Before.group(current, removed=members)],
         )
+        await role_events.emit_changes(conn, scope, roles)
         return current
 
     return await tx.write(conn, work)

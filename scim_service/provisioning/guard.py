@@ -148,6 +148,8 @@ def reductions(
     for e in events:
         if e.type == ev.USER_DEPROVISIONED:
             lost[e.subject] = True
+        elif e.reduces:  # a lowered role (user.updated, changed ["role"])
+            lost.setdefault(e.subject, False)
         elif e.type == ev.GROUP_CHANGED and isinstance(e.data, ev.GroupChanged):
             for r in e.data.removed:
                 lost.setdefault(uuid.UUID(r), False)

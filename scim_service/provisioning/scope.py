@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -17,6 +18,9 @@ from scim_service.store import outbox
 from scim_service.store.outbox import EventRows
 
 T = TypeVar("T")
+# More events than this (a mapping change moving thousands of users' roles) are encoded in a
+# worker thread, so the event loop keeps serving other requests in between.
+ENCODE_IN_THREAD = 2_000
 
 
 class Scope(msgspec.Struct, frozen=True):
@@ -45,7 +49,10 @@ class Scope(msgspec.Struct, frozen=True):
         it, so a rejection can restore it)."""
         lost = guard.reductions(events, before)
         gate = await guard.enter(conn, self.org_id, self.guard) if lost else None
-        rows = self.emitter.rows(self.org_id, events, versions)
+        if len(events) > ENCODE_IN_THREAD:
+            rows = await asyncio.to_thread(self.emitter.rows, self.org_id, events, versions)
+        else:
+            rows = self.emitter.rows(self.org_id, events, versions)
         result = await change(rows)
         if gate is not None:
             await guard.after(conn, self.org_id, self.emitter, gate, rows, before, lost)

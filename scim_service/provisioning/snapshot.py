@@ -17,6 +17,7 @@ from scim_service.events import envelope
 from scim_service.events.pull import encode_cursor
 from scim_service.provisioning import tenants
 from scim_service.store import pull
+from scim_service.store import roles as role_store
 
 
 class UserItem(msgspec.Struct, kw_only=True):
@@ -74,12 +75,14 @@ async def users(
 ) -> UsersSnapshot:
     cursor = await _start(conn, org_id, after)
     rows = await pull.users_page(conn, org_id, after, limit)
+    # Their effective roles: one statement for the page.
+    found = await role_store.effective_roles(conn, org_id, [r["id"] for r in rows]) if rows else {}
     items = [
         UserItem(
             id=str(r["id"]),
             version=r["event_seq"],
             setup_state=r["setup_state"],
-            profile=envelope.profile(r["attrs"]),
+            profile=envelope.profile(r["attrs"], found[r["id"]].role if r["id"] in found else None),
         )
         for r in rows
     ]

@@ -19,6 +19,8 @@ from scim_service.store import status as store
 from scim_service.store.tenants import TokenInfo
 
 EXPIRY_WARNING_DAYS = 7
+SKIPPED_HOURS = 24  # group writes that skipped unknown member ids, this far back
+SKIPPED_SHOWN = 100  # distinct skipped ids listed, at most
 
 
 class TokenStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,6 +62,17 @@ class GuardSummary(msgspec.Struct, frozen=True, kw_only=True):
     last_decision: guard.GuardDecision | None = None
 
 
+class SkippedMembers(msgspec.Struct, frozen=True, kw_only=True):
+    """Member ids that group writes of the last SKIPPED_HOURS named and skipped: no user of this
+    organization has them (deleted here, never provisioned). The IdP still thinks they are
+    members; provisioning those users (or removing them from the group in the IdP) ends it."""
+
+    requests: int
+    total: int
+    ids: list[uuid.UUID]
+    """Up to SKIPPED_SHOWN of them, those of the most recent requests first."""
+
+
 class OrgStatus(msgspec.Struct, frozen=True, kw_only=True):
     org_id: uuid.UUID
     name: str
@@ -71,6 +84,7 @@ class OrgStatus(msgspec.Struct, frozen=True, kw_only=True):
     sinks: list[SinkStatus]
     guard: GuardSummary
     warnings: list[str]
+    skipped_members: SkippedMembers | None = None
 
 
 async def org_status(conn: asyncpg.Connection, org_id: uuid.UUID, settings: Settings) -> OrgStatus:
@@ -102,6 +116,9 @@ async def org_status(conn: asyncpg.Connection, org_id: uuid.UUID, settings: Sett
             )
         )
     g = await guard.state(conn, org_id, guard.policy_of(settings), limit=0)
+    sk_requests, sk_total, sk_ids = await activity_store.skipped_members(
+        conn, org_id, now - timedelta(hours=SKIPPED_HOURS), SKIPPED_SHOWN
+    )
     status = OrgStatus(
         org_id=org.id,
         name=org.name,
@@ -121,6 +138,7 @@ async def org_status(conn: asyncpg.Connection, org_id: uuid.UUID, settings: Sett
             last_decision=g.last_decision,
         ),
         warnings=[],
+        skipped_members=SkippedMembers(requests=sk_requests, total=sk_total, ids=sk_ids),
     )
     status.warnings.extend(_warnings(status))
     return status
@@ -147,6 +165,14 @@ def _warnings(s: OrgStatus) -> list[str]:
     for sink in s.sinks:
         if sink.dead:
             out.append(f"{sink.dead} event(s) dead-lettered for sink {sink.sink}")
+    sk = s.skipped_members
+    if sk is not None and sk.total:
+        shown = ", ".join(str(u) for u in sk.ids[:5]) + (" ..." if sk.total > 5 else "")
+        out.append(
+            f"{sk.requests} group write(s) in the last {SKIPPED_HOURS} h skipped {sk.total} member "
+            f"id(s) that are no users of this organization ({shown}; "
+            "scim-service activity ORG_ID shows each)"
+        )
     if s.guard.tripped:
         out.append(
             f"The mass-deprovisioning guard tripped: {s.guard.held} event(s) of "

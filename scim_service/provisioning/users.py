@@ -11,7 +11,7 @@ import asyncpg
 from scim_service import errors
 from scim_service.events import envelope as ev
 from scim_service.events.emitter import following
-from scim_service.provisioning import tx
+from scim_service.provisioning import roles, tx
 from scim_service.provisioning.etags import check_if_match
 from scim_service.provisioning.guard import Before
 from scim_service.provisioning.patching import evaluate_patch
@@ -44,8 +44,10 @@ async def create_user(conn: asyncpg.Connection, scope: Scope, body: Any) -> Stor
     # `active` is stored explicitly: a user the IdP did not say anything about is active.
     attrs.setdefault("active", True)
     user_id = uuid.uuid4()
-    # The hottest write: user, event and outbox rows in one statement (one round trip).
-    events = [ev.user_provisioned(scope.org_id, user_id, attrs)]
+    # The hottest write: user, event and outbox rows in one statement, after one primary-key
+    # read of the organization's role settings (its role is in the event).
+    role = await roles.role_of_new_user(conn, scope.org_id, attrs)
+    events = [ev.user_provisioned(scope.org_id, user_id, attrs, role)]
     return await scope.write(
         conn,
         events,
@@ -84,7 +86,8 @@ async def _update(
         attrs = await new_attrs(current.attrs)
         if attrs == current.attrs:
             return current  # nothing changed: same version, no event
-        events = ev.user_changes(scope.org_id, user_id, current.attrs, attrs)
+        around = await roles.roles_around_update(conn, scope.org_id, user_id, attrs)
+        events = ev.user_changes(scope.org_id, user_id, current.attrs, attrs, around)
         return await scope.write(
             conn,
             events,

@@ -58,3 +58,13 @@ async def error_rate(
     row = await conn.fetchrow(Q["activity_error_rate"], org_id, since)
     assert row is not None
     return int(row["requests"]), int(row["errors"])
+
+
+async def skipped_members(
+    conn: asyncpg.Connection, org_id: uuid.UUID, since: datetime, limit: int
+) -> tuple[int, int, list[uuid.UUID]]:
+    """Group writes since `since` that skipped member ids (no users of the organization): how
+    many requests, how many distinct ids, and up to `limit` of them (most recent first)."""
+    row = await conn.fetchrow(Q["activity_skipped_members"], org_id, since, limit)
+    assert row is not None
+    return int(row["requests"]), int(row["total"]), list(row["ids"])

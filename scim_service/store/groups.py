@@ -53,6 +53,8 @@ class StoredGroup(msgspec.Struct, kw_only=True):
 class MemberChange(msgspec.Struct, frozen=True):
     added: tuple[uuid.UUID, ...] = ()
     removed: tuple[uuid.UUID, ...] = ()
+    # Ids asked for that name no user of the organization: skipped, not applied.
+    skipped: tuple[uuid.UUID, ...] = ()
 
 
 # `members.value` / `members.display` / `members.type` / `members[...]` in a group filter
@@ -90,17 +92,15 @@ def _group(row: asyncpg.Record) -> StoredGroup:
 
 
 def _uuids(values: tuple[str, ...], *, lenient: bool = False) -> list[uuid.UUID]:
-    """Member values as user ids. Adding a value that is no id is an error; removing one is
-    a no-op (`lenient`): what cannot be a user cannot be a member either."""
+    """Member values as user ids. Adding a value that is no id is malformed (400); removing
+    one is a no-op (`lenient`): what cannot be a user cannot be a member either."""
     out = []
     for v in values:
         try:
             out.append(uuid.UUID(v))
         except ValueError:
             if not lenient:
-                raise errors.InvalidValue(
-                    f"members: {v!r} is not a user of this organization"
-                ) from None
+                raise errors.InvalidValue(f"members: {v!r} is not a user id") from None
     return out
 
 
@@ -185,27 +185,23 @@ async def _member_statement(
     group_id: uuid.UUID,
     ids: tuple[str, ...],
 ) -> asyncpg.Record:
-    """Run add_members/replace_members; 400 (the transaction rolls back) when some ids are not
-    users of the organization."""
+    """Run add_members/replace_members: one statement whatever the number of ids; the ids
+    that are no user of the organization come back in `missing` (skipped, not an error)."""
     with translate_errors():
         row = await conn.fetchrow(Q[query], org_id, group_id, _uuids(ids))
     assert row is not None
-    if row["missing"]:
-        missing = sorted(str(m) for m in row["missing"])
-        raise errors.InvalidValue(
-            "members: not users of this organization: " + ", ".join(missing[:20])
-        )
     return row
 
 
 async def add_members(
     conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, ids: tuple[str, ...]
-) -> tuple[uuid.UUID, ...]:
-    """Add members (already-present ones are a no-op); every id must be a user of the org."""
+) -> MemberChange:
+    """Add members (already-present ones are a no-op); ids naming no user of the organization
+    are skipped (`MemberChange.skipped`). A value that is no id at all is a 400."""
     if not ids:
-        return ()
+        return MemberChange()
     row = await _member_statement(conn, "add_members", org_id, group_id, ids)
-    return tuple(row["added"])
+    return MemberChange(added=tuple(row["added"]), skipped=tuple(sorted(row["missing"])))
 
 
 async def remove_members(
@@ -227,7 +223,7 @@ async def replace_members(
     conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, ids: tuple[str, ...]
 ) -> MemberChange:
     row = await _member_statement(conn, "replace_members", org_id, group_id, ids)
-    return MemberChange(tuple(row["added"]), tuple(row["removed"]))
+    return MemberChange(tuple(row["added"]), tuple(row["removed"]), tuple(sorted(row["missing"])))
 
 
 async def members_of(

@@ -56,11 +56,15 @@ SELECT * FROM change;
 
 -- name: add_members
 -- One statement for any number of members: the ids that are not users of this organization
--- come back in `missing` (the caller rolls back), the ones newly added in `added`.
+-- come back in `missing` (skipped: the known ones are still added), the ones newly added in
+-- `added`.
 WITH wanted AS (
     SELECT DISTINCT x.id FROM unnest($3::uuid[]) AS x(id)
 ), valid AS (
+    -- KEY SHARE: a user deleted by a concurrent transaction is skipped like an unknown one,
+    -- not a foreign-key error at the insert.
     SELECT u.id FROM users u JOIN wanted w ON w.id = u.id WHERE u.org_id = $1
+    FOR KEY SHARE OF u
 ), inserted AS (
     INSERT INTO group_members (group_id, user_id)
     SELECT $2, v.id FROM valid v
@@ -91,12 +95,15 @@ WITH d AS (
 SELECT coalesce(array_agg(user_id ORDER BY user_id), '{}') AS removed FROM d;
 
 -- name: replace_members
--- The exact new member set in one statement: missing ids (not users of the organization),
--- and the added/removed difference.
+-- The exact new member set in one statement: missing ids (not users of the organization:
+-- skipped, and members no more), and the added/removed difference.
 WITH wanted AS (
     SELECT DISTINCT x.id FROM unnest($3::uuid[]) AS x(id)
 ), valid AS (
+    -- KEY SHARE: a user deleted by a concurrent transaction is skipped like an unknown one,
+    -- not a foreign-key error at the insert.
     SELECT u.id FROM users u JOIN wanted w ON w.id = u.id WHERE u.org_id = $1
+    FOR KEY SHARE OF u
 ), mine AS (
     SELECT g.id FROM groups g WHERE g.id = $2 AND g.org_id = $1
 ), removed AS (

@@ -89,9 +89,8 @@ async def test_bootstrap_under_writes_equals_the_database(
             headers=h,
         )
         text = await resp.text()
-        # A member added while another writer deletes that user: the IdP is told it is gone.
-        raced = kind == "Groups" and resp.status == 400 and "not users of this organization" in text
-        assert resp.status in (200, 204, 404) or raced, text
+        # A member added while another writer deletes that user is skipped (issue 25).
+        assert resp.status in (200, 204, 404), text
 
     stop = asyncio.Event()
     writes = 0

@@ -44,6 +44,7 @@ async def test_provisioned_event(client: Any, tenant: Tenant, db: asyncpg.Connec
         "name": {"formatted": "Barbara Jensen", "given_name": "Barbara", "family_name": "Jensen"},
         "display_name": "Babs",
         "active": True,
+        "role": None,  # no role mappings in this organization
         "setup_state": "pending",
     }
     # One delivery row per configured sink (the test app has only the default log sink).

@@ -71,7 +71,7 @@ async def test_another_orgs_id_cannot_add_members(
     b, group, carol = two_orgs["b"].org_id, two_orgs["group"].id, two_orgs["carol"]
     before = await _members(db, group)
     async with db.transaction():
-        assert await group_store.add_members(db, b, group, (str(carol.id),)) == ()
+        assert (await group_store.add_members(db, b, group, (str(carol.id),))).added == ()
         change = await group_store.replace_members(db, b, group, (str(carol.id),))
         assert change.added == ()
     assert await _members(db, group) == before

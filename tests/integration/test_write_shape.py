@@ -45,15 +45,16 @@ async def _events(db: asyncpg.Connection, subject: uuid.UUID) -> list[tuple[int,
 async def test_user_writes_carry_their_events(
     database_url: str, tenant: Tenant, db: asyncpg.Connection
 ) -> None:
-    """POST /Users is one statement; a PATCH is BEGIN, the row lock, (a deactivation reduces
-    access: the organization's row lock for the guard), one statement writing the new version
-    with its events, COMMIT. The events are numbered 1, 2, 3 in order."""
+    """POST /Users is a primary-key read of the organization's role settings (the event carries
+    the user's role) and one statement; a PATCH is BEGIN, the row lock, the user's role, (a
+    deactivation reduces access: the organization's row lock for the guard), one statement
+    writing the new version with its events, COMMIT. The events are numbered 1, 2, 3 in order."""
     conn, statements = await _recorded(database_url)
     scope = Scope(tenant.org_id, EMITTER)
     try:
         user = await provisioning_users.create_user(conn, scope, {"userName": "shape@example.com"})
         await asyncio.sleep(0)  # query loggers are called soon after the query
-        assert statements == [Q["insert_user_with_events"]]
+        assert statements == [Q["role_settings"], Q["insert_user_with_events"]]
         statements.clear()
         body = {
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
@@ -64,7 +65,12 @@ async def test_user_writes_carry_their_events(
         await provisioning_users.patch_user(conn, scope, user.id, body, None)
         await asyncio.sleep(0)
         writes = [q for q in statements if not q.startswith(("BEGIN", "COMMIT"))]
-        assert writes[:3] == [Q["lock_user"], Q["guard_lock_org"], Q["update_user_attrs"]]
+        assert writes[:4] == [
+            Q["lock_user"],
+            Q["effective_roles"],
+            Q["guard_lock_org"],
+            Q["update_user_attrs"],
+        ]
         assert Q["insert_events"] not in statements
     finally:
         await conn.close()

@@ -67,7 +67,12 @@ def scim_operation(method: str, route: str) -> tuple[str, str] | None:
     return None
 
 
+CLIENT_CLOSED = 499  # errors.ClientClosed: the client hung up mid-request
+
+
 def outcome_of(status: int) -> str:
+    if status == CLIENT_CLOSED:
+        return "client_closed"
     if status < 400:
         return "success"
     return "client_error" if status < 500 else "server_error"

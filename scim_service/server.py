@@ -93,9 +93,7 @@ async def serve(
                 settings = await start_embedded(settings, stack)
 
         app = create_app(settings) if role == "serve" else create_publisher_app(settings)
-        runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_grace
-        )
+        runner = make_runner(app, settings)
         await runner.setup()  # opens the pool, migrates, starts background tasks
         stack.push_async_callback(runner.cleanup)
 
@@ -152,6 +150,15 @@ async def serve(
             publisher.begin_stop(settings.shutdown_grace)
     log.info(stopped)
     return 0
+
+
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    """The runner of the API listener, as `serve` runs it (tests start the same one): no
+    signal handling of aiohttp's, no access log (the middleware logs), and a handler left to
+    finish when its client hangs up (aiohttp's default; its test server cancels it instead)."""
+    return web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_grace
+    )
 
 
 def bind_metrics_socket(settings: Settings) -> socket.socket | None:

@@ -69,6 +69,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_statement_timeout: float = 30.0
     db_lock_timeout: float = 10.0
     db_idle_in_transaction_timeout: float = 60.0
+    # The lock wait of an API request (request pool): a SCIM write waiting for another writer
+    # of the same user or group (or a session holding its row) gives up after this and answers
+    # 503 with Retry-After, so a locked resource holds its organization's slot this long at most.
+    db_request_lock_timeout: float = 1.0
+    # Slow clients (scim_service/http/connections.py), per listener of a worker process: the
+    # request head (request line and headers) within `http_head_timeout` seconds of its first
+    # byte (or of the connection, for the first request); the body at `http_body_min_rate`
+    # bytes/s or more once `http_body_grace` seconds have passed; an idle keep-alive closed
+    # after `http_keepalive_timeout`; at most `http_max_connections` open connections (more are
+    # answered 503 and closed). 0 switches a bound off.
+    http_head_timeout: float = 10.0
+    http_body_min_rate: float = 240.0
+    http_body_grace: float = 5.0
+    http_keepalive_timeout: float = 75.0
+    http_max_connections: int = 1000
     # Fair shares (scim_service/fairness.py). Seconds a request waits, in all, for its
     # organization's slot and a pooled connection: then 429 (no slot) or 503 (no connection).
     db_acquire_timeout: float = 5.0
@@ -429,6 +444,16 @@ def load_settings(
         lambda n, r, p: _parse_float(n, r, p, 0, 100_000),
     )
     take(
+        "SCIM_HTTP_BODY_MIN_RATE",
+        "http_body_min_rate",
+        lambda n, r, p: _parse_float(n, r, p, 0, 1_000_000_000),
+    )
+    take(
+        "SCIM_HTTP_MAX_CONNECTIONS",
+        "http_max_connections",
+        lambda n, r, p: _parse_int(n, r, p, 0, 1_000_000),
+    )
+    take(
         "SCIM_TOKEN_RATE_BURST",
         "token_rate_burst",
         lambda n, r, p: _parse_int(n, r, p, 1, 1_000_000),
@@ -438,6 +463,10 @@ def load_settings(
         ("SCIM_DB_STATEMENT_TIMEOUT", "db_statement_timeout"),
         ("SCIM_DB_LOCK_TIMEOUT", "db_lock_timeout"),
         ("SCIM_DB_IDLE_IN_TRANSACTION_TIMEOUT", "db_idle_in_transaction_timeout"),
+        ("SCIM_DB_REQUEST_LOCK_TIMEOUT", "db_request_lock_timeout"),
+        ("SCIM_HTTP_HEAD_TIMEOUT", "http_head_timeout"),
+        ("SCIM_HTTP_BODY_GRACE", "http_body_grace"),
+        ("SCIM_HTTP_KEEPALIVE_TIMEOUT", "http_keepalive_timeout"),
     ):
         take(env_name, key, lambda n, r, p: _parse_float(n, r, p, 0, 86400))
 

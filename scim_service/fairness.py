@@ -13,6 +13,13 @@ Every pooled connection a request uses comes through `Gate.connection`:
   requests are slow (a long filter, a row lock) uses at most its share of the pool, and the
   other organizations and `/readyz` keep the rest. Requests without an organization (the
   admin API, the token lookup that finds the organization) only have the acquire timeout.
+- **Lock waits stay with their resource.** The writes of one resource (a PATCH, PUT or
+  DELETE of one user or group) queue for it here, in this process, first come first served,
+  *before* taking an organization slot: however many requests wait for a hot or locked group,
+  they hold at most one of its organization's slots (the one writing, or waiting in the
+  database for a lock another session holds, for at most SCIM_DB_REQUEST_LOCK_TIMEOUT). The
+  queue's wait counts against the same deadline; a request still queued then answers 503
+  "busy" with `Retry-After: 1` (the resource's, not the organization's, share ran out).
 - **Per-token rate** (`SCIM_TOKEN_RATE_LIMIT`, off by default): a token bucket per SCIM token,
   `SCIM_TOKEN_RATE_BURST` deep, refilled at that many tokens per second; a request finding it
   empty answers 429 with `Retry-After` = the time until the bucket holds one again.
@@ -109,6 +116,7 @@ class Gate:
             else None
         )
         self._orgs: dict[uuid.UUID, _Slots] = {}
+        self._resources: dict[tuple[uuid.UUID, str], _Slots] = {}
 
     def in_use(self, org_id: uuid.UUID) -> int:
         """Requests of this organization holding or waiting for a slot (for tests, metrics)."""
@@ -134,23 +142,57 @@ class Gate:
 
     @contextlib.asynccontextmanager
     async def connection(
-        self, org_id: uuid.UUID | None = None
+        self, org_id: uuid.UUID | None = None, resource: str | None = None
     ) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection for one request of `org_id` (None: no organization yet, or the
-        admin API): 429 when the organization's slots stay full, 503 when the pool does,
-        within SCIM_DB_ACQUIRE_TIMEOUT in all."""
+        admin API): 429 when the organization's slots stay full, 503 when the pool does, or
+        when `resource` (the id a write changes) stays busy, within SCIM_DB_ACQUIRE_TIMEOUT in
+        all."""
         deadline = time.monotonic() + self.timeout
         if org_id is None:
             async with self._acquire(deadline) as conn:
                 yield conn
             return
+        if resource is None:
+            async with self._org_connection(org_id, deadline) as conn:
+                yield conn
+            return
+        key = (org_id, resource)
+        queue = self._resources.get(key)
+        if queue is None:
+            queue = self._resources[key] = _Slots(1)
+        queue.users += 1
+        try:
+            try:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await queue.semaphore.acquire()
+            except TimeoutError:
+                self._reject(503, "resource_busy")
+                raise errors.Unavailable(
+                    "Other requests are changing this resource; retry shortly",
+                    retry_after=ORG_RETRY_AFTER,
+                ) from None
+            try:
+                async with self._org_connection(org_id, deadline) as conn:
+                    yield conn
+            finally:
+                queue.semaphore.release()
+        finally:
+            queue.users -= 1
+            if queue.users == 0:
+                del self._resources[key]
+
+    @contextlib.asynccontextmanager
+    async def _org_connection(
+        self, org_id: uuid.UUID, deadline: float
+    ) -> AsyncIterator[asyncpg.Connection]:
         slots = self._orgs.get(org_id)
         if slots is None:
             slots = self._orgs[org_id] = _Slots(self.org_limit)
         slots.users += 1
         try:
             try:
-                async with asyncio.timeout(self.timeout):
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     await slots.semaphore.acquire()
             except TimeoutError:
                 self._reject(429, "org_concurrency")

@@ -97,4 +97,11 @@ def connection(request: web.Request) -> AbstractAsyncContextManager[asyncpg.Conn
     """The request's pooled connection, through the fair-share gate (scim_service/fairness.py):
     counted against the caller's organization, 429/503 instead of an unbounded wait."""
     principal = request.get(PRINCIPAL)
-    return request.app[GATE].connection(principal.org_id if principal is not None else None)
+    if principal is None:
+        return request.app[GATE].connection(None)
+    # A write of one resource queues for it outside the organization's slots (fairness.py).
+    resource = request.match_info.get("id") if request.method in _WRITES else None
+    return request.app[GATE].connection(principal.org_id, resource)
+
+
+_WRITES = frozenset({"PUT", "PATCH", "DELETE"})

@@ -20,7 +20,8 @@ from aiohttp import web
 
 from scim_service.app import create_app, create_metrics_app, create_publisher_app
 from scim_service.config import Settings, StartupError
-from scim_service.keys import LIFECYCLE, POOL, PUBLISHER
+from scim_service.http.connections import Watchdog, WatchedSite
+from scim_service.keys import LIFECYCLE, METRICS, POOL, PUBLISHER
 from scim_service.logs import get_logger
 from scim_service.provisioning import tenants
 
@@ -102,7 +103,7 @@ async def serve(
                 await announce_first_run(settings, conn)
 
         if sock is not None:
-            await web.SockSite(runner, sock).start()
+            await api_site(runner, sock, settings).start()
         if metrics_sock is not None:
             metrics_runner = web.AppRunner(
                 create_metrics_app(app), handle_signals=False, access_log=None
@@ -159,6 +160,11 @@ def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
     return web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_grace
     )
+
+
+def api_site(runner: web.AppRunner, sock: socket.socket, settings: Settings) -> web.SockSite:
+    """The API listener's site: its connections watched for slow clients (http/connections.py)."""
+    return WatchedSite(runner, sock, Watchdog(settings, runner.app[METRICS]))
 
 
 def bind_metrics_socket(settings: Settings) -> socket.socket | None:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from scim_service import errors
 from scim_service.activity import ActivityLog, Record, token_prefix_of
-from scim_service.http import audit
+from scim_service.http import audit, connections
 from scim_service.http.authz import authorize
 from scim_service.http.paths import SCIM_PREFIX, canonical_route
 from scim_service.keys import (
@@ -109,6 +109,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     (one middleware: each extra layer costs every request a few microseconds)."""
     rid = _request_id(request)
     request[REQUEST_ID] = rid
+    connections.request_started(request)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=rid)
     started = time.perf_counter()
@@ -161,6 +162,7 @@ async def _finish(
     request: web.Request, resp: web.StreamResponse, rid: str, started: float
 ) -> web.StreamResponse:
     """The request id header, the metrics, the one log line, the audit trail, the activity log."""
+    connections.request_finished(request)
     resp.headers["X-Request-ID"] = rid
     principal = request.get(PRINCIPAL)
     route = _route_template(request)

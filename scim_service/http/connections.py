@@ -179,8 +179,10 @@ class Watchdog:
         self.conns.discard(conn)
         self._reject(status, reason)
         log.info("slow_client_cut", reason=reason)
-        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
-            transport.write(answer)
+        # uvloop's transports are not asyncio.WriteTransport subclasses: duck-typed.
+        write = getattr(transport, "write", None)
+        if write is not None and not transport.is_closing():
+            write(answer)
         conn.force_close()
         transport.close()
 

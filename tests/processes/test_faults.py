@@ -580,3 +580,156 @@ async def test_workers_killed_one_by_one(cluster: Cluster) -> None:
     assert sorted(d["pid"] for d in died) == sorted(victims)
     assert serve.starts == 1 and serve.proc is not None and serve.proc.poll() is None
     assert_guarantees(f)
+
+
+# --- 9. clients that hang up, trickle or stay silent, and a locked group ---------------------
+
+
+async def _hang_up_mid_body(base: str, token: str) -> None:
+    host, port = base.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/scim+json\r\nContent-Length: 400\r\n\r\n"
+        '{"userName": "gone@example.com", "disp'.encode()
+    )
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    writer.close()
+
+
+async def _until_closed(base: str, payload: bytes, every: float) -> tuple[bytes, float]:
+    """Send `payload` a few bytes at a time every `every` seconds (nothing if empty) until the
+    server answers or closes; what it sent and when it closed."""
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    began = time.monotonic()
+    got: list[bytes] = []
+
+    async def collect() -> None:
+        try:
+            while chunk := await reader.read(4096):
+                got.append(chunk)
+        except ConnectionError:
+            pass
+
+    reading = asyncio.ensure_future(collect())
+    try:
+        for i in range(0, len(payload), 2):
+            if reading.done() or got:
+                break
+            writer.write(payload[i : i + 2])
+            await writer.drain()
+            await asyncio.sleep(every)
+    except ConnectionError:
+        pass
+    await asyncio.wait_for(reading, 20)
+    writer.close()
+    return b"".join(got), time.monotonic() - began
+
+
+def _metric_sum(text: str, *parts: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith("#") and all(p in line for p in parts):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_hostile_clients_and_a_locked_group(cluster: Cluster) -> None:
+    """Under the 30 writes/s load: 20 clients hang up mid-body, 10 connections never send a
+    byte, 5 trickle their body at 4 bytes/s, and another session holds a group's row for 8 s
+    while 4 clients PATCH that group in a loop. The load's writes (other users of the same
+    organization) are all answered 2xx, none 429 or 503, nothing is lost; the hang-ups count
+    as 499, never 503; silent and trickling connections are cut (408) within their bounds;
+    the locked group's writers get 503 with Retry-After."""
+    serve = cluster.service(
+        "serve",
+        "serve",
+        SCIM_HTTP_HEAD_TIMEOUT="2",
+        SCIM_HTTP_BODY_GRACE="1",
+        SCIM_HTTP_BODY_MIN_RATE="100",
+    )
+    serve.spawn()
+    await serve.ready()
+    headers = {"Authorization": f"Bearer {cluster.token}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{serve.base}/scim/v2/Groups", json={"displayName": "Hot"}, headers=headers
+        ) as resp,
+    ):
+        assert resp.status == 201
+        gid = (await resp.json())["id"]
+    group_answers: list[tuple[int, str | None]] = []
+    cut: dict[str, list[tuple[bytes, float]]] = {}
+    body = b'{"userName": "trickle@example.com", "displayName": "' + b"x" * 100 + b'"}'
+    trickle_head = (
+        f"POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {cluster.token}\r\n"
+        f"Content-Type: application/scim+json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+    async def lock_group(stop: asyncio.Event) -> None:
+        conn = await asyncpg.connect(cluster.dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT 1 FROM groups WHERE id = $1 FOR UPDATE", uuid.UUID(gid))
+                await asyncio.sleep(8)
+        finally:
+            await conn.close()
+            stop.set()
+
+    async def hammer(stop: asyncio.Event, session: aiohttp.ClientSession) -> None:
+        patch = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "displayName", "value": "Hot!"}],
+        }
+        while not stop.is_set():
+            async with session.patch(
+                f"{serve.base}/scim/v2/Groups/{gid}", json=patch, headers=headers
+            ) as resp:
+                await resp.read()
+                group_answers.append((resp.status, resp.headers.get("Retry-After")))
+
+    async def faults() -> None:
+        await asyncio.sleep(2)
+        stop = asyncio.Event()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+            locker = asyncio.ensure_future(lock_group(stop))
+            await asyncio.sleep(0.2)
+            hammers = [asyncio.ensure_future(hammer(stop, session)) for _ in range(4)]
+            await asyncio.gather(*(_hang_up_mid_body(serve.base, cluster.token) for _ in range(20)))
+            cut["silent"] = await asyncio.gather(
+                *(_until_closed(serve.base, b"", 0) for _ in range(10))
+            )
+            cut["trickle"] = await asyncio.gather(
+                *(_until_closed(serve.base, trickle_head + body, 0.5) for _ in range(5))
+            )
+            await locker
+            await asyncio.gather(*hammers)
+        cluster.fault_end = time.monotonic()
+
+    ledger = await run_load(cluster, serve, 14, faults)
+    f = await cluster.verdict(ledger, Figures("hostile_clients_locked_group"))
+    async with aiohttp.ClientSession() as session, session.get(f"{serve.base}/metrics") as resp:
+        metrics = await resp.text()
+    during = [a for a in group_answers if a[0] != 200]
+    f.extra["hang_ups_499"] = _metric_sum(metrics, "scim_http_requests_total{", 'status="499"')
+    f.extra["users_503_in_metrics"] = _metric_sum(
+        metrics, "scim_http_requests_total{", 'route="/scim/v2/Users"', 'status="503"'
+    )
+    f.extra["silent_closed_after_s"] = max(t for _, t in cut["silent"])
+    f.extra["trickle_closed_after_s"] = max(t for _, t in cut["trickle"])
+    f.extra["locked_group_answers"] = {
+        str(s): sum(1 for a in group_answers if a[0] == s) for s in {a[0] for a in group_answers}
+    }
+    _save(f)
+    assert_guarantees(f)
+    assert set(ledger.statuses) <= {200, 201}, f"the load was turned away: {f}"
+    assert f.extra["hang_ups_499"] == 20, f
+    assert f.extra["users_503_in_metrics"] == 0, f
+    assert all(d.startswith(b"HTTP/1.1 408") for d, _ in cut["silent"]), cut["silent"]
+    assert f.extra["silent_closed_after_s"] < 5, f
+    assert all(d.startswith(b"HTTP/1.1 408") for d, _ in cut["trickle"]), cut["trickle"]
+    assert f.extra["trickle_closed_after_s"] < 6, f
+    assert during and all(s == 503 and ra is not None for s, ra in during), group_answers

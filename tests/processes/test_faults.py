@@ -366,7 +366,8 @@ async def test_database_restarts(cluster: Cluster) -> None:
 async def test_database_down_for_ten_seconds(cluster: Cluster) -> None:
     """PostgreSQL is stopped for 10 s under load. Meanwhile: `/readyz` says 503; writes answer a
     SCIM 503 with Retry-After within a second (IdPs retry on it), never a 500 or a hang; a
-    token cached before the outage still serves discovery, which needs no database. After it:
+    token cached before the outage (by the worker answering) still serves discovery, which
+    needs no database. After it:
     everything recovers by itself, nothing acknowledged is lost."""
     serve = cluster.service("serve", "serve", SCIM_AUTH_CACHE_SECONDS="30")
     serve.spawn()
@@ -388,12 +389,35 @@ async def test_database_down_for_ten_seconds(cluster: Cluster) -> None:
             probes["write"] = (resp.status, resp.headers.get("Retry-After"), await resp.json())
         probes["seconds"] = round(time.monotonic() - began, 3)
 
+    async def fresh_discovery() -> list[int]:
+        statuses = []
+        for _ in range(8):  # a new connection each: whichever worker the kernel picks
+            async with (
+                aiohttp.ClientSession() as fresh,
+                fresh.get(f"{serve.base}/scim/v2/ServiceProviderConfig", headers=headers) as resp,
+            ):
+                statuses.append(resp.status)
+        return statuses
+
     async def faults() -> None:
-        await asyncio.sleep(4)
-        await asyncio.to_thread(cluster.pg.stop, "fast")
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        # One keep-alive connection for the probe, opened (and its token cached by the worker
+        # that answers it) before the outage: each worker process has its own token cache, so a
+        # fresh connection may reach a worker that never saw this token (then the database
+        # decides: 503). The figure for fresh connections is recorded, not asserted.
+        timeout = aiohttp.ClientTimeout(total=10)
+        connector = aiohttp.TCPConnector(limit=1, force_close=False)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            await asyncio.sleep(3)
+            async with session.get(
+                f"{serve.base}/scim/v2/ServiceProviderConfig", headers=headers
+            ) as resp:
+                assert resp.status == 200
+                await resp.read()
+            await asyncio.sleep(1)
+            await asyncio.to_thread(cluster.pg.stop, "fast")
             await asyncio.sleep(1)
             await probe(session)
+            probes["fresh_discovery"] = await fresh_discovery()
         await asyncio.sleep(9 - probes["seconds"])
         began = time.monotonic()
         await asyncio.to_thread(cluster.pg.start)
@@ -408,10 +432,7 @@ async def test_database_down_for_ten_seconds(cluster: Cluster) -> None:
     _save(f)
     assert_guarantees(f)
     assert probes["readyz"] == 503
-    # A token cached before the outage should still serve discovery (no database needed). In
-    # two full-suite CI runs of 2026-12-07 it answered 503 (it passes alone): cause not found
-    # yet, tracked in issue 23; the figure is kept in .fault-results/, the other guarantees stay
-    # asserted.
+    assert probes["discovery"] == 200, "a token its worker cached still serves discovery"
     status, retry_after, body = probes["write"]
     assert status == 503 and retry_after is not None and int(retry_after) >= 1
     assert body["status"] == "503" and "retry" in body["detail"].lower()

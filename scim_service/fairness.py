@@ -35,7 +35,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import asyncpg
 
@@ -52,6 +52,9 @@ _MIN_ACQUIRE = 0.05
 _MAX_BUCKETS = 10_000
 
 
+K = TypeVar("K")
+
+
 class RejectionMetrics(Protocol):
     def rejected(self, status: int, reason: str) -> None: ...
 
@@ -64,6 +67,39 @@ class _Slots:
     def __init__(self, size: int) -> None:
         self.semaphore = asyncio.Semaphore(size)
         self.users = 0
+
+
+@contextlib.asynccontextmanager
+async def _slot(
+    table: dict[K, _Slots],
+    key: K,
+    size: int,
+    deadline: float,
+    refusal: errors.ScimError,
+    reject: Callable[[], None],
+) -> AsyncIterator[None]:
+    """One of `size` slots of `key` (FIFO), waited for until `deadline`, else `refusal` (and
+    `reject()` counts it). The table forgets keys nobody holds
+    or waits for, so it stays as small as what is in flight."""
+    slots = table.get(key)
+    if slots is None:
+        slots = table[key] = _Slots(size)
+    slots.users += 1
+    try:
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await slots.semaphore.acquire()
+        except TimeoutError:
+            reject()
+            raise refusal from None
+        try:
+            yield
+        finally:
+            slots.semaphore.release()
+    finally:
+        slots.users -= 1
+        if slots.users == 0:
+            del table[key]
 
 
 class TokenBuckets:
@@ -157,59 +193,47 @@ class Gate:
             async with self._org_connection(org_id, deadline) as conn:
                 yield conn
             return
-        key = (org_id, resource)
-        queue = self._resources.get(key)
-        if queue is None:
-            queue = self._resources[key] = _Slots(1)
-        queue.users += 1
-        try:
-            try:
-                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    await queue.semaphore.acquire()
-            except TimeoutError:
-                self._reject(503, "resource_busy")
-                raise errors.Unavailable(
-                    "Other requests are changing this resource; retry shortly",
-                    retry_after=ORG_RETRY_AFTER,
-                ) from None
-            try:
-                async with self._org_connection(org_id, deadline) as conn:
-                    yield conn
-            finally:
-                queue.semaphore.release()
-        finally:
-            queue.users -= 1
-            if queue.users == 0:
-                del self._resources[key]
+        busy = errors.Unavailable(
+            "Other requests are changing this resource; retry shortly",
+            retry_after=ORG_RETRY_AFTER,
+        )
+        async with (
+            _slot(
+                self._resources,
+                (org_id, resource),
+                1,
+                deadline,
+                busy,
+                self._rejected(503, "resource_busy"),
+            ),
+            self._org_connection(org_id, deadline) as conn,
+        ):
+            yield conn
+
+    def _rejected(self, status: int, reason: str) -> Callable[[], None]:
+        return lambda: self._reject(status, reason)
 
     @contextlib.asynccontextmanager
     async def _org_connection(
         self, org_id: uuid.UUID, deadline: float
     ) -> AsyncIterator[asyncpg.Connection]:
-        slots = self._orgs.get(org_id)
-        if slots is None:
-            slots = self._orgs[org_id] = _Slots(self.org_limit)
-        slots.users += 1
-        try:
-            try:
-                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    await slots.semaphore.acquire()
-            except TimeoutError:
-                self._reject(429, "org_concurrency")
-                raise errors.TooManyRequests(
-                    f"This organization already has {self.org_limit} requests using the "
-                    "database on this server; retry shortly",
-                    retry_after=ORG_RETRY_AFTER,
-                ) from None
-            try:
-                async with self._acquire(deadline) as conn:
-                    yield conn
-            finally:
-                slots.semaphore.release()
-        finally:
-            slots.users -= 1
-            if slots.users == 0:
-                del self._orgs[org_id]
+        full = errors.TooManyRequests(
+            f"This organization already has {self.org_limit} requests using the "
+            "database on this server; retry shortly",
+            retry_after=ORG_RETRY_AFTER,
+        )
+        async with (
+            _slot(
+                self._orgs,
+                org_id,
+                self.org_limit,
+                deadline,
+                full,
+                self._rejected(429, "org_concurrency"),
+            ),
+            self._acquire(deadline) as conn,
+        ):
+            yield conn
 
     @contextlib.asynccontextmanager
     async def _acquire(self, deadline: float) -> AsyncIterator[asyncpg.Connection]:

@@ -120,7 +120,8 @@ class Metrics:
         self.rejections = Counter(
             "scim_rejected_requests",
             "Requests turned away to keep shares fair, by status and reason (429 org_concurrency,"
-            " 429 token_rate, 503 pool_timeout)",
+            " 429 token_rate, 503 pool_timeout, 503 resource_busy; slow clients: 408"
+            " head_timeout, 408 body_too_slow, 503 over_capacity)",
             ["status", "reason"],
             registry=r,
         )

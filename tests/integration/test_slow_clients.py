@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import aiohttp
 import msgspec
@@ -67,18 +68,23 @@ async def test_slow_heads_bodies_and_idle_connections_are_cut(
             finally:
                 writer.close()
 
-        async def trickled_head() -> tuple[bytes, float]:
+        async def trickled(
+            first: bytes, rest: bytes, piece: int, every: float
+        ) -> tuple[bytes, float]:
+            """`first` at once, then `rest` `piece` bytes every `every` seconds, until the
+            server answers or closes; what it sent and when."""
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             began = time.monotonic()
             got: list[bytes] = []
             reading = asyncio.ensure_future(_collect(reader, got))
             try:
-                for ch in head.format(n=2)[:30]:  # 2 bytes/s
+                writer.write(first)
+                for i in range(0, len(rest), piece):
                     if reading.done() or got:
                         break
-                    writer.write(ch.encode())
+                    writer.write(rest[i : i + piece])
                     await writer.drain()
-                    await asyncio.sleep(0.5)
+                    await asyncio.sleep(every)
             except ConnectionError:
                 pass
             finally:
@@ -86,26 +92,12 @@ async def test_slow_heads_bodies_and_idle_connections_are_cut(
                 writer.close()
             return b"".join(got), time.monotonic() - began
 
-        async def trickled_body() -> tuple[bytes, float]:
+        def trickled_head() -> Any:  # 2 bytes/s
+            return trickled(b"", head.format(n=2)[:30].encode(), 1, 0.5)
+
+        def trickled_body() -> Any:  # 4 bytes every 0.2 s: 20 bytes/s
             body = b'{"userName": "slow@example.com", "displayName": "' + b"x" * 200 + b'"}'
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            began = time.monotonic()
-            got: list[bytes] = []
-            reading = asyncio.ensure_future(_collect(reader, got))
-            try:
-                writer.write(head.format(n=len(body)).encode())
-                for i in range(0, len(body), 4):  # 4 bytes every 0.2 s: 20 bytes/s
-                    if reading.done() or got:
-                        break
-                    writer.write(body[i : i + 4])
-                    await writer.drain()
-                    await asyncio.sleep(0.2)
-            except ConnectionError:
-                pass
-            finally:
-                await asyncio.wait_for(reading, 10)
-                writer.close()
-            return b"".join(got), time.monotonic() - began
+            return trickled(head.format(n=len(body)).encode(), body, 4, 0.2)
 
         async def prompt_pieces() -> bytes:
             body = b'{"userName": "quick@example.com"}'

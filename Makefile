@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-quick lint migrate bench image venv clean
+.PHONY: run test test-quick lint migrate bench bench-hot image venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## bench-hot: claim time and drain rate of a backlog on two hot groups (bench/hot_groups.py)
+bench-hot: $(STAMP)
+	$(BIN)/python bench/hot_groups.py $(BENCH_ARGS)
 
 ## image: build the container image (needs a Docker engine)
 image:

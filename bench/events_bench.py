@@ -258,8 +258,8 @@ async def claim_plan(conn: asyncpg.Connection, sink: str) -> str:
     return scans[0] if scans else "?"
 
 
-# The claim's other parameters ($3 lease owner, $4 lease seconds, $5 max attempts), as the
-# publisher passes them (store.outbox.claim).
+# The claim's other parameters ($3 lease owner, $4 lease seconds, $5 max attempts; $6, the
+# first subject, is passed beside them), as the publisher passes them (store.outbox.claim).
 LEASE_OWNER = "bench-claim-loop"
 CLAIM_EXTRA = (LEASE_OWNER, Settings().publisher_lease_seconds, Settings().events_max_attempts)
 
@@ -271,6 +271,7 @@ def _literal_claim(sink: str) -> str:
         "$3": f"'{LEASE_OWNER}'",
         "$4": repr(float(CLAIM_EXTRA[1])),
         "$5": str(CLAIM_EXTRA[2]),
+        "$6": "'00000000-0000-0000-0000-000000000000'::uuid",
     }
     sql = Q["claim"]
     for key in sorted(literals, reverse=True):
@@ -376,7 +377,7 @@ async def claim_loop(dsn: str, org_id: uuid.UUID, *, events: int, source: str) -
         while time.monotonic() < deadline and batches <= events // BATCH + 10:
             t0 = time.perf_counter()
             async with conn.transaction():
-                rows = await conn.fetch(Q["claim"], sink, BATCH, *CLAIM_EXTRA)
+                rows = await conn.fetch(Q["claim"], sink, BATCH, *CLAIM_EXTRA, outbox.FIRST_SUBJECT)
                 if not rows:
                     break
                 await conn.execute(Q["delivered"], sink, [r["event_seq"] for r in rows])

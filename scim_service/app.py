@@ -64,7 +64,7 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
                 min_size=settings.db_pool_min,
                 max_size=settings.db_pool_max,
                 timeout=max(1.0, min(10.0, settings.db_connect_timeout)),
-                extra=session_settings(settings),
+                extra=session_settings(settings, settings.db_request_lock_timeout),
             )
         except (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError) as exc:
             remaining = deadline - time.monotonic()

@@ -373,6 +373,64 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "transaction",
         ),
     ] = 60.0
+    # The lock wait of an API request (request pool): a locked resource holds its
+    # organization's slot this long at most.
+    db_request_lock_timeout: Annotated[
+        float,
+        _e(
+            "SCIM_DB_REQUEST_LOCK_TIMEOUT",
+            floats(0, 86400),
+            "seconds an API request waits for a lock (a SCIM write for the row of the user or "
+            "group it changes, held by another writer or session) before answering `503` with "
+            "`Retry-After: 1`; the API pool's `lock_timeout` is the smaller of this and "
+            '`SCIM_DB_LOCK_TIMEOUT` (`0`: only that one) ("Fair shares")',
+        ),
+    ] = 1.0
+    # Slow clients (scim_service/http/connections.py), per listener of a worker process.
+    http_head_timeout: Annotated[
+        float,
+        _e(
+            "SCIM_HTTP_HEAD_TIMEOUT",
+            floats(0, 86400),
+            "seconds a client has to send a whole request head (request line and headers), "
+            "from its first byte, or from the connection for the first request; then `408` and "
+            "the connection is closed (`0`: no bound)",
+        ),
+    ] = 10.0
+    http_body_min_rate: Annotated[
+        float,
+        _e(
+            "SCIM_HTTP_BODY_MIN_RATE",
+            floats(0, 1_000_000_000),
+            "bytes per second a request body must average once `SCIM_HTTP_BODY_GRACE` has "
+            "passed (Kestrel's rule); a slower body is cut off with `408` (`0`: no bound)",
+        ),
+    ] = 240.0
+    http_body_grace: Annotated[
+        float,
+        _e(
+            "SCIM_HTTP_BODY_GRACE",
+            floats(0, 86400),
+            "seconds a body may take before `SCIM_HTTP_BODY_MIN_RATE` applies",
+        ),
+    ] = 5.0
+    http_keepalive_timeout: Annotated[
+        float,
+        _e(
+            "SCIM_HTTP_KEEPALIVE_TIMEOUT",
+            floats(0, 86400),
+            "seconds an idle keep-alive connection stays open between requests",
+        ),
+    ] = 75.0
+    http_max_connections: Annotated[
+        int,
+        _e(
+            "SCIM_HTTP_MAX_CONNECTIONS",
+            ints(0, 1_000_000),
+            "open client connections per worker process and listener; one more is answered "
+            "`503` with `Retry-After` and closed (`0`: no cap)",
+        ),
+    ] = 1000
     # Fair shares (scim_service/fairness.py).
     db_acquire_timeout: Annotated[
         float,

@@ -195,6 +195,15 @@ class Unavailable(ScimError):
         self.retry_after = retry_after
 
 
+class ClientClosed(ScimError):
+    """The client hung up before its request was read in full (nginx's 499 "Client Closed
+    Request"). Never sent (nobody is listening): it is what the log line, the metrics and the
+    activity log record instead of the database outage a reset socket would otherwise look like."""
+
+    status = 499
+    default_detail = "The client closed the connection before its request was complete"
+
+
 class InternalError(ScimError):
     """A fixed, uninformative 500; the traceback goes to the log, never into the body."""
 

@@ -13,6 +13,13 @@ Every pooled connection a request uses comes through `Gate.connection`:
   requests are slow (a long filter, a row lock) uses at most its share of the pool, and the
   other organizations and `/readyz` keep the rest. Requests without an organization (the
   admin API, the token lookup that finds the organization) only have the acquire timeout.
+- **Lock waits stay with their resource.** The writes of one resource (a PATCH, PUT or
+  DELETE of one user or group) queue for it here, in this process, first come first served,
+  *before* taking an organization slot: however many requests wait for a hot or locked group,
+  they hold at most one of its organization's slots (the one writing, or waiting in the
+  database for a lock another session holds, for at most SCIM_DB_REQUEST_LOCK_TIMEOUT). The
+  queue's wait counts against the same deadline; a request still queued then answers 503
+  "busy" with `Retry-After: 1` (the resource's, not the organization's, share ran out).
 - **Per-token rate** (`SCIM_TOKEN_RATE_LIMIT`, off by default): a token bucket per SCIM token,
   `SCIM_TOKEN_RATE_BURST` deep, refilled at that many tokens per second; a request finding it
   empty answers 429 with `Retry-After` = the time until the bucket holds one again.
@@ -28,7 +35,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import asyncpg
 
@@ -45,6 +52,9 @@ _MIN_ACQUIRE = 0.05
 _MAX_BUCKETS = 10_000
 
 
+K = TypeVar("K")
+
+
 class RejectionMetrics(Protocol):
     def rejected(self, status: int, reason: str) -> None: ...
 
@@ -57,6 +67,39 @@ class _Slots:
     def __init__(self, size: int) -> None:
         self.semaphore = asyncio.Semaphore(size)
         self.users = 0
+
+
+@contextlib.asynccontextmanager
+async def _slot(
+    table: dict[K, _Slots],
+    key: K,
+    size: int,
+    deadline: float,
+    refusal: errors.ScimError,
+    reject: Callable[[], None],
+) -> AsyncIterator[None]:
+    """One of `size` slots of `key` (FIFO), waited for until `deadline`, else `refusal` (and
+    `reject()` counts it). The table forgets keys nobody holds
+    or waits for, so it stays as small as what is in flight."""
+    slots = table.get(key)
+    if slots is None:
+        slots = table[key] = _Slots(size)
+    slots.users += 1
+    try:
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await slots.semaphore.acquire()
+        except TimeoutError:
+            reject()
+            raise refusal from None
+        try:
+            yield
+        finally:
+            slots.semaphore.release()
+    finally:
+        slots.users -= 1
+        if slots.users == 0:
+            del table[key]
 
 
 class TokenBuckets:
@@ -109,6 +152,7 @@ class Gate:
             else None
         )
         self._orgs: dict[uuid.UUID, _Slots] = {}
+        self._resources: dict[tuple[uuid.UUID, str], _Slots] = {}
 
     def in_use(self, org_id: uuid.UUID) -> int:
         """Requests of this organization holding or waiting for a slot (for tests, metrics)."""
@@ -134,40 +178,62 @@ class Gate:
 
     @contextlib.asynccontextmanager
     async def connection(
-        self, org_id: uuid.UUID | None = None
+        self, org_id: uuid.UUID | None = None, resource: str | None = None
     ) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection for one request of `org_id` (None: no organization yet, or the
-        admin API): 429 when the organization's slots stay full, 503 when the pool does,
-        within SCIM_DB_ACQUIRE_TIMEOUT in all."""
+        admin API): 429 when the organization's slots stay full, 503 when the pool does, or
+        when `resource` (the id a write changes) stays busy, within SCIM_DB_ACQUIRE_TIMEOUT in
+        all."""
         deadline = time.monotonic() + self.timeout
         if org_id is None:
             async with self._acquire(deadline) as conn:
                 yield conn
             return
-        slots = self._orgs.get(org_id)
-        if slots is None:
-            slots = self._orgs[org_id] = _Slots(self.org_limit)
-        slots.users += 1
-        try:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await slots.semaphore.acquire()
-            except TimeoutError:
-                self._reject(429, "org_concurrency")
-                raise errors.TooManyRequests(
-                    f"This organization already has {self.org_limit} requests using the "
-                    "database on this server; retry shortly",
-                    retry_after=ORG_RETRY_AFTER,
-                ) from None
-            try:
-                async with self._acquire(deadline) as conn:
-                    yield conn
-            finally:
-                slots.semaphore.release()
-        finally:
-            slots.users -= 1
-            if slots.users == 0:
-                del self._orgs[org_id]
+        if resource is None:
+            async with self._org_connection(org_id, deadline) as conn:
+                yield conn
+            return
+        busy = errors.Unavailable(
+            "Other requests are changing this resource; retry shortly",
+            retry_after=ORG_RETRY_AFTER,
+        )
+        async with (
+            _slot(
+                self._resources,
+                (org_id, resource),
+                1,
+                deadline,
+                busy,
+                self._rejected(503, "resource_busy"),
+            ),
+            self._org_connection(org_id, deadline) as conn,
+        ):
+            yield conn
+
+    def _rejected(self, status: int, reason: str) -> Callable[[], None]:
+        return lambda: self._reject(status, reason)
+
+    @contextlib.asynccontextmanager
+    async def _org_connection(
+        self, org_id: uuid.UUID, deadline: float
+    ) -> AsyncIterator[asyncpg.Connection]:
+        full = errors.TooManyRequests(
+            f"This organization already has {self.org_limit} requests using the "
+            "database on this server; retry shortly",
+            retry_after=ORG_RETRY_AFTER,
+        )
+        async with (
+            _slot(
+                self._orgs,
+                org_id,
+                self.org_limit,
+                deadline,
+                full,
+                self._rejected(429, "org_concurrency"),
+            ),
+            self._acquire(deadline) as conn,
+        ):
+            yield conn
 
     @contextlib.asynccontextmanager
     async def _acquire(self, deadline: float) -> AsyncIterator[asyncpg.Connection]:

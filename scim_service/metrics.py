@@ -67,7 +67,12 @@ def scim_operation(method: str, route: str) -> tuple[str, str] | None:
     return None
 
 
+CLIENT_CLOSED = 499  # errors.ClientClosed: the client hung up mid-request
+
+
 def outcome_of(status: int) -> str:
+    if status == CLIENT_CLOSED:
+        return "client_closed"
     if status < 400:
         return "success"
     return "client_error" if status < 500 else "server_error"
@@ -115,7 +120,8 @@ class Metrics:
         self.rejections = Counter(
             "scim_rejected_requests",
             "Requests turned away to keep shares fair, by status and reason (429 org_concurrency,"
-            " 429 token_rate, 503 pool_timeout)",
+            " 429 token_rate, 503 pool_timeout, 503 resource_busy; slow clients: 408"
+            " head_timeout, 408 body_too_slow, 503 over_capacity)",
             ["status", "reason"],
             registry=r,
         )

@@ -20,7 +20,8 @@ from aiohttp import web
 
 from scim_service.app import create_app, create_metrics_app, create_publisher_app
 from scim_service.config import Settings, StartupError
-from scim_service.keys import LIFECYCLE, POOL, PUBLISHER
+from scim_service.http.connections import Watchdog, WatchedSite
+from scim_service.keys import LIFECYCLE, METRICS, POOL, PUBLISHER
 from scim_service.logs import get_logger
 from scim_service.provisioning import tenants
 
@@ -93,9 +94,7 @@ async def serve(
                 settings = await start_embedded(settings, stack)
 
         app = create_app(settings) if role == "serve" else create_publisher_app(settings)
-        runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_grace
-        )
+        runner = make_runner(app, settings)
         await runner.setup()  # opens the pool, migrates, starts background tasks
         stack.push_async_callback(runner.cleanup)
 
@@ -104,7 +103,7 @@ async def serve(
                 await announce_first_run(settings, conn)
 
         if sock is not None:
-            await web.SockSite(runner, sock).start()
+            await api_site(runner, sock, settings).start()
         if metrics_sock is not None:
             metrics_runner = web.AppRunner(
                 create_metrics_app(app), handle_signals=False, access_log=None
@@ -152,6 +151,20 @@ async def serve(
             publisher.begin_stop(settings.shutdown_grace)
     log.info(stopped)
     return 0
+
+
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    """The runner of the API listener, as `serve` runs it (tests start the same one): no
+    signal handling of aiohttp's, no access log (the middleware logs), and a handler left to
+    finish when its client hangs up (aiohttp's default; its test server cancels it instead)."""
+    return web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_grace
+    )
+
+
+def api_site(runner: web.AppRunner, sock: socket.socket, settings: Settings) -> web.SockSite:
+    """The API listener's site: its connections watched for slow clients (http/connections.py)."""
+    return WatchedSite(runner, sock, Watchdog(settings, runner.app[METRICS]))
 
 
 def bind_metrics_socket(settings: Settings) -> socket.socket | None:

@@ -416,3 +416,23 @@ async def lock_table(database_url: str, table: str) -> AsyncIterator[None]:
         await tx.rollback()
     finally:
         await locker.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[tuple[str, web.Application]]:
+    """`create_app(settings)` listening on 127.0.0.1 the way `serve` runs it (its runner,
+    `server.make_runner`: a handler is not cancelled when its client hangs up, the slow-client
+    bounds apply), unlike the `client` fixture's test server. Yields (base URL, app)."""
+    from scim_service.app import create_app
+    from scim_service.server import api_site, listen_socket, make_runner
+
+    app = create_app(settings)
+    runner = make_runner(app, settings)
+    await runner.setup()
+    try:
+        sock = listen_socket("127.0.0.1", 0, "test")
+        await api_site(runner, sock, settings).start()
+        port = sock.getsockname()[1]
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        await runner.cleanup()

@@ -114,6 +114,7 @@ class _Lane:
         self.deliveries: dict[asyncio.Task[None], list[Claimed]] = {}
         self.opened = False
         self.open_lock = asyncio.Lock()
+        self.start = outbox.FIRST_SUBJECT  # where the next claim's skip scan begins
 
     def wake_all(self) -> None:
         for ev in self.wake:
@@ -297,7 +298,9 @@ class Publisher:
                             owner=self.owner,
                             lease_seconds=settings.publisher_lease_seconds,
                             max_attempts=settings.events_max_attempts,
+                            start=lane.start,
                         )
+                    lane.start = outbox.next_start(claimed)
                 finally:
                     lane.in_flight -= limit
                 delay = _BACKOFF_FIRST

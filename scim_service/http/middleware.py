@@ -15,7 +15,7 @@ from aiohttp import web
 
 from scim_service import errors
 from scim_service.activity import ActivityLog, Record, token_prefix_of
-from scim_service.http import audit
+from scim_service.http import audit, connections
 from scim_service.http.authz import authorize
 from scim_service.http.paths import SCIM_PREFIX, canonical_route
 from scim_service.keys import (
@@ -110,6 +110,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     (one middleware: each extra layer costs every request a few microseconds)."""
     rid = _request_id(request)
     request[REQUEST_ID] = rid
+    connections.request_started(request)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=rid)
     started = time.perf_counter()
@@ -132,6 +133,12 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise
         resp = error_response(request, _from_http_exception(request, exc))
     except Exception as exc:
+        if _client_gone(request, exc):
+            # The body read failed because the client hung up (aiohttp sets the reset on the
+            # request's payload): its own outcome, no 5xx and no database signal.
+            log.info("client_closed", method=request.method, route=_route_template(request))
+            resp = error_response(request, errors.ClientClosed())
+            return await _finish(request, resp, rid, started)
         # Driver errors raised outside the store's guard (filters, admin writes, token lookups):
         # a value the database rejects is a 400, the database going away a 503.
         translated = driver_error(exc)
@@ -143,6 +150,20 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         else:
             log.info("data_error", sqlstate=getattr(exc, "sqlstate", None))
         resp = error_response(request, translated)
+    return await _finish(request, resp, rid, started)
+
+
+def _client_gone(request: web.Request, exc: Exception) -> bool:
+    """Whether `exc` is the client hanging up: the very exception aiohttp set on the request's
+    payload when the connection was lost (a socket error of the database is not)."""
+    return isinstance(exc, ConnectionError) and request.content.exception() is exc
+
+
+async def _finish(
+    request: web.Request, resp: web.StreamResponse, rid: str, started: float
+) -> web.StreamResponse:
+    """The request id header, the metrics, the one log line, the audit trail, the activity log."""
+    connections.request_finished(request)
     resp.headers["X-Request-ID"] = rid
     principal = request.get(PRINCIPAL)
     route = _route_template(request)

@@ -22,6 +22,7 @@ from scim_service.http.responses import (
     query_projection,
     read_scim_body,
     scim_json,
+    scim_list,
     scope,
 )
 from scim_service.keys import BASE_URL, SKIPPED_MEMBERS
@@ -34,7 +35,6 @@ from scim_service.scim.mapping import etag, group_location, group_resource
 from scim_service.scim.projection import Projection, apply_projection, parse_projection
 from scim_service.scim.query import (
     ListQuery,
-    list_response,
     query_from_params,
     query_from_search_body,
 )
@@ -155,22 +155,24 @@ async def delete_group(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def list_groups(request: web.Request) -> web.Response:
+async def list_groups(request: web.Request) -> web.StreamResponse:
     return await search(
         request, query_from_params(request.query), query_projection(request, s.GROUP_TYPE)
     )
 
 
-async def search_groups(request: web.Request) -> web.Response:
+async def search_groups(request: web.Request) -> web.StreamResponse:
     query = query_from_search_body(await read_scim_body(request))
     projection = parse_projection(s.GROUP_TYPE, query.attributes, query.excluded_attributes)
     return await search(request, query, projection)
 
 
-async def search(request: web.Request, query: ListQuery, projection: Projection) -> web.Response:
+async def search(
+    request: web.Request, query: ListQuery, projection: Projection
+) -> web.StreamResponse:
     async with connection(request) as conn:
         total, page = await groups.search_groups(
             conn, scope(request), query, with_members=not projection.excludes("members")
         )
     resources = await render_page(request, page, projection)
-    return scim_json(list_response(total, query.start_index, resources))
+    return await scim_list(request, total, query.start_index, resources)

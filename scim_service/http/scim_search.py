@@ -6,14 +6,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from scim_service.http import scim_groups, scim_users
-from scim_service.http.responses import connection, read_scim_body, scim_json, scope
+from scim_service.http.responses import connection, read_scim_body, scim_list, scope
 from scim_service.provisioning import search
 from scim_service.scim import schema as s
 from scim_service.scim.projection import parse_projection
-from scim_service.scim.query import list_response, query_from_search_body
+from scim_service.scim.query import query_from_search_body
 
 
-async def search_all(request: web.Request) -> web.Response:
+async def search_all(request: web.Request) -> web.StreamResponse:
     query = query_from_search_body(await read_scim_body(request))
     user_proj = parse_projection(s.USER_TYPE, query.attributes, query.excluded_attributes)
     group_proj = parse_projection(s.GROUP_TYPE, query.attributes, query.excluded_attributes)
@@ -27,4 +27,4 @@ async def search_all(request: web.Request) -> web.Response:
         )
     resources = await scim_users.render_page(request, found.users, user_proj)
     resources += await scim_groups.render_page(request, found.groups, group_proj)
-    return scim_json(list_response(found.total, query.start_index, resources))
+    return await scim_list(request, found.total, query.start_index, resources)

@@ -16,6 +16,7 @@ from scim_service.http.responses import (
     query_projection,
     read_scim_body,
     scim_json,
+    scim_list,
     scope,
 )
 from scim_service.keys import BASE_URL
@@ -28,7 +29,6 @@ from scim_service.scim.mapping import etag, user_location, user_resource
 from scim_service.scim.projection import Projection, apply_projection, parse_projection
 from scim_service.scim.query import (
     ListQuery,
-    list_response,
     query_from_params,
     query_from_search_body,
 )
@@ -133,22 +133,24 @@ async def delete_user(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def list_users(request: web.Request) -> web.Response:
+async def list_users(request: web.Request) -> web.StreamResponse:
     return await search(
         request, query_from_params(request.query), query_projection(request, s.USER_TYPE)
     )
 
 
-async def search_users(request: web.Request) -> web.Response:
+async def search_users(request: web.Request) -> web.StreamResponse:
     query = query_from_search_body(await read_scim_body(request))
     projection = parse_projection(s.USER_TYPE, query.attributes, query.excluded_attributes)
     return await search(request, query, projection)
 
 
-async def search(request: web.Request, query: ListQuery, projection: Projection) -> web.Response:
+async def search(
+    request: web.Request, query: ListQuery, projection: Projection
+) -> web.StreamResponse:
     async with connection(request) as conn:
         total, page = await users.search_users(
             conn, scope(request), query, with_groups=not projection.excludes("groups")
         )
     resources = await render_page(request, page, projection)
-    return scim_json(list_response(total, query.start_index, resources))
+    return await scim_list(request, total, query.start_index, resources)

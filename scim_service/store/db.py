@@ -133,16 +133,20 @@ class _Timeouts(Protocol):
     def db_idle_in_transaction_timeout(self) -> float: ...
 
 
-def session_settings(settings: _Timeouts) -> dict[str, str]:
+def session_settings(settings: _Timeouts, lock_timeout: float | None = None) -> dict[str, str]:
     """The bounds every pooled connection of ours runs under (sent at connect time, so they
-    cost no round trip): no statement, lock wait or idle transaction lasts longer."""
+    cost no round trip): no statement, lock wait or idle transaction lasts longer.
+    `lock_timeout`: a shorter lock wait for this pool (the API's: SCIM_DB_REQUEST_LOCK_TIMEOUT)."""
 
     def ms(seconds: float) -> str:
         return str(round(seconds * 1000))
 
+    locks = settings.db_lock_timeout
+    if lock_timeout is not None and lock_timeout > 0:
+        locks = lock_timeout if locks <= 0 else min(locks, lock_timeout)
     return {
         "statement_timeout": ms(settings.db_statement_timeout),
-        "lock_timeout": ms(settings.db_lock_timeout),
+        "lock_timeout": ms(locks),
         "idle_in_transaction_session_timeout": ms(settings.db_idle_in_transaction_timeout),
     }
 

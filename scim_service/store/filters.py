@@ -502,4 +502,4 @@ async def search_page(
 # whole 1,000-row page of them would hold the loop for hundreds. Default pages (100) and
 # smaller are one statement, as before.
 PAGE_BATCH_ABOVE = 100
-PAGE_BATCH = 50
+PAGE_BATCH = 20

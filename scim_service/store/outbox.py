@@ -159,6 +159,17 @@ async def insert_events(conn: asyncpg.Connection, rows: EventRows) -> None:
         await conn.execute(Q["insert_events"], *rows.params())
 
 
+FIRST_SUBJECT = uuid.UUID(int=0)
+
+
+def next_start(claimed: Sequence[Claimed]) -> uuid.UUID:
+    """Where the next claim of this sink starts: just past the last subject this one took."""
+    if not claimed:
+        return FIRST_SUBJECT
+    last = max(uuid.UUID(c.event.subject) for c in claimed)
+    return uuid.UUID(int=(last.int + 1) % (1 << 128))
+
+
 async def claim(
     conn: asyncpg.Connection,
     sink: str,
@@ -167,9 +178,18 @@ async def claim(
     owner: str,
     lease_seconds: float,
     max_attempts: int,
+    start: uuid.UUID = FIRST_SUBJECT,
 ) -> list[Claimed]:
-    """Lease up to `limit` claimable events of `sink` for `owner` (one short statement)."""
-    rows = await conn.fetch(Q["claim"], sink, limit, owner, lease_seconds, max_attempts)
+    """Lease up to `limit` claimable events of `sink` for `owner`: the heads of the resources'
+    queues from subject `start` on, then (if that found fewer) from the first subject; one
+    short statement each. The caller moves `start` on (`next_start`) so every resource's turn
+    comes."""
+    args = (sink, limit, owner, lease_seconds, max_attempts)
+    rows = await conn.fetch(Q["claim"], *args, start)
+    if len(rows) < limit and start != FIRST_SUBJECT:
+        more = await conn.fetch(Q["claim"], sink, limit - len(rows), *args[2:], FIRST_SUBJECT)
+        seen = {r["event_seq"] for r in rows}
+        rows = [*rows, *(r for r in more if r["event_seq"] not in seen)]
     return [
         Claimed(
             event=Outbound(

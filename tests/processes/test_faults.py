@@ -366,7 +366,8 @@ async def test_database_restarts(cluster: Cluster) -> None:
 async def test_database_down_for_ten_seconds(cluster: Cluster) -> None:
     """PostgreSQL is stopped for 10 s under load. Meanwhile: `/readyz` says 503; writes answer a
     SCIM 503 with Retry-After within a second (IdPs retry on it), never a 500 or a hang; a
-    token cached before the outage still serves discovery, which needs no database. After it:
+    token cached before the outage (by the worker answering) still serves discovery, which
+    needs no database. After it:
     everything recovers by itself, nothing acknowledged is lost."""
     serve = cluster.service("serve", "serve", SCIM_AUTH_CACHE_SECONDS="30")
     serve.spawn()
@@ -388,12 +389,35 @@ async def test_database_down_for_ten_seconds(cluster: Cluster) -> None:
             probes["write"] = (resp.status, resp.headers.get("Retry-After"), await resp.json())
         probes["seconds"] = round(time.monotonic() - began, 3)
 
+    async def fresh_discovery() -> list[int]:
+        statuses = []
+        for _ in range(8):  # a new connection each: whichever worker the kernel picks
+            async with (
+                aiohttp.ClientSession() as fresh,
+                fresh.get(f"{serve.base}/scim/v2/ServiceProviderConfig", headers=headers) as resp,
+            ):
+                statuses.append(resp.status)
+        return statuses
+
     async def faults() -> None:
-        await asyncio.sleep(4)
-        await asyncio.to_thread(cluster.pg.stop, "fast")
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        # One keep-alive connection for the probe, opened (and its token cached by the worker
+        # that answers it) before the outage: each worker process has its own token cache, so a
+        # fresh connection may reach a worker that never saw this token (then the database
+        # decides: 503). The figure for fresh connections is recorded, not asserted.
+        timeout = aiohttp.ClientTimeout(total=10)
+        connector = aiohttp.TCPConnector(limit=1, force_close=False)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            await asyncio.sleep(3)
+            async with session.get(
+                f"{serve.base}/scim/v2/ServiceProviderConfig", headers=headers
+            ) as resp:
+                assert resp.status == 200
+                await resp.read()
+            await asyncio.sleep(1)
+            await asyncio.to_thread(cluster.pg.stop, "fast")
             await asyncio.sleep(1)
             await probe(session)
+            probes["fresh_discovery"] = await fresh_discovery()
         await asyncio.sleep(9 - probes["seconds"])
         began = time.monotonic()
         await asyncio.to_thread(cluster.pg.start)
@@ -408,10 +432,7 @@ async def test_database_down_for_ten_seconds(cluster: Cluster) -> None:
     _save(f)
     assert_guarantees(f)
     assert probes["readyz"] == 503
-    # A token cached before the outage should still serve discovery (no database needed). In
-    # two full-suite CI runs of 2026-12-07 it answered 503 (it passes alone): cause not found
-    # yet, tracked in issue 23; the figure is kept in .fault-results/, the other guarantees stay
-    # asserted.
+    assert probes["discovery"] == 200, "a token its worker cached still serves discovery"
     status, retry_after, body = probes["write"]
     assert status == 503 and retry_after is not None and int(retry_after) >= 1
     assert body["status"] == "503" and "retry" in body["detail"].lower()
@@ -490,18 +511,28 @@ async def test_slow_receiver_keeps_transactions_short(cluster: Cluster) -> None:
     await serve.ready()
     oldest: list[float] = []
     backlog: list[int] = []
+    long_ones: list[dict[str, Any]] = []  # what a transaction over 1.5 s was doing (the cause)
     stop = asyncio.Event()
+    # Only sessions inside a client transaction ('active', 'idle in transaction'): a LISTEN
+    # session reads each incoming NOTIFY in a transaction of its own while 'idle', and that
+    # transaction's xact_start is the start of the session's last statement (its ping, up to
+    # PING_EVERY = 15 s before). That showed as a 12.1 s "transaction" in one CI run (issue 23).
 
     async def sample() -> None:
         conn = await asyncpg.connect(cluster.dsn)
         try:
             while not stop.is_set():
-                age = await conn.fetchval(
-                    "SELECT coalesce(max(extract(epoch FROM now() - xact_start)), 0)::float8"
+                row = await conn.fetchrow(
+                    "SELECT extract(epoch FROM now() - xact_start)::float8 AS age, state,"
+                    " wait_event_type, wait_event, left(query, 160) AS query, pid"
                     " FROM pg_stat_activity WHERE datname = current_database()"
                     " AND application_name = 'scim-service' AND xact_start IS NOT NULL"
+                    " AND state <> 'idle' ORDER BY xact_start LIMIT 1"
                 )
-                oldest.append(float(age))
+                age = float(row["age"]) if row is not None else 0.0
+                if row is not None and age > 1.5 and len(long_ones) < 20:
+                    long_ones.append(dict(row))
+                oldest.append(age)
                 backlog.append(
                     int(await conn.fetchval("SELECT count(*) FROM outbox WHERE sink = 'webhook'"))
                 )
@@ -521,6 +552,7 @@ async def test_slow_receiver_keeps_transactions_short(cluster: Cluster) -> None:
     third = max(1, len(backlog) // 3)
     f.extra["oldest_transaction_seconds"] = round(max(oldest), 3)
     f.extra["transaction_samples"] = len(oldest)
+    f.extra["transactions_over_1_5s"] = long_ones
     f.extra["backlog_first_third_max"] = max(backlog[:third])
     f.extra["backlog_last_third_max"] = max(backlog[-third:])
     _save(f)
@@ -580,3 +612,156 @@ async def test_workers_killed_one_by_one(cluster: Cluster) -> None:
     assert sorted(d["pid"] for d in died) == sorted(victims)
     assert serve.starts == 1 and serve.proc is not None and serve.proc.poll() is None
     assert_guarantees(f)
+
+
+# --- 9. clients that hang up, trickle or stay silent, and a locked group ---------------------
+
+
+async def _hang_up_mid_body(base: str, token: str) -> None:
+    host, port = base.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/scim+json\r\nContent-Length: 400\r\n\r\n"
+        '{"userName": "gone@example.com", "disp'.encode()
+    )
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    writer.close()
+
+
+async def _until_closed(base: str, payload: bytes, every: float) -> tuple[bytes, float]:
+    """Send `payload` a few bytes at a time every `every` seconds (nothing if empty) until the
+    server answers or closes; what it sent and when it closed."""
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    began = time.monotonic()
+    got: list[bytes] = []
+
+    async def collect() -> None:
+        try:
+            while chunk := await reader.read(4096):
+                got.append(chunk)
+        except ConnectionError:
+            pass
+
+    reading = asyncio.ensure_future(collect())
+    try:
+        for i in range(0, len(payload), 2):
+            if reading.done() or got:
+                break
+            writer.write(payload[i : i + 2])
+            await writer.drain()
+            await asyncio.sleep(every)
+    except ConnectionError:
+        pass
+    await asyncio.wait_for(reading, 20)
+    writer.close()
+    return b"".join(got), time.monotonic() - began
+
+
+def _metric_sum(text: str, *parts: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith("#") and all(p in line for p in parts):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_hostile_clients_and_a_locked_group(cluster: Cluster) -> None:
+    """Under the 30 writes/s load: 20 clients hang up mid-body, 10 connections never send a
+    byte, 5 trickle their body at 4 bytes/s, and another session holds a group's row for 8 s
+    while 4 clients PATCH that group in a loop. The load's writes (other users of the same
+    organization) are all answered 2xx, none 429 or 503, nothing is lost; the hang-ups count
+    as 499, never 503; silent and trickling connections are cut (408) within their bounds;
+    the locked group's writers get 503 with Retry-After."""
+    serve = cluster.service(
+        "serve",
+        "serve",
+        SCIM_HTTP_HEAD_TIMEOUT="2",
+        SCIM_HTTP_BODY_GRACE="1",
+        SCIM_HTTP_BODY_MIN_RATE="100",
+    )
+    serve.spawn()
+    await serve.ready()
+    headers = {"Authorization": f"Bearer {cluster.token}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{serve.base}/scim/v2/Groups", json={"displayName": "Hot"}, headers=headers
+        ) as resp,
+    ):
+        assert resp.status == 201
+        gid = (await resp.json())["id"]
+    group_answers: list[tuple[int, str | None]] = []
+    cut: dict[str, list[tuple[bytes, float]]] = {}
+    body = b'{"userName": "trickle@example.com", "displayName": "' + b"x" * 100 + b'"}'
+    trickle_head = (
+        f"POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {cluster.token}\r\n"
+        f"Content-Type: application/scim+json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+    async def lock_group(stop: asyncio.Event) -> None:
+        conn = await asyncpg.connect(cluster.dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT 1 FROM groups WHERE id = $1 FOR UPDATE", uuid.UUID(gid))
+                await asyncio.sleep(8)
+        finally:
+            await conn.close()
+            stop.set()
+
+    async def hammer(stop: asyncio.Event, session: aiohttp.ClientSession) -> None:
+        patch = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "displayName", "value": "Hot!"}],
+        }
+        while not stop.is_set():
+            async with session.patch(
+                f"{serve.base}/scim/v2/Groups/{gid}", json=patch, headers=headers
+            ) as resp:
+                await resp.read()
+                group_answers.append((resp.status, resp.headers.get("Retry-After")))
+
+    async def faults() -> None:
+        await asyncio.sleep(2)
+        stop = asyncio.Event()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+            locker = asyncio.ensure_future(lock_group(stop))
+            await asyncio.sleep(0.2)
+            hammers = [asyncio.ensure_future(hammer(stop, session)) for _ in range(4)]
+            await asyncio.gather(*(_hang_up_mid_body(serve.base, cluster.token) for _ in range(20)))
+            cut["silent"] = await asyncio.gather(
+                *(_until_closed(serve.base, b"", 0) for _ in range(10))
+            )
+            cut["trickle"] = await asyncio.gather(
+                *(_until_closed(serve.base, trickle_head + body, 0.5) for _ in range(5))
+            )
+            await locker
+            await asyncio.gather(*hammers)
+        cluster.fault_end = time.monotonic()
+
+    ledger = await run_load(cluster, serve, 14, faults)
+    f = await cluster.verdict(ledger, Figures("hostile_clients_locked_group"))
+    async with aiohttp.ClientSession() as session, session.get(f"{serve.base}/metrics") as resp:
+        metrics = await resp.text()
+    during = [a for a in group_answers if a[0] != 200]
+    f.extra["hang_ups_499"] = _metric_sum(metrics, "scim_http_requests_total{", 'status="499"')
+    f.extra["users_503_in_metrics"] = _metric_sum(
+        metrics, "scim_http_requests_total{", 'route="/scim/v2/Users"', 'status="503"'
+    )
+    f.extra["silent_closed_after_s"] = max(t for _, t in cut["silent"])
+    f.extra["trickle_closed_after_s"] = max(t for _, t in cut["trickle"])
+    f.extra["locked_group_answers"] = {
+        str(s): sum(1 for a in group_answers if a[0] == s) for s in {a[0] for a in group_answers}
+    }
+    _save(f)
+    assert_guarantees(f)
+    assert set(ledger.statuses) <= {200, 201}, f"the load was turned away: {f}"
+    assert f.extra["hang_ups_499"] == 20, f
+    assert f.extra["users_503_in_metrics"] == 0, f
+    assert all(d.startswith(b"HTTP/1.1 408") for d, _ in cut["silent"]), cut["silent"]
+    assert f.extra["silent_closed_after_s"] < 5, f
+    assert all(d.startswith(b"HTTP/1.1 408") for d, _ in cut["trickle"]), cut["trickle"]
+    assert f.extra["trickle_closed_after_s"] < 6, f
+    assert during and all(s == 503 and ra is not None for s, ra in during), group_answers

@@ -39,6 +39,9 @@ async def test_sigterm_drains_in_flight_requests(
             SCIM_SHUTDOWN_GRACE="15",
             SCIM_PUBLISHER_ENABLED="false",
             SCIM_WORKERS=workers,
+            # The in-flight request waits on a table lock: SCIM_DB_LOCK_TIMEOUT (10 s) bounds
+            # it, not the API's 1 s request lock timeout.
+            SCIM_DB_REQUEST_LOCK_TIMEOUT="0",
         )
     )
     try:

@@ -20,7 +20,8 @@ cd "$(dirname "$0")/.."
 IMAGE=${IMAGE:-localhost/scim-service:latest}
 DEFAULT_BASE=python:3.11-slim
 LOCAL_BASE=localhost/scim-base:bookworm
-CACHE=${SCIM_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scim-service-image}
+CACHE_ROOT=${XDG_CACHE_HOME:-$HOME/.cache}
+CACHE=${SCIM_IMAGE_CACHE:-$CACHE_ROOT/scim-service-image}
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 BUILDAH=(buildah --storage-driver vfs)
 

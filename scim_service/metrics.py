@@ -82,8 +82,23 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+# Label values known in advance: their series exist (zero-valued) from the first scrape, so a
+# rule such as `rate(scim_event_deliveries_total[5m])` or an `absent()` has data on a fresh pod.
+DELIVERY_OUTCOMES = ("delivered", "failed", "dead_lettered")
+AUTH_FAILURE_REASONS = (
+    "missing",
+    "malformed",
+    "invalid",
+    "revoked",
+    "expired",
+    "disabled",
+    "admin",
+)
+REJECTIONS = (("429", "org_concurrency"), ("429", "token_rate"), ("503", "pool_timeout"))
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, sinks: tuple[str, ...] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.shared_dir = multiprocess_dir()
@@ -192,6 +207,30 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.heartbeat_gauge = Gauge(
+            "scim_publisher_heartbeat_timestamp_seconds",
+            "Unix time at which a claim loop of this sink's publisher last went round (claimed,"
+            " found nothing, or waited for a free delivery slot); 0 before the first round",
+            ["sink"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        for sink in sinks:
+            for outcome in DELIVERY_OUTCOMES:
+                self.deliveries.labels(sink, outcome)
+            self.heartbeat_gauge.labels(sink)
+            for gauge in (
+                self.outbox_pending,
+                self.outbox_oldest,
+                self.outbox_dead,
+                self.outbox_unconfigured,
+                self.outbox_held,
+            ):
+                gauge.labels(sink)
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason)
+        for status_code, why in REJECTIONS:
+            self.rejections.labels(status_code, why)
         self._lag_window = 0.0
         self._lag_blocks = (time.monotonic(), 0.0, 0.0)  # (block start, its worst, previous's)
         self._pool: asyncpg.Pool | None = None
@@ -259,6 +298,9 @@ class Metrics:
     def dead_lettered(self, sink: str, count: int) -> None:
         if count:
             self.deliveries.labels(sink, "dead_lettered").inc(count)
+
+    def heartbeat(self, sink: str) -> None:
+        self.heartbeat_gauge.labels(sink).set(time.time())
 
     # --- scrape ----------------------------------------------------------------------------
     async def render(

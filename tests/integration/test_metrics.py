@@ -157,3 +157,51 @@ async def test_delivery_metrics(
     await until(delivered, what="a delivery counted")
     text = await scrape(client)
     assert sample(text, "scim_outbox_pending_events", sink="webhook") == 0
+
+
+# Series with known labels that a fresh process exposes before any traffic (alert rules and
+# dashboards rely on them: deploy/prometheus/alerts.yaml). tests/processes/test_workers.py
+# checks the same list with several worker processes.
+FRESH_SERIES: tuple[tuple[str, dict[str, str]], ...] = (
+    *(
+        ("scim_event_deliveries_total", {"sink": "log", "outcome": o})
+        for o in ("delivered", "failed", "dead_lettered")
+    ),
+    ("scim_rejected_requests_total", {"status": "503", "reason": "pool_timeout"}),
+    ("scim_rejected_requests_total", {"status": "429", "reason": "org_concurrency"}),
+    ("scim_auth_failures_total", {"reason": "invalid"}),
+    ("scim_outbox_oldest_pending_age_seconds", {"sink": "log"}),
+    ("scim_outbox_dead_letters", {"sink": "log"}),
+    ("scim_deprovision_guard_tripped_organizations", {}),
+    ("scim_tokens_expiring_soon", {}),
+    ("scim_event_loop_lag_seconds", {}),
+    ("scim_publisher_heartbeat_timestamp_seconds", {"sink": "log"}),
+)
+
+
+async def test_known_series_exist_before_any_traffic(
+    settings: Settings, aiohttp_client: Any
+) -> None:
+    """The first scrape of a fresh process already has every series with known labels (zero
+    counters), and the publisher's heartbeat is a recent Unix time."""
+    import time
+
+    from tests.support import until
+
+    client = await aiohttp_client(
+        create_app(msgspec.structs.replace(settings, publisher_enabled=True))
+    )
+    text = await scrape(client)
+    for name, labels in FRESH_SERIES:
+        value = sample(text, name, **labels)
+        assert value is not None, f"{name}{labels} missing from a fresh /metrics"
+        if name.endswith("_total"):
+            assert value == 0, (name, labels, value)
+
+    async def beating() -> bool:
+        beat = sample(
+            await scrape(client), "scim_publisher_heartbeat_timestamp_seconds", sink="log"
+        )
+        return beat is not None and abs(time.time() - beat) < 30
+
+    await until(beating, timeout=10)

@@ -360,3 +360,18 @@ async def test_ctrl_c_reaches_every_process_and_all_exit_0(database_url: str) ->
     exits = {e["slot"]: e.get("exit_code") for e in service.events("worker_exited")}
     assert exits == {"1": 0, "2": 0, "publisher": 0}
     assert not [e for e in service.lines if e.get("level") == "error"]
+
+
+async def test_known_series_exist_before_any_traffic_with_workers(service: Service) -> None:
+    """With several worker processes too, the first scrape has every series with known labels
+    (zero-valued), deliveries included although no event was ever delivered."""
+    from tests.integration.test_metrics import FRESH_SERIES
+
+    text = await scrape(service.base)
+    names = {
+        (s.name, tuple(sorted(s.labels.items())))
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
+    for name, labels in FRESH_SERIES:
+        assert (name, tuple(sorted(labels.items()))) in names, f"{name}{labels} missing"

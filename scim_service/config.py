@@ -124,6 +124,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Seconds a claimed event stays leased to its publisher; a publisher that dies mid-delivery
     # leaves leases that run out after this long, then any publisher claims the event again.
     publisher_lease_seconds: float = 60.0
+    # A publisher process of a multi-worker `serve` whose claim loops have not gone round for
+    # this long is stalled (stopped, wedged): the supervisor kills and replaces it.
+    publisher_stall_seconds: float = 60.0
 
     # The SCIM activity log (activity.py): which requests are recorded, which keep their
     # (masked) bodies, for how long, and how many entries per organization at most.
@@ -494,6 +497,11 @@ def load_settings(
     take(
         "SCIM_PUBLISHER_LEASE_SECONDS",
         "publisher_lease_seconds",
+        lambda n, r, p: _parse_float(n, r, p, 1, 86400),
+    )
+    take(
+        "SCIM_PUBLISHER_STALL_SECONDS",
+        "publisher_stall_seconds",
         lambda n, r, p: _parse_float(n, r, p, 1, 86400),
     )
     take(

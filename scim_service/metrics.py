@@ -22,6 +22,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any, Literal
 
 import asyncpg
@@ -72,6 +73,9 @@ def outcome_of(status: int) -> str:
         return "success"
     return "client_error" if status < 500 else "server_error"
 
+
+# Set by the supervisor for its publisher process (scim_service/supervisor.py).
+ENV_HEARTBEAT_FILE = "SCIM_PUBLISHER_HEARTBEAT_FILE"
 
 _LAG_BLOCK = 5.0  # seconds; with several workers the lag gauge is the worst of two blocks
 
@@ -231,6 +235,9 @@ class Metrics:
             self.auth_failures.labels(reason)
         for status_code, why in REJECTIONS:
             self.rejections.labels(status_code, why)
+        # In a supervised publisher process: a file whose mtime the supervisor watches.
+        self._beat_file = os.environ.get(ENV_HEARTBEAT_FILE) or None
+        self._beat_touched = 0.0
         self._lag_window = 0.0
         self._lag_blocks = (time.monotonic(), 0.0, 0.0)  # (block start, its worst, previous's)
         self._pool: asyncpg.Pool | None = None
@@ -300,7 +307,12 @@ class Metrics:
             self.deliveries.labels(sink, "dead_lettered").inc(count)
 
     def heartbeat(self, sink: str) -> None:
-        self.heartbeat_gauge.labels(sink).set(time.time())
+        now = time.time()
+        self.heartbeat_gauge.labels(sink).set(now)
+        if self._beat_file is not None and now - self._beat_touched >= 1.0:
+            self._beat_touched = now
+            with contextlib.suppress(OSError):
+                Path(self._beat_file).touch()
 
     # --- scrape ----------------------------------------------------------------------------
     async def render(

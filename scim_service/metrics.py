@@ -237,6 +237,7 @@ class Metrics:
             self.rejections.labels(status_code, why)
         # In a supervised publisher process: a file whose mtime the supervisor watches.
         self._beat_file = os.environ.get(ENV_HEARTBEAT_FILE) or None
+        self._beats: dict[str, float] = {}  # sink -> time.monotonic() of its last round
         self._beat_touched = 0.0
         self._lag_window = 0.0
         self._lag_blocks = (time.monotonic(), 0.0, 0.0)  # (block start, its worst, previous's)
@@ -308,11 +309,19 @@ class Metrics:
 
     def heartbeat(self, sink: str) -> None:
         now = time.time()
+        self._beats[sink] = time.monotonic()
         self.heartbeat_gauge.labels(sink).set(now)
         if self._beat_file is not None and now - self._beat_touched >= 1.0:
             self._beat_touched = now
             with contextlib.suppress(OSError):
                 Path(self._beat_file).touch()
+
+    def publisher_silence(self) -> float:
+        """Seconds since the quietest sink's claim loops last went round in this process (0
+        before the publisher's first round, or without a publisher here)."""
+        if not self._beats:
+            return 0.0
+        return time.monotonic() - min(self._beats.values())
 
     # --- scrape ----------------------------------------------------------------------------
     async def render(

@@ -11,7 +11,7 @@ import msgspec
 
 from scim_service.app import create_app, create_metrics_app
 from scim_service.config import Settings
-from scim_service.keys import POOL
+from scim_service.keys import METRICS, POOL
 from tests.conftest import Tenant
 
 
@@ -205,3 +205,45 @@ async def test_known_series_exist_before_any_traffic(
         return beat is not None and abs(time.time() - beat) < 30
 
     await until(beating, timeout=10)
+
+
+async def test_healthz_reports_a_publisher_whose_claims_hang(
+    settings: Settings, aiohttp_client: Any, database_url: str
+) -> None:
+    """The publisher's claim waits behind a lock someone holds on the outbox (its event loop
+    still answers): its heartbeat stops, /healthz answers 503 publisher_stalled after
+    SCIM_PUBLISHER_STALL_SECONDS (a liveness probe restarts the process), and 200 once claims
+    go round again."""
+    from tests.support import until
+
+    hung = msgspec.structs.replace(
+        settings,
+        publisher_enabled=True,
+        publisher_stall_seconds=1.0,
+        publisher_poll_interval=0.1,
+        db_lock_timeout=30.0,
+    )
+    client = await aiohttp_client(create_app(hung))
+
+    async def status() -> int:
+        return (await client.get("/healthz")).status
+
+    await until(lambda: client.app[METRICS].publisher_silence() > 0, timeout=10)
+    assert await status() == 200
+    locker = await asyncpg.connect(database_url)
+    try:
+        async with locker.transaction():
+            await locker.execute("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE")
+
+            async def stalled() -> bool:
+                resp = await client.get("/healthz")
+                return resp.status == 503 and (await resp.json())["status"] == "publisher_stalled"
+
+            await until(stalled, timeout=10)
+    finally:
+        await locker.close()
+
+    async def healthy() -> bool:
+        return await status() == 200
+
+    await until(healthy, timeout=10)

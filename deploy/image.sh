@@ -102,6 +102,9 @@ build() {
     "${BUILDAH[@]}" bud --quiet --layers --format docker --isolation chroot --network host "${mounts[@]}" \
       --ignorefile deploy/Dockerfile.dockerignore \
       --build-arg "PYTHON_IMAGE=$base" -f deploy/Dockerfile -t "$IMAGE" . >/dev/null
+    # vfs keeps a full copy of every layer: drop the untagged images of earlier builds so
+    # repeated runs (CI) do not fill the disk; the tagged base and image stay.
+    "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
   fi
   log "built $IMAGE in $(($(date +%s) - started)) s"
 }

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-quick lint migrate bench bench-hot image venv clean
+.PHONY: run test test-quick lint migrate bench bench-hot image image-check venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,9 +51,15 @@ bench: $(BENCH_STAMP)
 bench-hot: $(STAMP)
 	$(BIN)/python bench/hot_groups.py $(BENCH_ARGS)
 
-## image: build the container image (needs a Docker engine)
+## image: build the container image as localhost/scim-service:latest (docker when an engine
+## answers, else buildah; PYTHON_IMAGE=... picks the base, deploy/image.sh says more)
 image:
-	docker build -f deploy/Dockerfile -t scim-service:latest .
+	deploy/image.sh build
+
+## image-check: build the image, run its entrypoint as uid 10001 against SCIM_TEST_DATABASE_URL's
+## server and probe it (health, CLI token, SCIM POST and its event, SIGTERM), print its size
+image-check:
+	deploy/image.sh check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

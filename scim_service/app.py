@@ -203,7 +203,7 @@ def _base_app(settings: Settings) -> web.Application:
     app[LIFECYCLE] = Lifecycle()
     app[EMITTER] = Emitter(settings.event_source, settings.sinks)
     app[GUARD] = guard.policy_of(settings)
-    app[METRICS] = Metrics()
+    app[METRICS] = Metrics(settings.sinks)
     if settings.metrics_token:
         app[METRICS_DIGEST] = token_digest(settings.metrics_token)
     app.cleanup_ctx.append(_loop_lag)

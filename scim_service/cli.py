@@ -2,7 +2,7 @@
 
     scim-service serve                      HTTP server (and the event publisher)
     scim-service publisher                  only the event publisher (+ /healthz, /readyz, /metrics)
-    scim-service migrate                    apply pending migrations and exit
+    scim-service migrate [--to VERSION]     apply pending migrations (up to VERSION) and exit
     scim-service config check               the effective configuration, secrets masked
     scim-service org create NAME | list | show ORG_ID | scim enable|disable ORG_ID
     scim-service org status ORG_ID          directory status: SCIM, tokens, IdPs, errors, events
@@ -248,7 +248,11 @@ async def cmd_publisher(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings, migrate=False) as conn:
-        applied = await migrations.migrate(conn)
+        try:
+            applied = await migrations.migrate(conn, to=args.to)
+        except (ValueError, migrations.MigrationLockTimeout) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     if args.json:
         print_json({"applied": applied})
     elif applied:
@@ -878,9 +882,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "publisher", help="run only the event publisher (with /healthz and /readyz)"
     ).set_defaults(func=cmd_publisher)
-    sub.add_parser(
-        "migrate", parents=[json_flag], help="apply pending migrations and exit"
-    ).set_defaults(func=cmd_migrate)
+    p = sub.add_parser("migrate", parents=[json_flag], help="apply pending migrations and exit")
+    p.add_argument(
+        "--to",
+        type=int,
+        metavar="VERSION",
+        help="apply pending migrations up to this version only (a staged roll-out)",
+    )
+    p.set_defaults(func=cmd_migrate)
 
     org = sub.add_parser("org", help="organizations").add_subparsers(dest="org_cmd", required=True)
     p = org.add_parser("create", parents=[json_flag], help="create an organization")

@@ -629,6 +629,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         ),
     ] = 60.0
 
+    # A publisher of a multi-worker `serve` whose claim loops have not gone round for this long
+    # is stalled (stopped, wedged): the supervisor kills and replaces it.
+    publisher_stall_seconds: Annotated[
+        float,
+        _e(
+            "SCIM_PUBLISHER_STALL_SECONDS",
+            floats(1, 86400),
+            "a publisher whose claim loops have not gone round for this long is hung: with "
+            "`SCIM_WORKERS` > 1 the supervisor kills and replaces its process (log event "
+            "`publisher_stalled`); a process that runs the publisher itself (`SCIM_WORKERS=1`, "
+            "`scim-service publisher`) answers `/healthz` with 503 `publisher_stalled`, so its "
+            "liveness probe restarts it; the metric `scim_publisher_heartbeat_timestamp_seconds` "
+            "shows the last round in every mode",
+        ),
+    ] = 60.0
+
     # The SCIM activity log (activity.py).
     activity_log: Annotated[
         Capture,

@@ -22,6 +22,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any, Literal
 
 import asyncpg
@@ -78,6 +79,9 @@ def outcome_of(status: int) -> str:
     return "client_error" if status < 500 else "server_error"
 
 
+# Set by the supervisor for its publisher process (scim_service/supervisor.py).
+ENV_HEARTBEAT_FILE = "SCIM_PUBLISHER_HEARTBEAT_FILE"
+
 _LAG_BLOCK = 5.0  # seconds; with several workers the lag gauge is the worst of two blocks
 
 
@@ -87,8 +91,23 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+# Label values known in advance: their series exist (zero-valued) from the first scrape, so a
+# rule such as `rate(scim_event_deliveries_total[5m])` or an `absent()` has data on a fresh pod.
+DELIVERY_OUTCOMES = ("delivered", "failed", "dead_lettered")
+AUTH_FAILURE_REASONS = (
+    "missing",
+    "malformed",
+    "invalid",
+    "revoked",
+    "expired",
+    "disabled",
+    "admin",
+)
+REJECTIONS = (("429", "org_concurrency"), ("429", "token_rate"), ("503", "pool_timeout"))
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, sinks: tuple[str, ...] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.shared_dir = multiprocess_dir()
@@ -198,6 +217,34 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.heartbeat_gauge = Gauge(
+            "scim_publisher_heartbeat_timestamp_seconds",
+            "Unix time at which a claim loop of this sink's publisher last went round (claimed,"
+            " found nothing, or waited for a free delivery slot); 0 before the first round",
+            ["sink"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        for sink in sinks:
+            for outcome in DELIVERY_OUTCOMES:
+                self.deliveries.labels(sink, outcome)
+            self.heartbeat_gauge.labels(sink)
+            for gauge in (
+                self.outbox_pending,
+                self.outbox_oldest,
+                self.outbox_dead,
+                self.outbox_unconfigured,
+                self.outbox_held,
+            ):
+                gauge.labels(sink)
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason)
+        for status_code, why in REJECTIONS:
+            self.rejections.labels(status_code, why)
+        # In a supervised publisher process: a file whose mtime the supervisor watches.
+        self._beat_file = os.environ.get(ENV_HEARTBEAT_FILE) or None
+        self._beats: dict[str, float] = {}  # sink -> time.monotonic() of its last round
+        self._beat_touched = 0.0
         self._lag_window = 0.0
         self._lag_blocks = (time.monotonic(), 0.0, 0.0)  # (block start, its worst, previous's)
         self._pool: asyncpg.Pool | None = None
@@ -265,6 +312,22 @@ class Metrics:
     def dead_lettered(self, sink: str, count: int) -> None:
         if count:
             self.deliveries.labels(sink, "dead_lettered").inc(count)
+
+    def heartbeat(self, sink: str) -> None:
+        now = time.time()
+        self._beats[sink] = time.monotonic()
+        self.heartbeat_gauge.labels(sink).set(now)
+        if self._beat_file is not None and now - self._beat_touched >= 1.0:
+            self._beat_touched = now
+            with contextlib.suppress(OSError):
+                Path(self._beat_file).touch()
+
+    def publisher_silence(self) -> float:
+        """Seconds since the quietest sink's claim loops last went round in this process (0
+        before the publisher's first round, or without a publisher here)."""
+        if not self._beats:
+            return 0.0
+        return time.monotonic() - min(self._beats.values())
 
     # --- scrape ----------------------------------------------------------------------------
     async def render(

@@ -46,6 +46,7 @@ import msgspec
 
 from scim_service.config import Settings, StartupError
 from scim_service.logs import get_logger
+from scim_service.metrics import ENV_HEARTBEAT_FILE
 from scim_service.server import (
     announce_first_run,
     bind_metrics_socket,
@@ -155,8 +156,13 @@ class Supervisor:
             if self.metrics_sock is not None:
                 metrics = str(self.metrics_sock.fileno())
                 passed.append(self.metrics_sock.fileno())
+        beat = self._heartbeat_file(child)
+        if beat is not None:
+            with contextlib.suppress(OSError):
+                beat.unlink()
         env = {
             **self.env,
+            **({ENV_HEARTBEAT_FILE: str(beat)} if beat is not None else {}),
             ENV_WORKER: child.slot,
             ENV_FDS: f"{ready_w},{main},{metrics}",
             ENV_PARENT: str(os.getpid()),
@@ -189,6 +195,42 @@ class Supervisor:
             child.fds.append(pidfd)
             self.loop.add_reader(pidfd, self._on_exit, child, proc)
         log.info("worker_spawned", slot=child.slot, pid=proc.pid)
+
+    def _heartbeat_file(self, child: _Child) -> Path | None:
+        """The file the publisher process touches as its claim loops go round."""
+        folder = self.env.get(ENV_METRICS_DIR)
+        if child.slot != PUBLISHER_SLOT or folder is None:
+            return None
+        return Path(folder) / "publisher.heartbeat"
+
+    def watch_publisher(self) -> None:
+        """Every second: kill a publisher process whose heartbeat stopped (SIGSTOPped,
+        wedged); `_on_exit` replaces it like any dead child."""
+        if self.stopping:
+            return
+        self.loop.call_later(1.0, self.watch_publisher)
+        stall = self.settings.publisher_stall_seconds
+        now = time.monotonic()
+        for child in self.children:
+            beat = self._heartbeat_file(child)
+            if beat is None or child.proc is None or child.ready_at is None:
+                continue
+            try:
+                silent = time.time() - beat.stat().st_mtime
+            except OSError:  # no beat yet: count from when it said it was ready
+                silent = now - child.ready_at
+            if silent > stall and now - child.ready_at > stall:
+                log.error(
+                    "publisher_stalled",
+                    slot=child.slot,
+                    pid=child.proc.pid,
+                    silent_seconds=round(silent, 1),
+                    stall_seconds=stall,
+                    message="the publisher's claim loops stopped going round: replacing it",
+                )
+                with contextlib.suppress(OSError):
+                    child.proc.kill()  # SIGKILL: a stopped process cannot handle SIGTERM
+                child.ready_at = None  # killed once; the replacement starts the clock again
 
     @staticmethod
     def _popen(child: _Child, env: dict[str, str], passed: list[int]) -> subprocess.Popen[bytes]:
@@ -371,6 +413,7 @@ async def supervise(settings: Settings) -> int:
         try:
             for child in children:
                 supervisor.spawn(child)
+            supervisor.watch_publisher()
             await supervisor.done.wait()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -75,6 +75,7 @@ class PublisherMetrics(Protocol):
     def delivered(self, sink: str, count: int) -> None: ...
     def failed(self, sink: str, count: int) -> None: ...
     def dead_lettered(self, sink: str, count: int) -> None: ...
+    def heartbeat(self, sink: str) -> None: ...
 
 
 class _NoMetrics:
@@ -85,6 +86,9 @@ class _NoMetrics:
         pass
 
     def dead_lettered(self, sink: str, count: int) -> None:
+        pass
+
+    def heartbeat(self, sink: str) -> None:
         pass
 
 
@@ -280,6 +284,7 @@ class Publisher:
         delay = _BACKOFF_FIRST
         settings = self.settings
         while not self._stopping.is_set():
+            self.metrics.heartbeat(lane.name)  # a hung loop (or process) stops beating
             try:
                 await self._open_sink(lane)
                 free = lane.capacity - lane.in_flight

@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from scim_service.keys import LIFECYCLE, POOL
+from scim_service.keys import LIFECYCLE, METRICS, POOL, PUBLISHER, SETTINGS
 from scim_service.logs import get_logger
 from scim_service.provisioning import readiness
 
@@ -16,7 +16,15 @@ log = get_logger("scim_service.health")
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """The process is alive and its event loop answers."""
+    """The process is alive and its event loop answers; and, when this process runs the event
+    publisher, its claim loops go round (a publisher silent for SCIM_PUBLISHER_STALL_SECONDS
+    is hung: 503 `publisher_stalled`, so a liveness probe restarts the process)."""
+    if PUBLISHER in request.app:
+        silent = request.app[METRICS].publisher_silence()
+        if silent > request.app[SETTINGS].publisher_stall_seconds:
+            return web.json_response(
+                {"status": "publisher_stalled", "silent_seconds": round(silent, 1)}, status=503
+            )
     return web.json_response({"status": "ok"})
 
 

@@ -30,3 +30,9 @@ SELECT pg_advisory_lock($1);
 
 -- name: migrations_unlock
 SELECT pg_advisory_unlock($1);
+
+-- name: migrations_step_lock_timeout
+-- Inside each migration's transaction: a lock the migration cannot get within this long fails
+-- the step (55P03), which is rolled back and retried after a pause, so requests never queue
+-- behind a migration that waits for an open transaction (store/migrate.py).
+SELECT set_config('lock_timeout', $1, true);

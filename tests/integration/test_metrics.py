@@ -11,7 +11,7 @@ import msgspec
 
 from scim_service.app import create_app, create_metrics_app
 from scim_service.config import Settings
-from scim_service.keys import POOL
+from scim_service.keys import METRICS, POOL
 from tests.conftest import Tenant
 
 
@@ -157,3 +157,93 @@ async def test_delivery_metrics(
     await until(delivered, what="a delivery counted")
     text = await scrape(client)
     assert sample(text, "scim_outbox_pending_events", sink="webhook") == 0
+
+
+# Series with known labels that a fresh process exposes before any traffic (alert rules and
+# dashboards rely on them: deploy/prometheus/alerts.yaml). tests/processes/test_workers.py
+# checks the same list with several worker processes.
+FRESH_SERIES: tuple[tuple[str, dict[str, str]], ...] = (
+    *(
+        ("scim_event_deliveries_total", {"sink": "log", "outcome": o})
+        for o in ("delivered", "failed", "dead_lettered")
+    ),
+    ("scim_rejected_requests_total", {"status": "503", "reason": "pool_timeout"}),
+    ("scim_rejected_requests_total", {"status": "429", "reason": "org_concurrency"}),
+    ("scim_auth_failures_total", {"reason": "invalid"}),
+    ("scim_outbox_oldest_pending_age_seconds", {"sink": "log"}),
+    ("scim_outbox_dead_letters", {"sink": "log"}),
+    ("scim_deprovision_guard_tripped_organizations", {}),
+    ("scim_tokens_expiring_soon", {}),
+    ("scim_event_loop_lag_seconds", {}),
+    ("scim_publisher_heartbeat_timestamp_seconds", {"sink": "log"}),
+)
+
+
+async def test_known_series_exist_before_any_traffic(
+    settings: Settings, aiohttp_client: Any
+) -> None:
+    """The first scrape of a fresh process already has every series with known labels (zero
+    counters), and the publisher's heartbeat is a recent Unix time."""
+    import time
+
+    from tests.support import until
+
+    client = await aiohttp_client(
+        create_app(msgspec.structs.replace(settings, publisher_enabled=True))
+    )
+    text = await scrape(client)
+    for name, labels in FRESH_SERIES:
+        value = sample(text, name, **labels)
+        assert value is not None, f"{name}{labels} missing from a fresh /metrics"
+        if name.endswith("_total"):
+            assert value == 0, (name, labels, value)
+
+    async def beating() -> bool:
+        beat = sample(
+            await scrape(client), "scim_publisher_heartbeat_timestamp_seconds", sink="log"
+        )
+        return beat is not None and abs(time.time() - beat) < 30
+
+    await until(beating, timeout=10)
+
+
+async def test_healthz_reports_a_publisher_whose_claims_hang(
+    settings: Settings, aiohttp_client: Any, database_url: str
+) -> None:
+    """The publisher's claim waits behind a lock someone holds on the outbox (its event loop
+    still answers): its heartbeat stops, /healthz answers 503 publisher_stalled after
+    SCIM_PUBLISHER_STALL_SECONDS (a liveness probe restarts the process), and 200 once claims
+    go round again."""
+    from tests.support import until
+
+    hung = msgspec.structs.replace(
+        settings,
+        publisher_enabled=True,
+        publisher_stall_seconds=1.0,
+        publisher_poll_interval=0.1,
+        db_lock_timeout=30.0,
+    )
+    client = await aiohttp_client(create_app(hung))
+
+    async def status() -> int:
+        return (await client.get("/healthz")).status
+
+    await until(lambda: client.app[METRICS].publisher_silence() > 0, timeout=10)
+    assert await status() == 200
+    locker = await asyncpg.connect(database_url)
+    try:
+        async with locker.transaction():
+            await locker.execute("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE")
+
+            async def stalled() -> bool:
+                resp = await client.get("/healthz")
+                return resp.status == 503 and (await resp.json())["status"] == "publisher_stalled"
+
+            await until(stalled, timeout=10)
+    finally:
+        await locker.close()
+
+    async def healthy() -> bool:
+        return await status() == 200
+
+    await until(healthy, timeout=10)

@@ -97,3 +97,80 @@ async def test_serve_migrates_on_start(aiohttp_client, empty_db: str) -> None:
         assert await migrate.pending(conn) == []
     finally:
         await conn.close()
+
+
+async def test_migrate_to_a_version_stops_there(empty_db: str) -> None:
+    """`migrate --to 7`: a staged roll-out applies 1..7 only; a later run applies the rest; an
+    unknown version is refused before anything is applied."""
+    known = [m.version for m in migrate.discover()]
+    conn = await connect(empty_db)
+    try:
+        with pytest.raises(ValueError, match="no migration 9999"):
+            await migrate.migrate(conn, to=9999)
+        assert await migrate.pending(conn) == known
+        assert await migrate.migrate(conn, to=7) == [v for v in known if v <= 7]
+        assert await migrate.migrate(conn, to=7) == []
+        assert await migrate.migrate(conn) == [v for v in known if v > 7]
+    finally:
+        await conn.close()
+
+
+async def test_a_migration_waits_behind_an_open_transaction_without_queueing_requests(
+    empty_db: str,
+) -> None:
+    """A reader transaction holds `organizations` (a report, a psql session) for 4 s while
+    0009 needs an exclusive lock on it. The migration's lock attempts time out after 1 s and are
+    retried, so the lookups every SCIM request makes (the token's organization) never wait
+    behind its queued lock for more than about a second; once the reader ends, 0009 applies."""
+    conn = await connect(empty_db)
+    reader = await asyncpg.connect(empty_db)
+    prober = await asyncpg.connect(empty_db)
+    try:
+        await migrate.migrate(conn, to=8)
+        await conn.execute("INSERT INTO organizations (id, name) VALUES (gen_random_uuid(), 'a')")
+        reader_tx = reader.transaction()
+        await reader_tx.start()
+        await reader.fetchval("SELECT count(*) FROM organizations")  # ACCESS SHARE until commit
+
+        waits: list[float] = []
+        stop = asyncio.Event()
+
+        async def probe() -> None:
+            loop = asyncio.get_running_loop()
+            while not stop.is_set():
+                started = loop.time()
+                await prober.fetchval("SELECT name FROM organizations LIMIT 1")
+                waits.append(loop.time() - started)
+                await asyncio.sleep(0.05)
+
+        async def end_reader() -> None:
+            await asyncio.sleep(4)
+            await reader_tx.commit()
+
+        probing = asyncio.create_task(probe())
+        ending = asyncio.create_task(end_reader())
+        pauses = (0.3,) * 30
+        applied = await asyncio.wait_for(migrate.migrate(conn, to=9, pauses=pauses), 30)
+        stop.set()
+        await probing
+        await ending
+        assert applied == [9]
+        assert len(waits) > 10 and max(waits) < 2.0, max(waits)
+    finally:
+        for c in (conn, reader, prober):
+            await c.close()
+
+
+async def test_a_migration_that_never_gets_its_locks_fails_cleanly(empty_db: str) -> None:
+    conn = await connect(empty_db)
+    reader = await asyncpg.connect(empty_db)
+    try:
+        await migrate.migrate(conn, to=8)
+        async with reader.transaction():
+            await reader.fetchval("SELECT count(*) FROM organizations")
+            with pytest.raises(migrate.MigrationLockTimeout, match="0009_activity_guard"):
+                await migrate.migrate(conn, pauses=(0.1, 0.1))
+        assert await migrate.pending(conn) == [m.version for m in migrate.discover()][8:]
+    finally:
+        await conn.close()
+        await reader.close()

@@ -360,3 +360,73 @@ async def test_ctrl_c_reaches_every_process_and_all_exit_0(database_url: str) ->
     exits = {e["slot"]: e.get("exit_code") for e in service.events("worker_exited")}
     assert exits == {"1": 0, "2": 0, "publisher": 0}
     assert not [e for e in service.lines if e.get("level") == "error"]
+
+
+async def test_known_series_exist_before_any_traffic_with_workers(service: Service) -> None:
+    """With several worker processes too, the first scrape has every series with known labels
+    (zero-valued), deliveries included although no event was ever delivered."""
+    from tests.integration.test_metrics import FRESH_SERIES
+
+    text = await scrape(service.base)
+    names = {
+        (s.name, tuple(sorted(s.labels.items())))
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
+    for name, labels in FRESH_SERIES:
+        assert (name, tuple(sorted(labels.items()))) in names, f"{name}{labels} missing"
+
+
+async def test_a_stopped_publisher_is_reported_and_replaced(database_url: str) -> None:
+    """A publisher process that stops (SIGSTOP: no crash, /healthz of the request workers still
+    fine) stops beating; after SCIM_PUBLISHER_STALL_SECONDS the supervisor logs
+    publisher_stalled, kills it, and a new publisher beats again."""
+    port = free_port()
+    proc = await start(
+        service_env(
+            DATABASE_URL=database_url,
+            SCIM_PORT=str(port),
+            SCIM_WORKERS="2",
+            SCIM_LOG_LEVEL="info",
+            SCIM_PUBLISHER_STALL_SECONDS="2",
+            SCIM_PUBLISHER_POLL_INTERVAL="0.2",
+        )
+    )
+    service = Service(proc, f"http://127.0.0.1:{port}")
+    try:
+        await wait_ready(service.base)
+        await service.until("server_started", lambda: service.events("server_started"))
+        await asyncio.sleep(2.5)  # past the stall time: a beating publisher is left alone
+        assert not service.events("publisher_stalled")
+        victim = service.children()["publisher"]
+        os.kill(victim, signal.SIGSTOP)
+        stopped = time.monotonic()
+        await service.until("publisher_stalled", lambda: service.events("publisher_stalled"), 15)
+        reported = time.monotonic() - stopped
+        stalled = service.events("publisher_stalled")[0]
+        assert stalled["pid"] == victim and stalled["silent_seconds"] >= 2  # type: ignore[operator]
+        await service.until(
+            "a new publisher",
+            lambda: service.children().get("publisher") not in (None, victim),
+        )
+        died = service.events("worker_died", slot="publisher")
+        assert died and died[0]["signal"] == "SIGKILL"
+
+        async def beating() -> bool:
+            text = await scrape(service.base)
+            for family in text_string_to_metric_families(text):
+                for s in family.samples:
+                    if s.name == "scim_publisher_heartbeat_timestamp_seconds":
+                        return time.time() - s.value < 2
+            return False
+
+        deadline = time.monotonic() + 15
+        while not await beating():
+            assert time.monotonic() < deadline, "the new publisher does not beat"
+            await asyncio.sleep(0.2)
+        assert reported < 5, reported
+        assert await service.stop() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -1,0 +1,240 @@
+"""Webhook endpoints managed at run time (issue 26): created through the admin API, each with
+its own secret, filters, position and retries, delivered by the publisher from the events
+table (no outbox row per endpoint)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import msgspec
+from aiohttp import web
+from standardwebhooks import Webhook
+
+from scim_service.app import create_app
+from scim_service.config import Settings
+from tests.conftest import Tenant, make_tenant
+from tests.support import Receiver, free_port, make_user, retitle, until
+
+KEY = "k" * 40
+
+
+def endpoint_settings(settings: Settings, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "publisher_enabled": True,
+        "webhook_endpoint_key": KEY,
+        "webhook_allowed_networks": ("127.0.0.0/8",),
+        "webhook_timeout": 5.0,
+        "events_retry_schedule": (0.05, 0.1, 0.2),
+        "events_max_attempts": 50,
+        "publisher_poll_interval": 0.05,
+        "shutdown_grace": 5.0,
+    }
+    values.update(overrides)
+    return msgspec.structs.replace(settings, **values)
+
+
+async def receiver_at(aiohttp_server: Any) -> Receiver:
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", rec.handle)
+    server = await aiohttp_server(app)
+    rec.url = str(server.make_url("/hook"))
+    return rec
+
+
+async def create(client: Any, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    resp = await client.post("/admin/v1/endpoints", json=body, headers=headers)
+    assert resp.status == 201, await resp.text()
+    return dict(await resp.json())
+
+
+async def test_three_endpoints_filters_secrets_and_a_dead_one(
+    aiohttp_client: Any,
+    aiohttp_server: Any,
+    settings: Settings,
+    tenant: Tenant,
+    db: asyncpg.Connection,
+    admin_headers: dict[str, str],
+) -> None:
+    """The Done-when of issue 26: all events; org X's user.* only; one at a closed port. The
+    first gets every event within seconds despite the dead one, each verified with its own
+    secret; the second exactly its filter; deleting one takes its state with it."""
+    client = await aiohttp_client(create_app(endpoint_settings(settings)))
+    everything, org_users = await receiver_at(aiohttp_server), await receiver_at(aiohttp_server)
+    other = await make_tenant(db, "other")
+    a = await create(client, admin_headers, url=everything.url, description="all")
+    b = await create(
+        client,
+        admin_headers,
+        url=org_users.url,
+        event_types=["user.*"],
+        org_ids=[str(other.org_id)],
+    )
+    dead = await create(client, admin_headers, url=f"http://127.0.0.1:{free_port()}/hook")
+    assert len({a["secret"], b["secret"], dead["secret"]}) == 3
+    assert a["secret"].startswith("whsec_")
+
+    uid = await make_user(client, tenant, "x@example.com")
+    await retitle(client, tenant, uid, "Guide")
+    oid = await make_user(client, other, "y@example.com")
+    await retitle(client, other, oid, "Pilot")
+    group = await client.post("/scim/v2/Groups", json={"displayName": "ops"}, headers=other.headers)
+    assert group.status == 201
+    await until(lambda: len(everything.accepted) == 5, timeout=10, what="five at endpoint A")
+    await until(lambda: len(org_users.accepted) == 2, timeout=10, what="two at endpoint B")
+    stored = {
+        str(r["id"]): bytes(r["payload"]) for r in await db.fetch("SELECT id, payload FROM events")
+    }
+    for entry in everything.accepted:
+        assert Webhook(a["secret"]).verify(entry["body"], entry["headers"]) == entry["event"]
+        assert entry["body"] == stored[entry["headers"]["webhook-id"]]
+    for entry in org_users.accepted:
+        assert Webhook(b["secret"]).verify(entry["body"], entry["headers"]) == entry["event"]
+    assert {e["event"]["subject"] for e in org_users.accepted} == {oid}
+    assert [e["event"]["type"] for e in org_users.accepted] == ["user.provisioned", "user.updated"]
+    assert len(stored) == 5 and await db.fetchval("SELECT count(*) FROM outbox") <= 5
+
+    listed = await (await client.get("/admin/v1/endpoints", headers=admin_headers)).json()
+    by_id = {e["id"]: e for e in listed["endpoints"]}
+    await until(
+        lambda: _owed(db, dead["endpoint"]["id"], 5), timeout=10, what="the dead one owes five"
+    )
+    assert by_id[a["endpoint"]["id"]]["description"] == "all"
+    assert "secret" not in by_id[a["endpoint"]["id"]]
+
+    resp = await client.delete(
+        f"/admin/v1/endpoints/{dead['endpoint']['id']}", headers=admin_headers
+    )
+    assert resp.status == 204
+    assert await db.fetchval("SELECT count(*) FROM webhook_endpoint_events") == 0
+    gone = await client.get(f"/admin/v1/endpoints/{dead['endpoint']['id']}", headers=admin_headers)
+    assert gone.status == 404
+    actions = [r["action"] for r in await db.fetch("SELECT action FROM admin_audit ORDER BY id")]
+    assert actions == ["endpoint.create"] * 3 + ["endpoint.delete"]
+
+
+async def _owed(db: asyncpg.Connection, endpoint_id: str, n: int) -> bool:
+    count = await db.fetchval(
+        "SELECT count(*) FROM webhook_endpoint_events WHERE endpoint_id = $1::text::uuid",
+        endpoint_id,
+    )
+    return bool(count == n)
+
+
+async def test_order_per_resource_holds_through_failures(
+    aiohttp_client: Any,
+    aiohttp_server: Any,
+    settings: Settings,
+    tenant: Tenant,
+    admin_headers: dict[str, str],
+) -> None:
+    """An endpoint that fails one resource's first event and then recovers gets that resource's
+    versions in order; other resources are not held up meanwhile."""
+    client = await aiohttp_client(create_app(endpoint_settings(settings)))
+    rec = await receiver_at(aiohttp_server)
+    failing: set[str] = set()
+    fails = {"left": 3}
+
+    async def respond(entry: dict[str, Any]) -> int:
+        if entry["event"]["subject"] in failing and fails["left"] > 0:
+            fails["left"] -= 1
+            return 503
+        return 200
+
+    rec.respond = respond
+    await create(client, admin_headers, url=rec.url)
+    slow = await make_user(client, tenant, "slow@example.com")
+    failing.add(slow)
+    await until(lambda: True)
+    for i in range(4):
+        await retitle(client, tenant, slow, f"t{i}")
+    fast = await make_user(client, tenant, "fast@example.com")
+    await until(lambda: fast in rec.versions(), timeout=10, what="the other resource")
+    await until(lambda: len(rec.versions().get(slow, [])) == 5, timeout=10, what="all five")
+    assert rec.versions()[slow] == [1, 2, 3, 4, 5]
+    assert fails["left"] == 0
+
+
+async def test_paused_endpoint_keeps_its_position(
+    aiohttp_client: Any,
+    aiohttp_server: Any,
+    settings: Settings,
+    tenant: Tenant,
+    admin_headers: dict[str, str],
+) -> None:
+    client = await aiohttp_client(create_app(endpoint_settings(settings)))
+    rec = await receiver_at(aiohttp_server)
+    made = await create(client, admin_headers, url=rec.url)
+    path = f"/admin/v1/endpoints/{made['endpoint']['id']}"
+    resp = await client.patch(path, json={"paused": True}, headers=admin_headers)
+    assert resp.status == 200 and (await resp.json())["paused"] is True
+    await make_user(client, tenant, "p@example.com")
+    await asyncio.sleep(1.0)
+    assert rec.accepted == []
+    resp = await client.patch(path, json={"paused": False}, headers=admin_headers)
+    assert resp.status == 200
+    await until(lambda: len(rec.accepted) == 1, timeout=10, what="delivered after resuming")
+
+
+async def test_forbidden_addresses_are_refused(
+    aiohttp_client: Any, settings: Settings, admin_headers: dict[str, str]
+) -> None:
+    """Loopback, cloud metadata, private and unspecified addresses are a 400 unless the
+    allow-list names them; bad filters and URLs too."""
+    client = await aiohttp_client(
+        create_app(
+            endpoint_settings(settings, publisher_enabled=False, webhook_allowed_networks=())
+        )
+    )
+    for url in (
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.1/",
+        "http://0.0.0.0/",
+        "http://[::1]/",
+        "http://localhost/",
+        "ftp://example.com/",
+        "http://u:p@example.com/",
+    ):
+        resp = await client.post("/admin/v1/endpoints", json={"url": url}, headers=admin_headers)
+        assert resp.status == 400, url
+        body = await resp.json(content_type=None)
+        assert body["scimType"] == "invalidValue"
+    resp = await client.post(
+        "/admin/v1/endpoints",
+        json={"url": "http://192.0.2.1/", "event_types": ["nope.*"]},
+        headers=admin_headers,
+    )
+    assert resp.status == 400
+
+
+async def test_a_forbidden_address_at_delivery_is_a_dead_letter(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    db: asyncpg.Connection,
+    admin_headers: dict[str, str],
+) -> None:
+    """A name that resolves to a refused address at delivery: the event is dead at once, with
+    that reason (here: the allow-list narrowed after the endpoint was created)."""
+    app_settings = endpoint_settings(settings)
+    creator = await aiohttp_client(
+        create_app(msgspec.structs.replace(app_settings, publisher_enabled=False))
+    )
+    made = await create(creator, admin_headers, url=f"http://localhost:{free_port()}/hook")
+    client = await aiohttp_client(
+        create_app(msgspec.structs.replace(app_settings, webhook_allowed_networks=()))
+    )
+    await make_user(client, tenant, "z@example.com")
+
+    async def dead() -> Any:
+        return await db.fetchrow(
+            "SELECT dead, last_error FROM webhook_endpoint_events WHERE endpoint_id = $1::text::uuid",
+            made["endpoint"]["id"],
+        )
+
+    await until(dead, timeout=10, what="a dead letter")
+    row = await dead()
+    assert row["dead"] and "loopback" in row["last_error"]

@@ -12,7 +12,7 @@ from scim_service.http.admin import path_uuid
 from scim_service.http.responses import admin_json, connection, read_json
 from scim_service.keys import SETTINGS
 from scim_service.provisioning import endpoints
-from scim_service.provisioning.endpoints import Change
+from scim_service.provisioning.endpoints import ChangeEndpoint
 
 
 class CreateEndpoint(msgspec.Struct, forbid_unknown_fields=True):
@@ -53,7 +53,7 @@ async def get_endpoint(request: web.Request) -> web.Response:
 
 async def change_endpoint(request: web.Request) -> web.Response:
     endpoint_id = path_uuid(request, "endpoint_id", "Endpoint")
-    body = await read_json(request, Change)
+    body = await read_json(request, ChangeEndpoint)
     async with connection(request) as conn:
         found = await endpoints.change(conn, request.app[SETTINGS], endpoint_id, body)
     return admin_json(found)

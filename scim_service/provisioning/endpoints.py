@@ -137,7 +137,7 @@ async def get(conn: asyncpg.Connection, endpoint_id: uuid.UUID) -> Endpoint:
     return _public(found[0])
 
 
-class Change(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class ChangeEndpoint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """PATCH body: absent fields stay; `event_types` / `org_ids` null means all."""
 
     url: str | msgspec.UnsetType = msgspec.UNSET
@@ -152,7 +152,7 @@ def _given(value: object) -> bool:
 
 
 async def change(
-    conn: asyncpg.Connection, settings: Settings, endpoint_id: uuid.UUID, body: Change
+    conn: asyncpg.Connection, settings: Settings, endpoint_id: uuid.UUID, body: ChangeEndpoint
 ) -> Endpoint:
     if isinstance(body.url, str):
         await _check_url(settings, body.url)

@@ -27,9 +27,9 @@ from scim_service.http.admin import (
 )
 from scim_service.http.credentials import CreateCredential, CreatedCredential
 from scim_service.http.endpoints import CreateEndpoint
-from scim_service.provisioning.endpoints import ChangeEndpoint, Endpoint, NewEndpoint
 from scim_service.http.events import EventSchemas, EventsPage
 from scim_service.provisioning.audit import AuditEntry
+from scim_service.provisioning.endpoints import ChangeEndpoint, Endpoint, NewEndpoint
 from scim_service.provisioning.guard import GuardOutcome, GuardSettings, GuardState
 from scim_service.provisioning.snapshot import (
     Digest,

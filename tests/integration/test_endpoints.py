@@ -14,6 +14,8 @@ from standardwebhooks import Webhook
 
 from scim_service.app import create_app
 from scim_service.config import Settings
+from scim_service.events.pull import encode_cursor
+from scim_service.store.pull import START
 from tests.conftest import Tenant, make_tenant
 from tests.support import Receiver, free_port, make_user, retitle, until
 
@@ -238,3 +240,27 @@ async def test_a_forbidden_address_at_delivery_is_a_dead_letter(
     await until(dead, timeout=10, what="a dead letter")
     row = await dead()
     assert row["dead"] and "loopback" in row["last_error"]
+
+
+async def test_start_now_or_backfill_from_a_cursor(
+    aiohttp_client: Any,
+    aiohttp_server: Any,
+    settings: Settings,
+    tenant: Tenant,
+    admin_headers: dict[str, str],
+) -> None:
+    """A new endpoint starts from now by default, or from a pull cursor (backfill); a cursor
+    this service did not hand out is a 400."""
+    client = await aiohttp_client(create_app(endpoint_settings(settings)))
+    await make_user(client, tenant, "before@example.com")
+    now, back = await receiver_at(aiohttp_server), await receiver_at(aiohttp_server)
+    await create(client, admin_headers, url=now.url)
+    await create(client, admin_headers, url=back.url, start=encode_cursor(START))
+    bad = await client.post(
+        "/admin/v1/endpoints", json={"url": back.url, "start": "nope"}, headers=admin_headers
+    )
+    assert bad.status == 400
+    after = await make_user(client, tenant, "after@example.com")
+    await until(lambda: len(back.accepted) == 2, timeout=10, what="backfilled and new")
+    await until(lambda: len(now.accepted) == 1, timeout=10, what="only the new one")
+    assert now.accepted[0]["event"]["subject"] == after

@@ -10,8 +10,11 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
+from scim_service.logs import get_logger
 from scim_service.store.db import QUERIES as Q
 from scim_service.store.pull import Position
+
+log = get_logger("scim_service.endpoints")
 
 
 class EndpointRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -181,6 +184,14 @@ async def events_after(
         head = await conn.fetchrow(Q["pull_head"])
         assert head is not None
         xmin = int(head["xmin"])
+        if head["purged_xid"] is not None and after < Position(
+            int(head["purged_xid"]), head["purged_seq"]
+        ):
+            log.error(
+                "endpoint_behind_retention",
+                position=f"{after.xid}.{after.seq}",
+                hint="events older than SCIM_EVENTS_RETENTION_DAYS were purged before delivery",
+            )
         rows = await conn.fetch(
             Q["endpoint_events_after"], str(after.xid), after.seq, str(xmin), limit
         )

@@ -100,6 +100,12 @@ class EndpointDelivery:
         self._stopping = asyncio.Event()
         self._manager: asyncio.Task[None] | None = None
         self._runners: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._wakes: dict[uuid.UUID, asyncio.Event] = {}
+
+    def wake(self) -> None:
+        """A change committed (the publisher's NOTIFY): every idle endpoint reads at once."""
+        for ev in self._wakes.values():
+            ev.set()
 
     def start(self) -> None:
         self._manager = asyncio.create_task(self._manage(), name="publisher:endpoints")
@@ -157,7 +163,16 @@ class EndpointDelivery:
                     self._runners.pop(endpoint_id)
             await self._sleep(REFRESH)
 
+    async def _idle(self, wake: asyncio.Event, seconds: float) -> None:
+        waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(self._stopping.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
     async def _run(self, endpoint_id: uuid.UUID) -> None:
+        wake = self._wakes.setdefault(endpoint_id, asyncio.Event())
         sink: WebhookSink | None = None
         url = ""
         poll = min(1.0, self.settings.publisher_poll_interval)
@@ -177,6 +192,7 @@ class EndpointDelivery:
                             await sink.close()
                         sink, url = self._sink(ep), ep.url
                         await sink.open()
+                    wake.clear()  # a change committing from now on wakes the next wait
                     busy = await self._round(pool, ep, sink)
                 except _DB_ERRORS as exc:
                     log.warning(
@@ -185,8 +201,9 @@ class EndpointDelivery:
                     await self._sleep(1.0)
                     continue
                 if not busy:
-                    await self._sleep(poll)
+                    await self._idle(wake, poll)
         finally:
+            self._wakes.pop(endpoint_id, None)
             if sink is not None:
                 with contextlib.suppress(Exception):
                     await sink.close()

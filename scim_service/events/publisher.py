@@ -246,6 +246,7 @@ class Publisher:
     def wake(self) -> None:
         for lane in self.lanes.values():
             lane.wake_all()
+        self.endpoints.wake()
 
     # --- the database --------------------------------------------------------------------------
     async def _get_pool(self) -> asyncpg.Pool:

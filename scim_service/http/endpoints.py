@@ -9,8 +9,9 @@ import msgspec
 from aiohttp import web
 
 from scim_service.http.admin import path_uuid
+from scim_service.http.authz import visible_orgs
 from scim_service.http.responses import admin_json, connection, read_json
-from scim_service.keys import SETTINGS
+from scim_service.keys import ADMIN_PRINCIPAL, SETTINGS
 from scim_service.provisioning import endpoints
 from scim_service.provisioning.endpoints import ChangeEndpoint
 
@@ -40,8 +41,12 @@ async def create_endpoint(request: web.Request) -> web.Response:
 
 
 async def list_endpoints(request: web.Request) -> web.Response:
+    """Every endpoint; an org admin: those that carry its organization's events."""
     async with connection(request) as conn:
         found = await endpoints.list_all(conn)
+    orgs = visible_orgs(request.get(ADMIN_PRINCIPAL))
+    if orgs is not None:
+        found = [e for e in found if e.org_ids is None or orgs & set(e.org_ids)]
     return admin_json({"endpoints": found})
 
 

@@ -264,3 +264,35 @@ async def test_start_now_or_backfill_from_a_cursor(
     await until(lambda: len(back.accepted) == 2, timeout=10, what="backfilled and new")
     await until(lambda: len(now.accepted) == 1, timeout=10, what="only the new one")
     assert now.accepted[0]["event"]["subject"] == after
+
+
+async def test_an_org_admin_lists_only_endpoints_carrying_its_events(
+    aiohttp_client: Any,
+    settings: Settings,
+    tenant: Tenant,
+    db: asyncpg.Connection,
+    admin_headers: dict[str, str],
+) -> None:
+    """Managing endpoints needs `operator`; an org:admin may list those that carry its
+    organization's events (all organizations, or its own among them), nothing more."""
+    client = await aiohttp_client(create_app(endpoint_settings(settings, publisher_enabled=False)))
+    other = await make_tenant(db, "other")
+    url = "http://127.0.0.1:9/hook"
+    mine = await create(client, admin_headers, url=url, org_ids=[str(tenant.org_id)])
+    every = await create(client, admin_headers, url=url)
+    await create(client, admin_headers, url=url, org_ids=[str(other.org_id)])
+    resp = await client.post(
+        "/admin/v1/credentials",
+        json={"scope": "org:admin", "org_ids": [str(tenant.org_id)]},
+        headers=admin_headers,
+    )
+    org_admin = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    listed = await (await client.get("/admin/v1/endpoints", headers=org_admin)).json()
+    assert {e["id"] for e in listed["endpoints"]} == {
+        mine["endpoint"]["id"],
+        every["endpoint"]["id"],
+    }
+    refused = await client.post("/admin/v1/endpoints", json={"url": url}, headers=org_admin)
+    assert refused.status == 403
+    one = await client.get(f"/admin/v1/endpoints/{mine['endpoint']['id']}", headers=org_admin)
+    assert one.status == 403

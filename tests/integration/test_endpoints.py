@@ -296,3 +296,24 @@ async def test_an_org_admin_lists_only_endpoints_carrying_its_events(
     assert refused.status == 403
     one = await client.get(f"/admin/v1/endpoints/{mine['endpoint']['id']}", headers=org_admin)
     assert one.status == 403
+
+
+async def test_an_idle_endpoint_idles(
+    aiohttp_client: Any,
+    aiohttp_server: Any,
+    settings: Settings,
+    db: asyncpg.Connection,
+    admin_headers: dict[str, str],
+) -> None:
+    """With nothing to deliver an endpoint waits for a NOTIFY or its poll: it does not record
+    a position each time the snapshot's xmin moves (its own writes move it: that loop committed
+    about 2,600 transactions a second before this test)."""
+    client = await aiohttp_client(
+        create_app(endpoint_settings(settings, publisher_poll_interval=1.0))
+    )
+    await create(client, admin_headers, url=(await receiver_at(aiohttp_server)).url)
+    await asyncio.sleep(1.5)  # its runner started and went idle
+    query = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+    before = await db.fetchval(query)
+    await asyncio.sleep(2.0)
+    assert (await db.fetchval(query)) - before < 100

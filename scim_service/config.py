@@ -510,6 +510,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             secret=True,
         ),
     ] = None
+    webhook_endpoint_disable_after_hours: Annotated[
+        float,
+        _e(
+            "SCIM_WEBHOOK_ENDPOINT_DISABLE_AFTER_HOURS",
+            floats(0, 24 * 365),
+            "a webhook endpoint whose every attempt has failed for this long is paused "
+            "automatically (its position and owed events kept; `PATCH` `paused: false` resumes "
+            "it where it stopped); 0: never",
+        ),
+    ] = 72.0
     webhook_allowed_networks: Annotated[
         tuple[str, ...],
         _e(

@@ -306,6 +306,23 @@ class EndpointDelivery:
         if not kept:
             log.warning("endpoint_lease_lost", endpoint=str(ep.id))
             return True
+        succeeded = len(delivered) + len(fresh) - len(owed) > 0
+        hours = self.settings.webhook_endpoint_disable_after_hours
+        async with pool.acquire() as conn:
+            disabled = await store.health(
+                conn,
+                ep.id,
+                succeeded=succeeded,
+                failed=bool(failed) or any(o.attempts for o in owed),
+                disable_after=hours * 3600 if hours > 0 else None,
+            )
+        if disabled:  # the manager stops its runner (it is paused now)
+            log.error(
+                "endpoint_disabled",
+                endpoint=str(ep.id),
+                reason="every attempt failed for SCIM_WEBHOOK_ENDPOINT_DISABLE_AFTER_HOURS",
+                hours=hours,
+            )
         self._report(ep, len(fresh) + len(due), delivered, failed, owed, time.monotonic() - started)
         return True
 

@@ -34,6 +34,10 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     org_ids: list[uuid.UUID] | None
     """None: every organization."""
     paused: bool
+    failing_since: datetime | None
+    """Since when every attempt has failed (None: the last one succeeded)."""
+    disabled_reason: str | None
+    """Why it was paused automatically (SCIM_WEBHOOK_ENDPOINT_DISABLE_AFTER_HOURS), if it was."""
     cursor: str
     """Its position as a pull API cursor: every event up to it is delivered, filtered out, or
     owed (`pending` retrying or queued behind an earlier event of its resource, `dead`)."""
@@ -56,6 +60,8 @@ def _public(row: EndpointRow) -> Endpoint:
         event_types=row.event_types,
         org_ids=row.org_ids,
         paused=row.paused,
+        failing_since=row.failing_since,
+        disabled_reason=row.disabled_reason,
         cursor=encode_cursor(row.position),
         pending=row.pending,
         dead=row.dead,

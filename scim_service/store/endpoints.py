@@ -26,6 +26,8 @@ class EndpointRow(msgspec.Struct, frozen=True, kw_only=True):
     paused: bool
     position: Position
     """Every event up to it is delivered, filtered out, or owed (`pending`, `dead`)."""
+    failing_since: datetime | None = None
+    disabled_reason: str | None = None
     pending: int = 0
     dead: int = 0
     created_at: datetime
@@ -81,6 +83,8 @@ def _info(row: asyncpg.Record) -> EndpointRow:
         org_ids=list(row["org_ids"]) if row["org_ids"] is not None else None,
         paused=row["paused"],
         position=Position(int(row["cursor_xid"]), row["cursor_seq"]),
+        failing_since=row["failing_since"] if "failing_since" in keys else None,
+        disabled_reason=row["disabled_reason"] if "disabled_reason" in keys else None,
         pending=row["pending"] if "pending" in keys else 0,
         dead=row["dead"] if "dead" in keys else 0,
         created_at=row["created_at"],
@@ -283,3 +287,17 @@ async def record(
                 [o.error for o in owed],
             )
     return True
+
+
+async def health(
+    conn: asyncpg.Connection,
+    endpoint_id: uuid.UUID,
+    *,
+    succeeded: bool,
+    failed: bool,
+    disable_after: float | None,
+) -> bool:
+    """Track since when every attempt failed; True when this call paused the endpoint."""
+    return bool(
+        await conn.fetchval(Q["endpoint_health"], endpoint_id, succeeded, failed, disable_after)
+    )

@@ -12,6 +12,10 @@ CREATE TABLE webhook_endpoints (
     event_types  text[],     -- NULL: every type; an entry ending in ".*" is a prefix
     org_ids      uuid[],     -- NULL: every organization
     paused       boolean     NOT NULL DEFAULT false,
+    -- Since when every attempt has failed (NULL: the last one succeeded), and why it was paused
+    -- automatically (SCIM_WEBHOOK_ENDPOINT_DISABLE_AFTER_HOURS), if it was.
+    failing_since    timestamptz,
+    disabled_reason  text,
     -- Every event at or before this position has been delivered, filtered out, or given a row
     -- in webhook_endpoint_events.
     cursor_xid   xid8        NOT NULL,

@@ -12,6 +12,7 @@ RETURNING id, url, description, event_types, org_ids, paused, cursor_xid::text A
 -- name: endpoint_list
 SELECT w.id, w.url, w.description, w.event_types, w.org_ids, w.paused,
        w.cursor_xid::text AS cursor_xid, w.cursor_seq, w.created_at, w.updated_at,
+       w.failing_since, w.disabled_reason,
        (SELECT count(*) FROM webhook_endpoint_events r
         WHERE r.endpoint_id = w.id AND NOT r.dead) AS pending,
        (SELECT count(*) FROM webhook_endpoint_events r
@@ -29,6 +30,9 @@ UPDATE webhook_endpoints SET
     event_types = CASE WHEN $6::boolean THEN NULL ELSE coalesce($4, event_types) END,
     org_ids = CASE WHEN $7::boolean THEN NULL ELSE coalesce($5, org_ids) END,
     paused = coalesce($8, paused),
+    -- resumed by hand: its failing clock starts again
+    failing_since = CASE WHEN $8 IS FALSE THEN NULL ELSE failing_since END,
+    disabled_reason = CASE WHEN $8 IS NOT NULL THEN NULL ELSE disabled_reason END,
     updated_at = now()
 WHERE id = $1
 RETURNING id;
@@ -124,3 +128,23 @@ WHERE endpoint_id = $1 AND dead;
 -- name: endpoint_held
 -- Whether publisher $2 still holds endpoint $1 (locks its row for the recording transaction).
 SELECT id FROM webhook_endpoints WHERE id = $1 AND lease_owner = $2 FOR UPDATE;
+
+-- name: endpoint_health
+-- After a round of endpoint $1: $2 some attempt succeeded, $3 some failed; failing for longer
+-- than $4 seconds (NULL: never) pauses it. Returns whether this call paused it.
+WITH due AS (
+    SELECT w.id, coalesce(NOT $2 AND $4::float8 IS NOT NULL AND NOT w.paused
+                  AND w.failing_since < now() - make_interval(secs => $4::float8),
+                  false) AS disable,
+           w.failing_since
+    FROM webhook_endpoints w WHERE w.id = $1 AND ($2 OR $3)
+)
+UPDATE webhook_endpoints w SET
+    failing_since = CASE WHEN $2 THEN NULL ELSE coalesce(w.failing_since, now()) END,
+    paused = w.paused OR due.disable,
+    disabled_reason = CASE WHEN due.disable
+        THEN 'disabled automatically: every attempt failed since ' || due.failing_since::text
+        ELSE w.disabled_reason END
+FROM due
+WHERE w.id = due.id
+RETURNING due.disable;

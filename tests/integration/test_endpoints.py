@@ -317,3 +317,40 @@ async def test_an_idle_endpoint_idles(
     before = await db.fetchval(query)
     await asyncio.sleep(2.0)
     assert (await db.fetchval(query)) - before < 100
+
+
+async def test_an_endpoint_failing_for_too_long_is_paused_and_resumes_where_it_stopped(
+    aiohttp_client: Any,
+    aiohttp_server: Any,
+    settings: Settings,
+    tenant: Tenant,
+    admin_headers: dict[str, str],
+) -> None:
+    """SCIM_WEBHOOK_ENDPOINT_DISABLE_AFTER_HOURS: every attempt failing for that long pauses the
+    endpoint (with the reason shown); resuming delivers what it owed, in order."""
+    hours = 0.5 / 3600  # half a second
+    client = await aiohttp_client(
+        create_app(endpoint_settings(settings, webhook_endpoint_disable_after_hours=hours))
+    )
+    rec = await receiver_at(aiohttp_server)
+    down = {"on": True}
+
+    async def respond(entry: dict[str, Any]) -> int:
+        return 503 if down["on"] else 200
+
+    rec.respond = respond
+    made = await create(client, admin_headers, url=rec.url)
+    path = f"/admin/v1/endpoints/{made['endpoint']['id']}"
+    uid = await make_user(client, tenant, "d@example.com")
+    await retitle(client, tenant, uid, "Later")
+
+    async def paused() -> bool:
+        body = await (await client.get(path, headers=admin_headers)).json()
+        return bool(body["paused"] and body["disabled_reason"])
+
+    await until(paused, timeout=10, what="paused automatically")
+    down["on"] = False
+    resp = await client.patch(path, json={"paused": False}, headers=admin_headers)
+    body = await resp.json()
+    assert resp.status == 200 and body["disabled_reason"] is None and body["failing_since"] is None
+    await until(lambda: rec.versions().get(uid) == [1, 2], timeout=10, what="resumed in order")

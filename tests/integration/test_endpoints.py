@@ -113,6 +113,11 @@ async def test_three_endpoints_filters_secrets_and_a_dead_one(
     assert await db.fetchval("SELECT count(*) FROM webhook_endpoint_events") == 0
     gone = await client.get(f"/admin/v1/endpoints/{dead['endpoint']['id']}", headers=admin_headers)
     assert gone.status == 404
+    stored_text = await db.fetchval(
+        "SELECT string_agg(t::text, ' ') FROM (SELECT w::text AS t FROM webhook_endpoints w"
+        " UNION ALL SELECT a::text FROM admin_audit a) x"
+    )
+    assert a["secret"] not in stored_text and a["secret"][6:] not in stored_text
     actions = [r["action"] for r in await db.fetch("SELECT action FROM admin_audit ORDER BY id")]
     assert actions == ["endpoint.create"] * 3 + ["endpoint.delete"]
 

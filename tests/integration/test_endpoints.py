@@ -359,3 +359,44 @@ async def test_an_endpoint_failing_for_too_long_is_paused_and_resumes_where_it_s
     body = await resp.json()
     assert resp.status == 200 and body["disabled_reason"] is None and body["failing_since"] is None
     await until(lambda: rec.versions().get(uid) == [1, 2], timeout=10, what="resumed in order")
+
+
+async def test_a_dead_letter_holds_its_resource_until_retried(
+    aiohttp_client: Any,
+    aiohttp_server: Any,
+    settings: Settings,
+    tenant: Tenant,
+    admin_headers: dict[str, str],
+) -> None:
+    """A permanent refusal (HTTP 410) is a dead letter at that endpoint at once; that resource's
+    later events wait behind it, other resources go on; retrying it delivers all, in order."""
+    client = await aiohttp_client(create_app(endpoint_settings(settings)))
+    rec = await receiver_at(aiohttp_server)
+    gone = {"on": True}
+
+    async def respond(entry: dict[str, Any]) -> int:
+        return 410 if gone["on"] and entry["event"]["subject"] == first else 200
+
+    first = ""
+    rec.respond = respond
+    made = await create(client, admin_headers, url=rec.url)
+    path = f"/admin/v1/endpoints/{made['endpoint']['id']}"
+    first = await make_user(client, tenant, "gone@example.com")
+    await retitle(client, tenant, first, "Waits")
+    other = await make_user(client, tenant, "other@example.com")
+    await until(lambda: other in rec.versions(), timeout=10, what="the other resource")
+
+    async def counts() -> tuple[int, int]:
+        body = await (await client.get(path, headers=admin_headers)).json()
+        return body["pending"], body["dead"]
+
+    await until(lambda: _is(counts(), (1, 1)), timeout=10, what="one dead, one waiting")
+    assert first not in rec.versions()
+    gone["on"] = False
+    resp = await client.post(f"{path}/dead-letters/retry", headers=admin_headers)
+    assert resp.status == 200 and (await resp.json()) == {"retried": 1}
+    await until(lambda: rec.versions().get(first) == [1, 2], timeout=10, what="both, in order")
+
+
+async def _is(value: Any, expected: Any) -> bool:
+    return bool(await value == expected)

@@ -11,6 +11,7 @@
     scim-service roles ORG_ID [--map ... | --default ROLE | --source ... | --file F | --clear]
     scim-service token create ORG_ID | list ORG_ID | revoke TOKEN_ID
     scim-service credential create --scope SCOPE | list | revoke CREDENTIAL_ID
+    scim-service endpoint create --url URL | list | pause | resume | delete ENDPOINT_ID
     scim-service audit [--org ORG_ID]       the admin audit trail
     scim-service user setup-complete ORG_ID USER_ID
     scim-service events stats | dead-letters | retry | replay | tail | signing-key | keygen
@@ -180,6 +181,13 @@ def _audited(args: argparse.Namespace) -> _Intent | None:
         action = {"create": "credential.create", "revoke": "credential.revoke"}.get(
             args.credential_cmd
         )
+    elif func is cmd_endpoint:
+        action = {
+            "create": "endpoint.create",
+            "pause": "endpoint.change",
+            "resume": "endpoint.change",
+            "delete": "endpoint.delete",
+        }.get(args.endpoint_cmd)
     else:
         action = {
             cmd_org_create: "org.create",
@@ -194,7 +202,7 @@ def _audited(args: argparse.Namespace) -> _Intent | None:
     org = getattr(args, "org_id", None) or getattr(args, "org", None)
     if isinstance(org, list):
         org = org[0] if len(org) == 1 else None
-    names = ("token_id", "credential_id", "user_id", "sink")
+    names = ("token_id", "credential_id", "endpoint_id", "user_id", "sink")
     target = " ".join(f"{n}={getattr(args, n)}" for n in names if getattr(args, n, None))
     return _Intent(action, org, target or None)
 
@@ -544,6 +552,41 @@ async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
         info = await tenants.revoke_token(conn, args.token_id)
     print_json(info) if args.json else print_tokens([info])
+    return 0
+
+
+async def cmd_endpoint(args: argparse.Namespace, settings: Settings) -> int:
+    """Webhook endpoints (issue 26): create (its secret printed once), list, pause, resume,
+    delete. JSON out, as the admin API answers."""
+    from scim_service.provisioning import endpoints
+
+    async with database(settings) as conn:
+        cmd = args.endpoint_cmd
+        if cmd == "create":
+            new = await endpoints.create(
+                conn,
+                settings,
+                url=args.url,
+                description=args.description,
+                event_types=args.event_type,
+                org_ids=args.org,
+                start=args.start,
+            )
+            _created(new.endpoint.id)
+            print_json(new)
+            print(
+                "The secret is shown only this once; give it to the receiver now.", file=sys.stderr
+            )
+            return 0
+        if cmd == "list":
+            print_json(await endpoints.list_all(conn))
+            return 0
+        if cmd == "delete":
+            await endpoints.delete(conn, args.endpoint_id)
+            print_json({"deleted": args.endpoint_id})
+            return 0
+        change = endpoints.ChangeEndpoint(paused=cmd == "pause")
+        print_json(await endpoints.change(conn, settings, args.endpoint_id, change))
     return 0
 
 
@@ -984,6 +1027,40 @@ def build_parser() -> argparse.ArgumentParser:
     p = tok.add_parser("revoke", parents=[json_flag], help="revoke a token")
     p.add_argument("token_id", type=_uuid_arg)
     p.set_defaults(func=cmd_token_revoke)
+
+    hooks = sub.add_parser(
+        "endpoint", help="webhook endpoints per consumer (each its own secret and filters)"
+    ).add_subparsers(dest="endpoint_cmd", required=True)
+    p = hooks.add_parser("create", help="create an endpoint (its secret printed once)")
+    p.add_argument("--url", required=True)
+    p.add_argument(
+        "--event-type",
+        action="append",
+        default=None,
+        metavar="TYPE",
+        help="an event type or prefix such as user.* (repeatable; default all)",
+    )
+    p.add_argument(
+        "--org",
+        action="append",
+        type=_uuid_arg,
+        default=None,
+        metavar="ORG_ID",
+        help="an organization whose events it gets (repeatable; default all)",
+    )
+    p.add_argument("--description", default="")
+    p.add_argument("--start", default="now", help='"now" (default) or a pull API cursor')
+    p.set_defaults(func=cmd_endpoint)
+    p = hooks.add_parser("list", help="list endpoints (never their secrets)")
+    p.set_defaults(func=cmd_endpoint)
+    for name, text in (
+        ("pause", "pause (keeps its position)"),
+        ("resume", "resume"),
+        ("delete", "delete (its position and owed events go)"),
+    ):
+        p = hooks.add_parser(name, help=text)
+        p.add_argument("endpoint_id", type=_uuid_arg)
+        p.set_defaults(func=cmd_endpoint)
 
     cred = sub.add_parser(
         "credential", help="scoped admin API credentials (operator, org:admin, events:read)"

@@ -204,6 +204,20 @@ def secret_list(name: str, raw: str, problems: list[str]) -> tuple[str, ...]:
     return tuple(x for x in raw.replace(",", " ").split() if x)
 
 
+def cidr_list(name: str, raw: str, problems: list[str]) -> tuple[str, ...] | None:
+    """Networks in CIDR notation, space or comma separated."""
+    import ipaddress
+
+    out: list[str] = []
+    for item in raw.replace(",", " ").split():
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            problems.append(f"{name}: {item[:64]!r} is not a network in CIDR notation")
+            return None
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Env:
     """How one setting is read: its variable, its parser, its README line."""
@@ -542,6 +556,39 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "answering in `t` seconds, delivery keeps up with up to `64 / t` events per second",
         ),
     ] = 64
+    webhook_endpoint_key: Annotated[
+        str | None,
+        _e(
+            "SCIM_WEBHOOK_ENDPOINT_KEY",
+            token(32),
+            "server key from which each webhook endpoint's `whsec_` secret is derived "
+            "(HMAC-SHA256 of the endpoint id; nothing else is stored); needed to create or "
+            "deliver endpoints (`POST /admin/v1/endpoints`); changing it changes every "
+            "endpoint's secret",
+            secret=True,
+        ),
+    ] = None
+    webhook_endpoint_disable_after_hours: Annotated[
+        float,
+        _e(
+            "SCIM_WEBHOOK_ENDPOINT_DISABLE_AFTER_HOURS",
+            floats(0, 24 * 365),
+            "a webhook endpoint whose every attempt has failed for this long is paused "
+            "automatically (its position and owed events kept; `PATCH` `paused: false` resumes "
+            "it where it stopped); 0: never",
+        ),
+    ] = 72.0
+    webhook_allowed_networks: Annotated[
+        tuple[str, ...],
+        _e(
+            "SCIM_WEBHOOK_ALLOWED_NETWORKS",
+            cidr_list,
+            "CIDRs (space or comma separated, e.g. `10.1.0.0/16`) that webhook endpoints may "
+            "reach although they are loopback, link-local, private or unspecified (refused "
+            "otherwise, at creation and at each delivery)",
+            default="none",
+        ),
+    ] = ()
     nats_url: Annotated[
         str | None,
         _e(

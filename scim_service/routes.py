@@ -8,6 +8,7 @@ from scim_service.http import (
     admin,
     credentials,
     discovery,
+    endpoints,
     events,
     health,
     openapi,
@@ -95,3 +96,12 @@ def setup_routes(app: web.Application, *, metrics: bool = True) -> None:
     r.add_get(f"{ADMIN}/credentials", credentials.list_credentials)
     r.add_delete(f"{ADMIN}/credentials/{{credential_id}}", credentials.revoke_credential)
     r.add_get(f"{ADMIN}/audit", credentials.list_audit)
+    r.add_post(f"{ADMIN}/endpoints", endpoints.create_endpoint)
+    r.add_get(f"{ADMIN}/endpoints", endpoints.list_endpoints)
+    r.add_get(f"{ADMIN}/endpoints/{{endpoint_id}}", endpoints.get_endpoint)
+    r.add_patch(f"{ADMIN}/endpoints/{{endpoint_id}}", endpoints.change_endpoint)
+    r.add_delete(f"{ADMIN}/endpoints/{{endpoint_id}}", endpoints.delete_endpoint)
+    r.add_post(
+        f"{ADMIN}/endpoints/{{endpoint_id}}/dead-letters/retry",
+        endpoints.retry_endpoint_dead_letters,
+    )

@@ -46,6 +46,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from scim_service.config import Settings
+from scim_service.events.endpoints import EndpointDelivery
 from scim_service.events.sinks.base import MAX_RETRY_AFTER, Outcome, Sink
 from scim_service.logs import get_logger
 from scim_service.store import guard as guard_store
@@ -151,6 +152,8 @@ class Publisher:
         self._listener: asyncio.Task[None] | None = None
         self._recorders: list[asyncio.Task[None]] = []
         self._stop_task: asyncio.Future[None] | None = None
+        # Webhook endpoints managed at run time (issue 26): their own tasks, positions, pool.
+        self.endpoints = EndpointDelivery(settings, self.owner, self.metrics, retry_delay)
 
     def _shape(self, name: str, sink: Sink) -> tuple[int, int]:
         """(events in flight at most, events per deliver call) for a sink."""
@@ -182,6 +185,7 @@ class Publisher:
         )
         self._loops.append(asyncio.create_task(self._retention_loop(), name="publisher:retention"))
         self._loops.append(asyncio.create_task(self._staging_loop(), name="publisher:staging"))
+        self.endpoints.start()
         log.info(
             "publisher_started",
             sinks=list(self.sinks),
@@ -210,6 +214,7 @@ class Publisher:
         if self._listener is not None:  # listens until cancelled: nothing to finish
             self._listener.cancel()
         await _finish([*self._loops, *filter(None, [self._listener])], 1.0)
+        ending = asyncio.ensure_future(self.endpoints.stop(max(0.0, ends - time.monotonic())))
         deliveries = [t for lane in self.lanes.values() for t in lane.deliveries]
         unfinished = await _finish(deliveries, max(0.0, ends - time.monotonic()), cancel=False)
         abandoned: dict[str, list[int]] = {}
@@ -226,6 +231,7 @@ class Publisher:
         await _finish(self._recorders, max(2.0, ends - time.monotonic()))
         if abandoned:
             await self._release(abandoned)
+        await ending
         for sink in self.sinks.values():
             with contextlib.suppress(Exception):
                 await sink.close()
@@ -245,6 +251,7 @@ class Publisher:
     def wake(self) -> None:
         for lane in self.lanes.values():
             lane.wake_all()
+        self.endpoints.wake()
 
     # --- the database --------------------------------------------------------------------------
     async def _get_pool(self) -> asyncpg.Pool:

@@ -35,6 +35,10 @@ ACTIONS = {
     f"POST {ADMIN}/events/orphans/{{sink}}/move": "events.orphans_move",
     f"POST {ADMIN}/credentials": "credential.create",
     f"DELETE {ADMIN}/credentials/{{credential_id}}": "credential.revoke",
+    f"POST {ADMIN}/endpoints": "endpoint.create",
+    f"PATCH {ADMIN}/endpoints/{{endpoint_id}}": "endpoint.change",
+    f"DELETE {ADMIN}/endpoints/{{endpoint_id}}": "endpoint.delete",
+    f"POST {ADMIN}/endpoints/{{endpoint_id}}/dead-letters/retry": "endpoint.retry",
 }
 _READ_ONLY = frozenset(("GET", "HEAD", "OPTIONS"))
 

@@ -36,6 +36,7 @@ SCOPES: dict[str, tuple[str, ...]] = {
     f"POST {ADMIN}/orgs/{{org_id}}/guard/reject": ORG_ADMIN,
     f"POST {ADMIN}/orgs/{{org_id}}/guard/discard": ORG_ADMIN,
     f"GET {ADMIN}/audit": ORG_ADMIN,  # an org admin sees its organization's entries
+    f"GET {ADMIN}/endpoints": ORG_ADMIN,  # an org admin: those that carry its events
     f"GET {ADMIN}/orgs/{{org_id}}/users": EVENTS_READ,
     f"GET {ADMIN}/orgs/{{org_id}}/groups": EVENTS_READ,
     f"GET {ADMIN}/orgs/{{org_id}}/groups/{{group_id}}/members": EVENTS_READ,

@@ -11,6 +11,7 @@ from scim_service.openapi.helpers import linked, ok, op, param, request_body
 
 def admin_ops() -> dict[str, dict[str, Any]]:
     org = param("org_id", "path", "The organization id (a UUID)")
+    endpoint = param("endpoint_id", "path", "The webhook endpoint id (a UUID)")
 
     def snapshot(most: int) -> list[dict[str, Any]]:
         return [
@@ -127,6 +128,47 @@ def admin_ops() -> dict[str, dict[str, Any]]:
             answer("200", "CredentialInfo", "The revoked credential's info"),
             "revokeCredential",
             params=[param("credential_id", "path", "The credential id (a UUID)")],
+            errors=("404",),
+        ),
+        f"POST {ADMIN}/endpoints": admin(
+            "Create a webhook endpoint; its signing secret is in this answer only",
+            answer("201", "NewEndpoint", "The endpoint and its whsec_ secret"),
+            "createEndpoint",
+            body=request_body("CreateEndpoint"),
+            errors=("409",),
+        ),
+        f"GET {ADMIN}/endpoints": admin(
+            "List webhook endpoints (never their secrets)",
+            answer("200", "EndpointList", "The endpoints"),
+            "listEndpoints",
+        ),
+        f"GET {ADMIN}/endpoints/{{endpoint_id}}": admin(
+            "One webhook endpoint",
+            answer("200", "Endpoint", "The endpoint"),
+            "getEndpoint",
+            params=[endpoint],
+            errors=("404",),
+        ),
+        f"PATCH {ADMIN}/endpoints/{{endpoint_id}}": admin(
+            "Change a webhook endpoint's URL, filters or pause it (a paused one keeps its place)",
+            answer("200", "Endpoint", "The endpoint"),
+            "changeEndpoint",
+            params=[endpoint],
+            body=request_body("ChangeEndpoint"),
+            errors=("404",),
+        ),
+        f"DELETE {ADMIN}/endpoints/{{endpoint_id}}": admin(
+            "Delete a webhook endpoint, its position and every event it still owed",
+            {"204": {"description": "Deleted"}},
+            "deleteEndpoint",
+            params=[endpoint],
+            errors=("404",),
+        ),
+        f"POST {ADMIN}/endpoints/{{endpoint_id}}/dead-letters/retry": admin(
+            "Attempt a webhook endpoint's dead letters again",
+            answer("200", "RetriedCount", "How many dead letters are due again"),
+            "retryEndpointDeadLetters",
+            params=[endpoint],
             errors=("404",),
         ),
         f"GET {ADMIN}/audit": admin(

@@ -26,8 +26,10 @@ from scim_service.http.admin import (
     RetryRequest,
 )
 from scim_service.http.credentials import CreateCredential, CreatedCredential
+from scim_service.http.endpoints import CreateEndpoint
 from scim_service.http.events import EventSchemas, EventsPage
 from scim_service.provisioning.audit import AuditEntry
+from scim_service.provisioning.endpoints import ChangeEndpoint, Endpoint, NewEndpoint
 from scim_service.provisioning.guard import GuardOutcome, GuardSettings, GuardState
 from scim_service.provisioning.roles import RoleConfig, RoleState
 from scim_service.provisioning.snapshot import (
@@ -175,6 +177,14 @@ class CredentialList(msgspec.Struct):
     credentials: list[CredentialInfo]
 
 
+class RetriedCount(msgspec.Struct):
+    retried: int
+
+
+class EndpointList(msgspec.Struct):
+    endpoints: list[Endpoint]
+
+
 class AuditList(msgspec.Struct):
     entries: list[AuditEntry]
 
@@ -220,6 +230,12 @@ _STRUCTS: tuple[type[Any], ...] = (
     CredentialInfo,
     CredentialList,
     AuditList,
+    CreateEndpoint,
+    NewEndpoint,
+    Endpoint,
+    EndpointList,
+    ChangeEndpoint,
+    RetriedCount,
 )
 
 # JSON Schema types of RFC 7643 §2.3 attribute types.

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from datetime import UTC
 
 import aiohttp
+import aiohttp.abc
 from yarl import URL
 
 from scim_service.events.sinks.base import MAX_RETRY_AFTER, OK, Outbound, Outcome
@@ -94,6 +95,7 @@ class WebhookSink:
         timeout: float = 15.0,
         concurrency: int = 32,
         user_agent: str = "scim-service",
+        resolver: aiohttp.abc.AbstractResolver | None = None,
     ) -> None:
         parsed = URL(url)
         if parsed.scheme not in ("http", "https") or not parsed.host:
@@ -109,6 +111,7 @@ class WebhookSink:
         self.concurrency = concurrency
         """Requests in flight at most (the publisher claims no more events than this)."""
         self._user_agent = user_agent
+        self._resolver = resolver  # webhook endpoints: refuses forbidden addresses (ssrf.py)
         self._timeout_error = f"timeout after {self._timeout}s"
         self._session: aiohttp.ClientSession | None = None
         self._semaphore: asyncio.Semaphore | None = None
@@ -123,6 +126,7 @@ class WebhookSink:
             limit=self._concurrency,
             limit_per_host=self._concurrency,
             keepalive_timeout=_KEEPALIVE_TIMEOUT,
+            resolver=self._resolver,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -177,6 +181,11 @@ class WebhookSink:
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
                     await _discard_body(response)
+            except aiohttp.ClientConnectorDNSError as exc:
+                if getattr(exc.os_error, "permanent", False):
+                    # a forbidden address (events/ssrf.py): a dead letter with that reason
+                    return Outcome(ok=False, permanent=True, error=str(exc.os_error))
+                return Outcome(ok=False, error=self._describe(exc))
             except Exception as exc:  # deliver never raises: every failure is an Outcome
                 return Outcome(ok=False, error=self._describe(exc))
         if 200 <= status < 300:

@@ -23,9 +23,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## test-quick: the day-to-day lane (<= 4 min here): everything but tests/processes (no real
-## service processes, no fault scenarios), the fuzzers at SCIM_FUZZ_EXAMPLES (default 20) cases
+## service processes, no fault scenarios) and slow-marked scale tests, the fuzzers at
+## SCIM_FUZZ_EXAMPLES (default 20) cases
 test-quick: $(STAMP)
-	SCIM_FUZZ_EXAMPLES=$${SCIM_FUZZ_EXAMPLES:-20} $(BIN)/python -m pytest \
+	SCIM_FUZZ_EXAMPLES=$${SCIM_FUZZ_EXAMPLES:-20} $(BIN)/python -m pytest -m "not slow" \
 	  tests/unit tests/repo tests/integration tests/idp tests/conformance $(PYTEST_ARGS)
 
 ## lint: ruff + mypy (strict over the package)

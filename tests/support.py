@@ -277,8 +277,8 @@ class Receiver:
         return out
 
 
-@pytest.fixture(name="receiver")
-async def fixture_receiver(aiohttp_server: Any) -> Receiver:
+async def start_receiver(aiohttp_server: Any) -> Receiver:
+    """A Receiver listening on 127.0.0.1 (its `url`)."""
     rec = Receiver()
     app = web.Application()
     app.router.add_post("/hook", rec.handle)
@@ -287,12 +287,15 @@ async def fixture_receiver(aiohttp_server: Any) -> Receiver:
     return rec
 
 
-def publisher_settings(settings: Settings, receiver: Receiver, **overrides: Any) -> Settings:
+@pytest.fixture(name="receiver")
+async def fixture_receiver(aiohttp_server: Any) -> Receiver:
+    return await start_receiver(aiohttp_server)
+
+
+def fast_delivery(settings: Settings, **overrides: Any) -> Settings:
+    """The publisher on, with retries and polls of tens of milliseconds (tests, not hours)."""
     values: dict[str, Any] = {
         "publisher_enabled": True,
-        "webhook_url": receiver.url,
-        "webhook_secrets": (SECRET,),
-        "webhook_signing_key": SIGNING_KEY,
         "webhook_timeout": 5.0,
         "events_retry_schedule": (0.05, 0.1, 0.2),
         "events_max_attempts": 50,
@@ -301,6 +304,36 @@ def publisher_settings(settings: Settings, receiver: Receiver, **overrides: Any)
     }
     values.update(overrides)
     return msgspec.structs.replace(settings, **values)
+
+
+def publisher_settings(settings: Settings, receiver: Receiver, **overrides: Any) -> Settings:
+    """fast_delivery with the configured webhook sink pointing at `receiver`."""
+    values: dict[str, Any] = {
+        "webhook_url": receiver.url,
+        "webhook_secrets": (SECRET,),
+        "webhook_signing_key": SIGNING_KEY,
+    }
+    values.update(overrides)
+    return fast_delivery(settings, **values)
+
+
+ENDPOINT_KEY = "k" * 40
+
+
+def endpoint_settings(settings: Settings, **overrides: Any) -> Settings:
+    """fast_delivery for webhook endpoints managed through the API (loopback allowed)."""
+    values: dict[str, Any] = {
+        "webhook_endpoint_key": ENDPOINT_KEY,
+        "webhook_allowed_networks": ("127.0.0.0/8",),
+    }
+    values.update(overrides)
+    return fast_delivery(settings, **values)
+
+
+async def create_endpoint(client: Any, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    resp = await client.post("/admin/v1/endpoints", json=body, headers=headers)
+    assert resp.status == 201, await resp.text()
+    return dict(await resp.json())
 
 
 async def pending(db: asyncpg.Connection) -> int:

@@ -9,7 +9,6 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from aiohttp import web
 from standardwebhooks import Webhook
 
 from scim_service.app import create_app
@@ -17,39 +16,15 @@ from scim_service.config import Settings
 from scim_service.events.pull import encode_cursor
 from scim_service.store.pull import START
 from tests.conftest import Tenant, make_tenant
-from tests.support import Receiver, free_port, make_user, retitle, until
-
-KEY = "k" * 40
-
-
-def endpoint_settings(settings: Settings, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "publisher_enabled": True,
-        "webhook_endpoint_key": KEY,
-        "webhook_allowed_networks": ("127.0.0.0/8",),
-        "webhook_timeout": 5.0,
-        "events_retry_schedule": (0.05, 0.1, 0.2),
-        "events_max_attempts": 50,
-        "publisher_poll_interval": 0.05,
-        "shutdown_grace": 5.0,
-    }
-    values.update(overrides)
-    return msgspec.structs.replace(settings, **values)
-
-
-async def receiver_at(aiohttp_server: Any) -> Receiver:
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", rec.handle)
-    server = await aiohttp_server(app)
-    rec.url = str(server.make_url("/hook"))
-    return rec
-
-
-async def create(client: Any, headers: dict[str, str], **body: Any) -> dict[str, Any]:
-    resp = await client.post("/admin/v1/endpoints", json=body, headers=headers)
-    assert resp.status == 201, await resp.text()
-    return dict(await resp.json())
+from tests.support import (
+    create_endpoint,
+    endpoint_settings,
+    free_port,
+    make_user,
+    retitle,
+    start_receiver,
+    until,
+)
 
 
 async def test_three_endpoints_filters_secrets_and_a_dead_one(
@@ -64,17 +39,20 @@ async def test_three_endpoints_filters_secrets_and_a_dead_one(
     first gets every event within seconds despite the dead one, each verified with its own
     secret; the second exactly its filter; deleting one takes its state with it."""
     client = await aiohttp_client(create_app(endpoint_settings(settings)))
-    everything, org_users = await receiver_at(aiohttp_server), await receiver_at(aiohttp_server)
+    everything, org_users = (
+        await start_receiver(aiohttp_server),
+        await start_receiver(aiohttp_server),
+    )
     other = await make_tenant(db, "other")
-    a = await create(client, admin_headers, url=everything.url, description="all")
-    b = await create(
+    a = await create_endpoint(client, admin_headers, url=everything.url, description="all")
+    b = await create_endpoint(
         client,
         admin_headers,
         url=org_users.url,
         event_types=["user.*"],
         org_ids=[str(other.org_id)],
     )
-    dead = await create(client, admin_headers, url=f"http://127.0.0.1:{free_port()}/hook")
+    dead = await create_endpoint(client, admin_headers, url=f"http://127.0.0.1:{free_port()}/hook")
     assert len({a["secret"], b["secret"], dead["secret"]}) == 3
     assert a["secret"].startswith("whsec_")
 
@@ -140,7 +118,7 @@ async def test_order_per_resource_holds_through_failures(
     """An endpoint that fails one resource's first event and then recovers gets that resource's
     versions in order; other resources are not held up meanwhile."""
     client = await aiohttp_client(create_app(endpoint_settings(settings)))
-    rec = await receiver_at(aiohttp_server)
+    rec = await start_receiver(aiohttp_server)
     failing: set[str] = set()
     fails = {"left": 3}
 
@@ -151,7 +129,7 @@ async def test_order_per_resource_holds_through_failures(
         return 200
 
     rec.respond = respond
-    await create(client, admin_headers, url=rec.url)
+    await create_endpoint(client, admin_headers, url=rec.url)
     slow = await make_user(client, tenant, "slow@example.com")
     failing.add(slow)
     await until(lambda: True)
@@ -172,8 +150,8 @@ async def test_paused_endpoint_keeps_its_position(
     admin_headers: dict[str, str],
 ) -> None:
     client = await aiohttp_client(create_app(endpoint_settings(settings)))
-    rec = await receiver_at(aiohttp_server)
-    made = await create(client, admin_headers, url=rec.url)
+    rec = await start_receiver(aiohttp_server)
+    made = await create_endpoint(client, admin_headers, url=rec.url)
     path = f"/admin/v1/endpoints/{made['endpoint']['id']}"
     resp = await client.patch(path, json={"paused": True}, headers=admin_headers)
     assert resp.status == 200 and (await resp.json())["paused"] is True
@@ -230,7 +208,7 @@ async def test_a_forbidden_address_at_delivery_is_a_dead_letter(
     creator = await aiohttp_client(
         create_app(msgspec.structs.replace(app_settings, publisher_enabled=False))
     )
-    made = await create(creator, admin_headers, url=f"http://localhost:{free_port()}/hook")
+    made = await create_endpoint(creator, admin_headers, url=f"http://localhost:{free_port()}/hook")
     client = await aiohttp_client(
         create_app(msgspec.structs.replace(app_settings, webhook_allowed_networks=()))
     )
@@ -258,9 +236,9 @@ async def test_start_now_or_backfill_from_a_cursor(
     this service did not hand out is a 400."""
     client = await aiohttp_client(create_app(endpoint_settings(settings)))
     await make_user(client, tenant, "before@example.com")
-    now, back = await receiver_at(aiohttp_server), await receiver_at(aiohttp_server)
-    await create(client, admin_headers, url=now.url)
-    await create(client, admin_headers, url=back.url, start=encode_cursor(START))
+    now, back = await start_receiver(aiohttp_server), await start_receiver(aiohttp_server)
+    await create_endpoint(client, admin_headers, url=now.url)
+    await create_endpoint(client, admin_headers, url=back.url, start=encode_cursor(START))
     bad = await client.post(
         "/admin/v1/endpoints", json={"url": back.url, "start": "nope"}, headers=admin_headers
     )
@@ -283,9 +261,9 @@ async def test_an_org_admin_lists_only_endpoints_carrying_its_events(
     client = await aiohttp_client(create_app(endpoint_settings(settings, publisher_enabled=False)))
     other = await make_tenant(db, "other")
     url = "http://127.0.0.1:9/hook"
-    mine = await create(client, admin_headers, url=url, org_ids=[str(tenant.org_id)])
-    every = await create(client, admin_headers, url=url)
-    await create(client, admin_headers, url=url, org_ids=[str(other.org_id)])
+    mine = await create_endpoint(client, admin_headers, url=url, org_ids=[str(tenant.org_id)])
+    every = await create_endpoint(client, admin_headers, url=url)
+    await create_endpoint(client, admin_headers, url=url, org_ids=[str(other.org_id)])
     resp = await client.post(
         "/admin/v1/credentials",
         json={"scope": "org:admin", "org_ids": [str(tenant.org_id)]},
@@ -316,7 +294,7 @@ async def test_an_idle_endpoint_idles(
     client = await aiohttp_client(
         create_app(endpoint_settings(settings, publisher_poll_interval=1.0))
     )
-    await create(client, admin_headers, url=(await receiver_at(aiohttp_server)).url)
+    await create_endpoint(client, admin_headers, url=(await start_receiver(aiohttp_server)).url)
     await asyncio.sleep(1.5)  # its runner started and went idle
     query = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
     before = await db.fetchval(query)
@@ -337,14 +315,14 @@ async def test_an_endpoint_failing_for_too_long_is_paused_and_resumes_where_it_s
     client = await aiohttp_client(
         create_app(endpoint_settings(settings, webhook_endpoint_disable_after_hours=hours))
     )
-    rec = await receiver_at(aiohttp_server)
+    rec = await start_receiver(aiohttp_server)
     down = {"on": True}
 
     async def respond(entry: dict[str, Any]) -> int:
         return 503 if down["on"] else 200
 
     rec.respond = respond
-    made = await create(client, admin_headers, url=rec.url)
+    made = await create_endpoint(client, admin_headers, url=rec.url)
     path = f"/admin/v1/endpoints/{made['endpoint']['id']}"
     uid = await make_user(client, tenant, "d@example.com")
     await retitle(client, tenant, uid, "Later")
@@ -371,7 +349,7 @@ async def test_a_dead_letter_holds_its_resource_until_retried(
     """A permanent refusal (HTTP 410) is a dead letter at that endpoint at once; that resource's
     later events wait behind it, other resources go on; retrying it delivers all, in order."""
     client = await aiohttp_client(create_app(endpoint_settings(settings)))
-    rec = await receiver_at(aiohttp_server)
+    rec = await start_receiver(aiohttp_server)
     gone = {"on": True}
 
     async def respond(entry: dict[str, Any]) -> int:
@@ -379,7 +357,7 @@ async def test_a_dead_letter_holds_its_resource_until_retried(
 
     first = ""
     rec.respond = respond
-    made = await create(client, admin_headers, url=rec.url)
+    made = await create_endpoint(client, admin_headers, url=rec.url)
     path = f"/admin/v1/endpoints/{made['endpoint']['id']}"
     first = await make_user(client, tenant, "gone@example.com")
     await retitle(client, tenant, first, "Waits")

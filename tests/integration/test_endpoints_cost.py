@@ -17,8 +17,7 @@ from scim_service.app import create_app
 from scim_service.config import Settings
 from scim_service.events.endpoints import REFRESH
 from tests.conftest import Tenant
-from tests.integration.test_endpoints import create, endpoint_settings, receiver_at
-from tests.support import until
+from tests.support import create_endpoint, endpoint_settings, start_receiver, until
 
 ROUNDS = 3
 POSTS = 80
@@ -33,14 +32,16 @@ async def test_post_users_cost_does_not_grow_with_endpoints(
     admin_headers: dict[str, str],
 ) -> None:
     client = await aiohttp_client(create_app(endpoint_settings(settings)))
-    rec = await receiver_at(aiohttp_server)
-    await create(client, admin_headers, url=rec.url)
+    rec = await start_receiver(aiohttp_server)
+    await create_endpoint(client, admin_headers, url=rec.url)
     timings: dict[str, list[float]] = {"1": [], "10": [], "1+9 paused": []}
     n = 0
     for _ in range(ROUNDS):
         for label in timings:
             count = 1 if label == "1" else 10
-            extra = [await create(client, admin_headers, url=rec.url) for _ in range(count - 1)]
+            extra = [
+                await create_endpoint(client, admin_headers, url=rec.url) for _ in range(count - 1)
+            ]
             if label == "1+9 paused":
                 for made in extra:
                     path = f"/admin/v1/endpoints/{made['endpoint']['id']}"
@@ -81,9 +82,9 @@ async def test_commit_to_receipt_is_woken_not_polled(
     client = await aiohttp_client(
         create_app(endpoint_settings(settings, publisher_poll_interval=30.0))
     )
-    rec = await receiver_at(aiohttp_server)
+    rec = await start_receiver(aiohttp_server)
     for _ in range(10):
-        await create(client, admin_headers, url=rec.url)
+        await create_endpoint(client, admin_headers, url=rec.url)
     await asyncio.sleep(REFRESH * 3)  # every runner started
     took: list[float] = []
     for i in range(40):

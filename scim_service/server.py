@@ -119,13 +119,14 @@ async def serve(
             sinks=list(settings.sinks) if role == "publisher" or settings.publisher_enabled else [],
             metrics_port=settings.metrics_port,
         )
-        if inherited is not None:
-            inherited.ready()
-
         lifecycle = app[LIFECYCLE]
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lifecycle.begin_drain)
+        if inherited is not None:
+            # After the handlers: a worker the supervisor counts as ready drains on SIGTERM;
+            # one killed by it before this line had served nothing (supervisor._on_exit).
+            inherited.ready()
         try:
             await lifecycle.stop_event.wait()
         finally:

@@ -286,8 +286,13 @@ class Supervisor:
         _forget_metrics(self.env.get(ENV_METRICS_DIR), proc.pid)
         how = {"exit_code": code} if code >= 0 else {"signal": signal.Signals(-code).name}
         if self.stopping:
-            log.info("worker_exited", slot=child.slot, pid=proc.pid, **how)
-            if code != 0:
+            # A worker still starting has no SIGTERM handler yet: the signal we sent ends it
+            # before it served anything, which is a clean stop, not a failure.
+            before_start = code == -signal.SIGTERM and child.ready_at is None
+            log.info(
+                "worker_exited", slot=child.slot, pid=proc.pid, before_start=before_start, **how
+            )
+            if code != 0 and not before_start:
                 self.exit_code = 1
             if all(c.proc is None for c in self.children):
                 self.done.set()

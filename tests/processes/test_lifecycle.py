@@ -124,7 +124,8 @@ async def test_shutdown_abandons_a_stuck_delivery_without_losing_it(
         await asyncio.wait_for(got.wait(), 15)
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 20) == 0
+        out, _ = await asyncio.wait_for(proc.communicate(), 20)
+        assert proc.returncode == 0, out.decode(errors="replace")[-4000:]
         assert time.monotonic() - started < 10
     finally:
         if proc.returncode is None:

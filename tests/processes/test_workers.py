@@ -362,6 +362,30 @@ async def test_ctrl_c_reaches_every_process_and_all_exit_0(database_url: str) ->
     assert not [e for e in service.lines if e.get("level") == "error"]
 
 
+async def test_sigterm_while_workers_start_is_a_clean_stop(database_url: str) -> None:
+    """An orchestrator stops a pod that is still starting: SIGTERM reaches workers that have no
+    handler yet. They served nothing, so the stop is clean (exit 0), not a worker failure."""
+    port = free_port()
+    proc = await start(
+        service_env(DATABASE_URL=database_url, SCIM_PORT=str(port), SCIM_WORKERS="2")
+    )
+    service = Service(proc, f"http://127.0.0.1:{port}")
+    try:
+        await service.until(
+            "every worker spawned", lambda: len(service.events("worker_spawned")) == 3
+        )
+        assert not service.events("worker_started"), "SIGTERM must land before the workers are up"
+        assert await service.stop() == 0, service.lines
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    exits = service.events("worker_exited")
+    assert len(exits) == 3
+    assert any(e.get("before_start") for e in exits), exits
+    assert not [e for e in service.lines if e.get("level") == "error"]
+
+
 async def test_known_series_exist_before_any_traffic_with_workers(service: Service) -> None:
     """With several worker processes too, the first scrape has every series with known labels
     (zero-valued), deliveries included although no event was ever delivered."""

@@ -5,6 +5,7 @@ supervisor that gives up on workers that keep dying, and workers that die with i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -73,8 +74,9 @@ class Service:
         return code
 
 
-@pytest.fixture(name="service")
-async def fixture_service(database_url: str) -> AsyncIterator[Service]:
+@contextlib.asynccontextmanager
+async def supervised(database_url: str, **env: str) -> AsyncIterator[Service]:
+    """`serve` with two workers and a publisher process, not yet ready; killed on the way out."""
     port = free_port()
     proc = await start(
         service_env(
@@ -82,17 +84,27 @@ async def fixture_service(database_url: str) -> AsyncIterator[Service]:
             SCIM_PORT=str(port),
             SCIM_WORKERS="2",
             SCIM_LOG_LEVEL="info",
+            **env,
         )
     )
-    service = Service(proc, f"http://127.0.0.1:{port}")
     try:
-        await wait_ready(service.base)
-        await service.until("server_started", lambda: service.events("server_started"))
-        yield service
+        yield Service(proc, f"http://127.0.0.1:{port}")
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def started(service: Service) -> None:
+    await wait_ready(service.base)
+    await service.until("server_started", lambda: service.events("server_started"))
+
+
+@pytest.fixture(name="service")
+async def fixture_service(database_url: str) -> AsyncIterator[Service]:
+    async with supervised(database_url) as service:
+        await started(service)
+        yield service
 
 
 async def fresh_get(url: str, headers: dict[str, str]) -> int:
@@ -365,21 +377,12 @@ async def test_ctrl_c_reaches_every_process_and_all_exit_0(database_url: str) ->
 async def test_sigterm_while_workers_start_is_a_clean_stop(database_url: str) -> None:
     """An orchestrator stops a pod that is still starting: SIGTERM reaches workers that have no
     handler yet. They served nothing, so the stop is clean (exit 0), not a worker failure."""
-    port = free_port()
-    proc = await start(
-        service_env(DATABASE_URL=database_url, SCIM_PORT=str(port), SCIM_WORKERS="2")
-    )
-    service = Service(proc, f"http://127.0.0.1:{port}")
-    try:
+    async with supervised(database_url) as service:
         await service.until(
             "every worker spawned", lambda: len(service.events("worker_spawned")) == 3
         )
         assert not service.events("worker_started"), "SIGTERM must land before the workers are up"
         assert await service.stop() == 0, service.lines
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     exits = service.events("worker_exited")
     assert len(exits) == 3
     assert any(e.get("before_start") for e in exits), exits
@@ -405,21 +408,10 @@ async def test_a_stopped_publisher_is_reported_and_replaced(database_url: str) -
     """A publisher process that stops (SIGSTOP: no crash, /healthz of the request workers still
     fine) stops beating; after SCIM_PUBLISHER_STALL_SECONDS the supervisor logs
     publisher_stalled, kills it, and a new publisher beats again."""
-    port = free_port()
-    proc = await start(
-        service_env(
-            DATABASE_URL=database_url,
-            SCIM_PORT=str(port),
-            SCIM_WORKERS="2",
-            SCIM_LOG_LEVEL="info",
-            SCIM_PUBLISHER_STALL_SECONDS="2",
-            SCIM_PUBLISHER_POLL_INTERVAL="0.2",
-        )
-    )
-    service = Service(proc, f"http://127.0.0.1:{port}")
-    try:
-        await wait_ready(service.base)
-        await service.until("server_started", lambda: service.events("server_started"))
+    async with supervised(
+        database_url, SCIM_PUBLISHER_STALL_SECONDS="2", SCIM_PUBLISHER_POLL_INTERVAL="0.2"
+    ) as service:
+        await started(service)
         await asyncio.sleep(2.5)  # past the stall time: a beating publisher is left alone
         assert not service.events("publisher_stalled")
         victim = service.children()["publisher"]
@@ -457,7 +449,3 @@ async def test_a_stopped_publisher_is_reported_and_replaced(database_url: str) -
             in ("worker_exited", "worker_died", "worker_stop_timeout", "publisher_stalled")
         ]
         assert code == 0, exits
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()

@@ -28,6 +28,7 @@ from scim_service.events import envelope
 from scim_service.events.emitter import Emitter
 from scim_service.signing import generate_secret, generate_signing_key
 from scim_service.store import outbox
+from scim_service.store.db import connect
 from tests.conftest import REPO, Tenant
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -86,6 +87,23 @@ async def new_group(client: Any, tenant: Tenant, name: str) -> str:
     resp = await client.post("/scim/v2/Groups", json={"displayName": name}, headers=tenant.headers)
     assert resp.status == 201
     return str((await resp.json(content_type=None))["id"])
+
+
+# asyncpg's own type introspection (first use of a type on a connection) does not count.
+_INTERNAL_QUERIES = ("typeinfo_tree", "set_config('jit'")
+
+
+async def recorded_connection(database_url: str) -> tuple[asyncpg.Connection, list[str]]:
+    """A new connection and the list every statement it sends is appended to (asyncpg's own
+    introspection left out): to count the statements of one operation."""
+    conn = await connect(database_url)
+    statements: list[str] = []
+    conn.add_query_logger(
+        lambda r: (
+            None if any(m in r.query for m in _INTERNAL_QUERIES) else statements.append(r.query)
+        )
+    )
+    return conn, statements
 
 
 def add(ids: list[str]) -> dict[str, Any]:

@@ -11,9 +11,8 @@ import asyncpg
 from scim_service.events.emitter import Emitter
 from scim_service.provisioning import groups as provisioning
 from scim_service.provisioning.scope import Scope
-from scim_service.store.db import connect
 from tests.conftest import Tenant
-from tests.support import PATCH_OP, add, bulk_users, new_group
+from tests.support import PATCH_OP, add, bulk_users, new_group, recorded_connection
 
 
 def remove(ids: list[str]) -> dict[str, Any]:
@@ -118,15 +117,7 @@ async def test_a_thousand_members_is_one_statement(
         {"displayName": "Scale"},
     )
     ids = await bulk_users(db, tenant.org_id, 1000)
-    conn = await connect(database_url)
-    statements: list[str] = []
-    # asyncpg's own type introspection (first use of a type on a connection) does not count.
-    internal = ("typeinfo_tree", "set_config('jit'")
-    conn.add_query_logger(
-        lambda record: (
-            None if any(m in record.query for m in internal) else statements.append(record.query)
-        )
-    )
+    conn, statements = await recorded_connection(database_url)
     try:
         scope = Scope(tenant.org_id, Emitter("test", ("log",)))
         group, change = await provisioning.patch_group(conn, scope, gid, add(ids), None)

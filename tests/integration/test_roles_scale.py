@@ -14,20 +14,8 @@ from scim_service.events.emitter import Emitter
 from scim_service.provisioning import groups as provisioning
 from scim_service.provisioning import roles
 from scim_service.provisioning.scope import Scope
-from scim_service.store.db import connect
 from tests.conftest import Tenant
-from tests.support import add, bulk_users
-
-INTERNAL = ("typeinfo_tree", "set_config('jit'")
-
-
-async def _recorded(database_url: str) -> tuple[asyncpg.Connection, list[str]]:
-    conn = await connect(database_url)
-    statements: list[str] = []
-    conn.add_query_logger(
-        lambda r: None if any(m in r.query for m in INTERNAL) else statements.append(r.query)
-    )
-    return conn, statements
+from tests.support import add, bulk_users, recorded_connection
 
 
 class _Lag:
@@ -74,7 +62,7 @@ async def test_a_thousand_members_into_a_mapped_group(
     statements (none per member)."""
     gid = await _mapped_group(db, tenant, "Vault Admins")
     ids = await bulk_users(db, tenant.org_id, 1000)
-    conn, statements = await _recorded(database_url)
+    conn, statements = await recorded_connection(database_url)
     scope = Scope(tenant.org_id, Emitter("test", ("log",)))
     try:
         config = roles.RoleConfig(
@@ -122,7 +110,7 @@ async def test_a_mapping_change_on_a_fifty_thousand_member_group(
         [uuid.UUID(i) for i in ids],
     )
     await db.execute("UPDATE groups SET member_count = 50000 WHERE id = $1", gid)
-    conn, statements = await _recorded(database_url)
+    conn, statements = await recorded_connection(database_url)
     scope = Scope(tenant.org_id, Emitter("test", ("log",)))
     try:
         config = roles.RoleConfig(

@@ -18,21 +18,10 @@ from scim_service.provisioning import users as provisioning_users
 from scim_service.provisioning.scope import Scope
 from scim_service.store import users as user_store
 from scim_service.store.db import QUERIES as Q
-from scim_service.store.db import connect
 from tests.conftest import Tenant
+from tests.support import recorded_connection
 
 EMITTER = Emitter("http://scim.test/scim/v2", ("log",))
-# asyncpg's own type introspection (first use of a type on a connection) does not count.
-INTERNAL = ("typeinfo_tree", "set_config('jit'")
-
-
-async def _recorded(database_url: str) -> tuple[asyncpg.Connection, list[str]]:
-    conn = await connect(database_url)
-    statements: list[str] = []
-    conn.add_query_logger(
-        lambda r: None if any(m in r.query for m in INTERNAL) else statements.append(r.query)
-    )
-    return conn, statements
 
 
 async def _events(db: asyncpg.Connection, subject: uuid.UUID) -> list[tuple[int, str]]:
@@ -49,7 +38,7 @@ async def test_user_writes_carry_their_events(
     the user's role) and one statement; a PATCH is BEGIN, the row lock, the user's role, (a
     deactivation reduces access: the organization's row lock for the guard), one statement
     writing the new version with its events, COMMIT. The events are numbered 1, 2, 3 in order."""
-    conn, statements = await _recorded(database_url)
+    conn, statements = await recorded_connection(database_url)
     scope = Scope(tenant.org_id, EMITTER)
     try:
         user = await provisioning_users.create_user(conn, scope, {"userName": "shape@example.com"})
@@ -86,7 +75,7 @@ async def test_group_writes_carry_their_events(
 ) -> None:
     """Creating, renaming and deleting a group: each change's version and its events in one
     statement (no separate events statement), numbered 1, 2, 3."""
-    conn, statements = await _recorded(database_url)
+    conn, statements = await recorded_connection(database_url)
     scope = Scope(tenant.org_id, EMITTER)
     try:
         group, _ = await provisioning_groups.create_group(conn, scope, {"displayName": "g"})

@@ -190,9 +190,14 @@ class Unavailable(ScimError):
     status = 503
     default_detail = "The service is temporarily unavailable; retry later"
 
-    def __init__(self, detail: str | None = None, *, retry_after: float = 2.0) -> None:
+    def __init__(
+        self, detail: str | None = None, *, retry_after: float = 2.0, reason: str = "unavailable"
+    ) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+        # Why, for the log and the metrics (never sent): e.g. "lock_timeout" is contention on
+        # one resource, not the database being away (store.db.as_unavailable sets it).
+        self.reason = reason
 
 
 class ClientClosed(ScimError):

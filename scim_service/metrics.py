@@ -103,7 +103,12 @@ AUTH_FAILURE_REASONS = (
     "disabled",
     "admin",
 )
-REJECTIONS = (("429", "org_concurrency"), ("429", "token_rate"), ("503", "pool_timeout"))
+REJECTIONS = (
+    ("429", "org_concurrency"),
+    ("429", "token_rate"),
+    ("503", "pool_timeout"),
+    ("503", "lock_timeout"),
+)
 
 
 class Metrics:
@@ -139,8 +144,8 @@ class Metrics:
         self.rejections = Counter(
             "scim_rejected_requests",
             "Requests turned away to keep shares fair, by status and reason (429 org_concurrency,"
-            " 429 token_rate, 503 pool_timeout, 503 resource_busy; slow clients: 408"
-            " head_timeout, 408 body_too_slow, 503 over_capacity)",
+            " 429 token_rate, 503 pool_timeout, 503 resource_busy, 503 lock_timeout; slow"
+            " clients: 408 head_timeout, 408 body_too_slow, 503 over_capacity)",
             ["status", "reason"],
             registry=r,
         )

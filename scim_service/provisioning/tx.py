@@ -32,7 +32,9 @@ async def write(conn: asyncpg.Connection, work: Callable[[], Awaitable[T]]) -> T
                 return await work()
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
             if attempt == ATTEMPTS:
-                raise errors.Unavailable("The resource is busy; retry the request") from exc
+                raise errors.Unavailable(
+                    "The resource is busy; retry the request", reason="deadlock"
+                ) from exc
             log.info("transaction_retry", attempt=attempt, sqlstate=exc.sqlstate)
             await asyncio.sleep(random.uniform(0.005, 0.03) * attempt)  # noqa: S311 - jitter
     raise AssertionError("unreachable")

@@ -309,11 +309,17 @@ def as_unavailable(exc: BaseException) -> errors.Unavailable | None:
     if isinstance(exc, errors.Unavailable):
         return exc
     if isinstance(exc, asyncpg.QueryCanceledError):  # 57014: statement_timeout
-        return errors.Unavailable("The database took too long to answer; retry later")
+        return errors.Unavailable(
+            "The database took too long to answer; retry later", reason="statement_timeout"
+        )
     if isinstance(exc, asyncpg.LockNotAvailableError):  # 55P03: lock_timeout
-        return errors.Unavailable("The resource is busy; retry later", retry_after=1)
+        return errors.Unavailable(
+            "The resource is busy; retry later", retry_after=1, reason="lock_timeout"
+        )
     if isinstance(exc, asyncpg.IdleInTransactionSessionTimeoutError):
-        return errors.Unavailable("The database ended the transaction; retry later")
+        return errors.Unavailable(
+            "The database ended the transaction; retry later", reason="idle_timeout"
+        )
     sqlstate = getattr(exc, "sqlstate", None)
     if isinstance(exc, asyncpg.PostgresError) and isinstance(sqlstate, str):
         # The database cannot take this work now, whatever the request: a read-only server
@@ -322,20 +328,28 @@ def as_unavailable(exc: BaseException) -> errors.Unavailable | None:
         # connections, out of memory). IdPs retry a 503 with Retry-After, never a 500.
         if sqlstate == "25006":
             return errors.Unavailable(
-                "The database is read-only right now; retry later", retry_after=5
+                "The database is read-only right now; retry later",
+                retry_after=5,
+                reason="read_only",
             )
         if sqlstate[:2] == "53":
             return errors.Unavailable(
-                "The database is out of resources; retry later", retry_after=5
+                "The database is out of resources; retry later",
+                retry_after=5,
+                reason="out_of_resources",
             )
         if sqlstate.startswith("57P"):
-            return errors.Unavailable("The database is not accepting connections; retry later")
+            return errors.Unavailable(
+                "The database is not accepting connections; retry later", reason="not_accepting"
+            )
         if sqlstate[:2] == "28":
             # A new pooled connection refused (28P01, 28000): a database password rotated
             # under running processes (deploy/README.md, "Rotating secrets"). Transient for
             # the IdP; /readyz and the error log tell the operator.
             return errors.Unavailable(
-                "The database refused the service's credentials; retry later", retry_after=5
+                "The database refused the service's credentials; retry later",
+                retry_after=5,
+                reason="credentials_refused",
             )
     if isinstance(
         exc,
@@ -348,5 +362,5 @@ def as_unavailable(exc: BaseException) -> errors.Unavailable | None:
     ):
         # SQLSTATE class 08, socket errors, a connection closed under us: the database went
         # away mid-request.
-        return errors.Unavailable("The database is unreachable; retry later")
+        return errors.Unavailable("The database is unreachable; retry later", reason="unreachable")
     return None

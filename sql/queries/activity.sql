@@ -70,8 +70,10 @@ ORDER BY idp, id DESC;
 
 -- name: activity_error_rate
 -- Requests and errors (4xx/5xx, failed authentications with a genuine token included) since $2;
--- unverified entries (a public prefix with a wrong token) are nobody's requests.
-SELECT count(*) AS requests, count(*) FILTER (WHERE status >= 400) AS errors
+-- unverified entries (a public prefix with a wrong token) are nobody's requests. A client that
+-- hung up mid-request (499, client_closed) is a request but no error: nothing was refused.
+SELECT count(*) AS requests,
+       count(*) FILTER (WHERE status >= 400 AND status <> 499) AS errors
 FROM scim_activity WHERE org_id = $1 AND at >= $2 AND NOT unverified;
 
 -- name: activity_skipped_members

@@ -74,6 +74,9 @@ async def test_hang_up_mid_body_is_client_closed_not_503(
         await until(logged, 10, "both hang-ups in the activity log")
         assert sorted(e["status"] for e in found) == [499, 499]
         assert all("closed the connection" in (e["detail"] or "") for e in found)
+        # Logged, but not in the organization's error rate: nobody refused anything.
+        async with http.get(f"/admin/v1/orgs/{tenant.org_id}/status", headers=admin) as r:
+            assert (await r.json())["last_hour"] == {"requests": 2, "errors": 0, "rate": 0.0}
 
         async with http.get("/scim/v2/Users", headers=tenant.headers) as resp:
             assert resp.status == 200

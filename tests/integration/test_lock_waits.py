@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import pytest
 
 from scim_service.keys import GATE
 from scim_service.store.db import connect
@@ -25,7 +26,11 @@ HOLD = 6.5  # seconds the test's own session holds the group's row (beyond the a
 
 
 async def test_a_locked_group_leaves_the_orgs_other_writes_prompt(
-    client: Any, tenant: Tenant, db: asyncpg.Connection, database_url: str
+    client: Any,
+    tenant: Tenant,
+    db: asyncpg.Connection,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Another session holds a group's row for 6.5 s (longer than SCIM_DB_ACQUIRE_TIMEOUT)
     while four clients PATCH that group in a loop: 120 user creates and 120 user PATCHes of
@@ -99,6 +104,19 @@ async def test_a_locked_group_leaves_the_orgs_other_writes_prompt(
     bound = 5.0 + 1.0 + 1.0  # acquire timeout + request lock timeout + slack for this machine
     assert max(t for _, _, t in during) < bound, max(t for _, _, t in during)
     assert gate.in_use(tenant.org_id) == 0
+    # A lock timeout is contention on one group, not the database going away: counted under its
+    # own reason, logged as resource_busy, never as database_unavailable (which pages on-call).
+    metrics = await (await client.get("/metrics")).text()
+    timed_out = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("scim_rejected_requests_total{")
+        and 'status="503"' in line
+        and 'reason="lock_timeout"' in line
+    )
+    assert timed_out >= 1, "no lock timeout counted under reason lock_timeout"
+    logged = capsys.readouterr().out
+    assert "resource_busy" in logged and "database_unavailable" not in logged
 
     resp = await client.patch(
         f"/scim/v2/Groups/{gid}",

@@ -401,6 +401,15 @@ class Bench(Checks, Scenarios):
         pgs = [r["extra"].get("pg_cpu_pct", 0.0) for r in result["runs"]]
         result["server_cpu_pct"] = sorted(cpus)[len(cpus) // 2]
         result["pg_cpu_pct"] = sorted(pgs)[len(pgs) // 2]
+        # CPU time per request (microseconds): the figure that holds on a noisy machine, where
+        # req/s moves with whatever else runs. A run's share of one core over its requests/s.
+        for key, shares in (("server_cpu_us", cpus), ("pg_cpu_us", pgs)):
+            per = sorted(
+                share / 100.0 * 1e6 / r["rps"]
+                for share, r in zip(shares, result["runs"], strict=True)
+                if r["rps"] > 0
+            )
+            result[key] = per[len(per) // 2] if per else float("nan")
         return result
 
     def drain(self, target: Target, limit: float = 90.0) -> float:

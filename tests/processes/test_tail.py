@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 
@@ -13,6 +15,29 @@ from scim_service.provisioning import tenants
 from scim_service.store.outbox import CHANNEL
 from tests.conftest import REPO
 from tests.support import clean_env, cli, listening, write_event
+
+
+@contextlib.asynccontextmanager
+async def following(database_url: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`scim-service events tail` (following) as a process, terminated on the way out."""
+    env = clean_env()
+    env["DATABASE_URL"] = database_url
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scim_service",
+        "events",
+        "tail",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=REPO,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), timeout=10)
 
 
 async def test_tail_prints_events_filters_and_resumes(
@@ -46,20 +71,7 @@ async def test_tail_prints_events_filters_and_resumes(
 async def test_tail_follows_live(database_url: str, db: asyncpg.Connection) -> None:
     """Without --no-follow it keeps running and prints a new event as soon as it commits."""
     org = await tenants.create_org(db, "acme")
-    env = clean_env()
-    env["DATABASE_URL"] = database_url
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "scim_service",
-        "events",
-        "tail",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=REPO,
-    )
-    try:
+    async with following(database_url) as proc:
         await listening(db, CHANNEL, timeout=30)  # it follows: the event comes after it started
         subject = uuid.uuid4()
         await write_event(db, org.id, subject, 1)
@@ -67,9 +79,6 @@ async def test_tail_follows_live(database_url: str, db: asyncpg.Connection) -> N
         line = await asyncio.wait_for(proc.stdout.readline(), timeout=15)
         assert json.loads(line)["subject"] == str(subject)
         assert proc.returncode is None  # still following
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), timeout=10)
 
 
 async def _listen_backends(db: asyncpg.Connection) -> list[int]:
@@ -88,20 +97,7 @@ async def test_tail_survives_losing_its_listen_connection(
     """The LISTEN connection is killed (a failover, a restarted backend): the tail listens
     again by itself and keeps printing new events."""
     org = await tenants.create_org(db, "acme")
-    env = clean_env()
-    env["DATABASE_URL"] = database_url
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "scim_service",
-        "events",
-        "tail",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=REPO,
-    )
-    try:
+    async with following(database_url) as proc:
         deadline = asyncio.get_running_loop().time() + 15
         while not (first := await _listen_backends(db)):
             assert asyncio.get_running_loop().time() < deadline, "the tail never listened"
@@ -116,6 +112,3 @@ async def test_tail_survives_losing_its_listen_connection(
         line = await asyncio.wait_for(proc.stdout.readline(), timeout=15)
         assert json.loads(line)["subject"] == str(subject)
         assert proc.returncode is None and again != first  # still following, a new listener
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), timeout=10)

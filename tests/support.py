@@ -394,6 +394,22 @@ async def start(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
     )
 
 
+@contextlib.asynccontextmanager
+async def serve_process(
+    database_url: str, **env: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """`scim-service serve` against `database_url` on a free port of 127.0.0.1 with `env`
+    (not yet ready): the process and its base URL; killed on the way out if still running."""
+    port = free_port()
+    proc = await start(service_env(DATABASE_URL=database_url, SCIM_PORT=str(port), **env))
+    try:
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 async def wait_ready(
     base: str,
     timeout: float = 30,

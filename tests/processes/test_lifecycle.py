@@ -17,7 +17,15 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import REPO, Tenant
-from tests.support import free_port, lock_table, refused, service_env, start, wait_ready
+from tests.support import (
+    free_port,
+    lock_table,
+    refused,
+    serve_process,
+    service_env,
+    start,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -29,22 +37,16 @@ async def test_sigterm_drains_in_flight_requests(
     """SIGTERM: /readyz is 503 at once, the listener closes after the drain delay, the request in
     flight still completes, and the process exits 0; with one process and with a supervisor of
     two workers (whichever worker holds the request, whichever answers /readyz)."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = await start(
-        service_env(
-            DATABASE_URL=database_url,
-            SCIM_PORT=str(port),
-            SCIM_SHUTDOWN_DRAIN_DELAY="1.5",
-            SCIM_SHUTDOWN_GRACE="15",
-            SCIM_PUBLISHER_ENABLED="false",
-            SCIM_WORKERS=workers,
-            # The in-flight request waits on a table lock: SCIM_DB_LOCK_TIMEOUT (10 s) bounds
-            # it, not the API's 1 s request lock timeout.
-            SCIM_DB_REQUEST_LOCK_TIMEOUT="0",
-        )
-    )
-    try:
+    async with serve_process(
+        database_url,
+        SCIM_SHUTDOWN_DRAIN_DELAY="1.5",
+        SCIM_SHUTDOWN_GRACE="15",
+        SCIM_PUBLISHER_ENABLED="false",
+        SCIM_WORKERS=workers,
+        # The in-flight request waits on a table lock: SCIM_DB_LOCK_TIMEOUT (10 s) bounds it,
+        # not the API's 1 s request lock timeout.
+        SCIM_DB_REQUEST_LOCK_TIMEOUT="0",
+    ) as (proc, base):
         await wait_ready(base)
         async with aiohttp.ClientSession() as session:
             resp = await session.post(
@@ -78,10 +80,6 @@ async def test_sigterm_drains_in_flight_requests(
             assert answer.status == 200
             assert (await answer.json(content_type=None))["id"] == uid
         assert await asyncio.wait_for(proc.wait(), 20) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_shutdown_abandons_a_stuck_delivery_without_losing_it(
@@ -99,20 +97,14 @@ async def test_shutdown_abandons_a_stuck_delivery_without_losing_it(
     receiver = web.Application()
     receiver.router.add_post("/hook", hang)
     server = await aiohttp_server(receiver)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = await start(
-        service_env(
-            DATABASE_URL=database_url,
-            SCIM_PORT=str(port),
-            SCIM_SHUTDOWN_GRACE="1",
-            SCIM_WEBHOOK_URL=str(server.make_url("/hook")),
-            SCIM_WEBHOOK_TIMEOUT="60",
-            SCIM_PUBLISHER_LEASE_SECONDS="600",
-            SCIM_PUBLISHER_POLL_INTERVAL="0.05",
-        )
-    )
-    try:
+    async with serve_process(
+        database_url,
+        SCIM_SHUTDOWN_GRACE="1",
+        SCIM_WEBHOOK_URL=str(server.make_url("/hook")),
+        SCIM_WEBHOOK_TIMEOUT="60",
+        SCIM_PUBLISHER_LEASE_SECONDS="600",
+        SCIM_PUBLISHER_POLL_INTERVAL="0.05",
+    ) as (proc, base):
         await wait_ready(base)
         async with aiohttp.ClientSession() as session:
             resp = await session.post(
@@ -127,10 +119,6 @@ async def test_shutdown_abandons_a_stuck_delivery_without_losing_it(
         out, _ = await asyncio.wait_for(proc.communicate(), 20)
         assert proc.returncode == 0, out.decode(errors="replace")[-4000:]
         assert time.monotonic() - started < 10
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     row = await db.fetchrow(
         "SELECT attempts, dead, lease_owner, lease_until FROM outbox WHERE sink = 'webhook'"
     )

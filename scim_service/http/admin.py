@@ -10,10 +10,10 @@ import msgspec
 from aiohttp import web
 
 from scim_service import errors
-from scim_service.http import query
-from scim_service.http.authz import visible_orgs
+from scim_service.http import answers, query
 from scim_service.http.responses import admin_json, connection, read_json
 from scim_service.http.scim_users import render as render_user
+from scim_service.http.visibility import visible_orgs
 from scim_service.keys import ADMIN_PRINCIPAL, AUTH, BASE_URL, EMITTER, GUARD, PUBLISHER, SETTINGS
 from scim_service.provisioning import guard, outbox, roles, status, tenants, users
 from scim_service.provisioning.scope import Scope
@@ -60,7 +60,7 @@ async def create_org(request: web.Request) -> web.Response:
 async def list_orgs(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         orgs = await tenants.list_orgs(conn)
-    return admin_json({"orgs": orgs})
+    return admin_json(answers.OrgList(orgs))
 
 
 async def get_org(request: web.Request) -> web.Response:
@@ -101,7 +101,7 @@ async def list_tokens(request: web.Request) -> web.Response:
     org_id = path_uuid(request, "org_id", "Organization")
     async with connection(request) as conn:
         tokens = await tenants.list_tokens(conn, org_id)
-    return admin_json({"tokens": tokens})
+    return admin_json(answers.TokenList(tokens))
 
 
 async def revoke_token(request: web.Request) -> web.Response:
@@ -143,14 +143,14 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
 async def event_stats(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         stats = await outbox.stats(conn, request.app[SETTINGS])
-    return admin_json({"sinks": stats})
+    return admin_json(answers.EventStats(stats))
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
     sink = request.query.get("sink")
     async with connection(request) as conn:
         found = await outbox.dead_letters(conn, request.app[SETTINGS], sink)
-    return admin_json({"dead_letters": found})
+    return admin_json(answers.DeadLetters(found))
 
 
 async def retry_dead_letters(request: web.Request) -> web.Response:
@@ -158,7 +158,7 @@ async def retry_dead_letters(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         ids = await outbox.retry(conn, request.app[SETTINGS], body.sink, body.event_ids)
     _wake_publisher(request)
-    return admin_json({"retried": ids})
+    return admin_json(answers.Retried(ids))
 
 
 async def replay_events(request: web.Request) -> web.Response:
@@ -173,7 +173,7 @@ async def replay_events(request: web.Request) -> web.Response:
             org_id=body.org_id,
         )
     _wake_publisher(request)
-    return admin_json({"queued": queued})
+    return admin_json(answers.Queued(queued))
 
 
 class MoveRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -184,7 +184,7 @@ async def discard_orphans(request: web.Request) -> web.Response:
     sink = request.match_info["sink"]
     async with connection(request) as conn:
         count = await outbox.discard_orphans(conn, request.app[SETTINGS], sink)
-    return admin_json({"sink": sink, "discarded": count})
+    return admin_json(answers.Discarded(sink, count))
 
 
 async def move_orphans(request: web.Request) -> web.Response:
@@ -193,13 +193,12 @@ async def move_orphans(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         count = await outbox.move_orphans(conn, request.app[SETTINGS], sink, body.to)
     _wake_publisher(request)
-    return admin_json({"sink": sink, "to": body.to, "moved": count})
+    return admin_json(answers.Moved(sink, body.to, count))
 
 
 async def signing_key(request: web.Request) -> web.Response:
-    return admin_json(
-        {"algorithm": "ed25519", "public_key": outbox.public_key(request.app[SETTINGS])}
-    )
+    key = outbox.public_key(request.app[SETTINGS])
+    return admin_json(answers.SigningKey("ed25519", key))
 
 
 def _wake_publisher(request: web.Request) -> None:
@@ -277,7 +276,7 @@ async def list_activity(request: web.Request) -> web.Response:
         found = await status.activity(
             conn, org_id, errors_only=errors_only, after=after, limit=limit
         )
-    return admin_json({"entries": found})
+    return admin_json(answers.ActivityList(found))
 
 
 async def org_status(request: web.Request) -> web.Response:

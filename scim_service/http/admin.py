@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
+import asyncpg
 import msgspec
 from aiohttp import web
 
@@ -63,11 +66,22 @@ async def list_orgs(request: web.Request) -> web.Response:
     return admin_json(answers.OrgList(orgs))
 
 
-async def get_org(request: web.Request) -> web.Response:
+OrgOperation = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[Any]]
+
+
+async def of_org(request: web.Request, run: OrgOperation, *, wake: bool = False) -> web.Response:
+    """An operation on the organization in the path, its answer as JSON; `wake`: it queued
+    deliveries, so the publisher of this process looks at once."""
     org_id = path_uuid(request, "org_id", "Organization")
     async with connection(request) as conn:
-        org = await tenants.get_org(conn, org_id)
-    return admin_json(org)
+        found = await run(conn, org_id)
+    if wake:
+        _wake_publisher(request)
+    return admin_json(found)
+
+
+async def get_org(request: web.Request) -> web.Response:
+    return await of_org(request, tenants.get_org)
 
 
 async def enable_scim(request: web.Request) -> web.Response:
@@ -211,45 +225,36 @@ def _wake_publisher(request: web.Request) -> None:
 
 
 async def guard_state(request: web.Request) -> web.Response:
-    org_id = path_uuid(request, "org_id", "Organization")
-    async with connection(request) as conn:
-        found = await guard.state(conn, org_id, request.app[GUARD])
-    return admin_json(found)
+    return await of_org(request, lambda conn, org_id: guard.state(conn, org_id, request.app[GUARD]))
 
 
 async def configure_guard(request: web.Request) -> web.Response:
-    org_id = path_uuid(request, "org_id", "Organization")
+    path_uuid(request, "org_id", "Organization")  # 404 before reading the body
     body = await read_json(request, guard.GuardSettings)
-    async with connection(request) as conn:
-        found = await guard.configure(conn, org_id, body, request.app[GUARD])
-    return admin_json(found)
+    policy = request.app[GUARD]
+    return await of_org(request, lambda conn, org_id: guard.configure(conn, org_id, body, policy))
 
 
 async def release_guard(request: web.Request) -> web.Response:
-    org_id = path_uuid(request, "org_id", "Organization")
-    async with connection(request) as conn:
-        outcome = await guard.release(conn, org_id, request.app[EMITTER])
-    _wake_publisher(request)
-    return admin_json(outcome)
+    emitter = request.app[EMITTER]
+    return await of_org(
+        request, lambda conn, org_id: guard.release(conn, org_id, emitter), wake=True
+    )
 
 
 async def reject_guard(request: web.Request) -> web.Response:
     """Also served at .../guard/discard (the name before the rejection restored the store)."""
-    org_id = path_uuid(request, "org_id", "Organization")
-    async with connection(request) as conn:
-        outcome = await guard.reject(conn, org_id, request.app[EMITTER])
-    _wake_publisher(request)
-    return admin_json(outcome)
+    emitter = request.app[EMITTER]
+    return await of_org(
+        request, lambda conn, org_id: guard.reject(conn, org_id, emitter), wake=True
+    )
 
 
 # --- role mappings ---------------------------------------------------------------------------
 
 
 async def get_roles(request: web.Request) -> web.Response:
-    org_id = path_uuid(request, "org_id", "Organization")
-    async with connection(request) as conn:
-        found = await roles.get_roles(conn, org_id)
-    return admin_json(found)
+    return await of_org(request, roles.get_roles)
 
 
 async def set_roles(request: web.Request) -> web.Response:
@@ -282,7 +287,5 @@ async def list_activity(request: web.Request) -> web.Response:
 async def org_status(request: web.Request) -> web.Response:
     """The checklist for a failing "Test Connection": SCIM on/off, tokens, last success per
     IdP, the last hour's error rate, events per sink, the guard."""
-    org_id = path_uuid(request, "org_id", "Organization")
-    async with connection(request) as conn:
-        found = await status.org_status(conn, org_id, request.app[SETTINGS])
-    return admin_json(found)
+    settings = request.app[SETTINGS]
+    return await of_org(request, lambda conn, org_id: status.org_status(conn, org_id, settings))

@@ -155,5 +155,5 @@ async def search(
         total, page = await groups.search_groups(
             conn, scope(request), query, with_members=not projection.excludes("members")
         )
-    resources = await render_page(request, page, projection)
-    return await scim_list(request, total, query.start_index, resources)
+    rendered = await render_page(request, page, projection)
+    return await scim_list(request, total, query.start_index, rendered)

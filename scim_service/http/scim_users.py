@@ -133,5 +133,5 @@ async def search(
         total, page = await users.search_users(
             conn, scope(request), query, with_groups=not projection.excludes("groups")
         )
-    resources = await render_page(request, page, projection)
-    return await scim_list(request, total, query.start_index, resources)
+    rendered = await render_page(request, page, projection)
+    return await scim_list(request, total, query.start_index, rendered)

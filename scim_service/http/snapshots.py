@@ -8,7 +8,7 @@ import uuid
 from aiohttp import web
 
 from scim_service.http import query
-from scim_service.http.admin import path_uuid
+from scim_service.http.admin import of_org, path_uuid
 from scim_service.http.responses import admin_json, connection
 from scim_service.provisioning import snapshot
 
@@ -53,7 +53,4 @@ async def snapshot_members(request: web.Request) -> web.Response:
 
 async def org_digest(request: web.Request) -> web.Response:
     """GET /admin/v1/orgs/{org_id}/digest"""
-    org_id = path_uuid(request, "org_id", "Organization")
-    async with connection(request) as conn:
-        body = await snapshot.digest(conn, org_id)
-    return admin_json(body)
+    return await of_org(request, snapshot.digest)

@@ -6,7 +6,7 @@ import argparse
 
 from scim_service.cli.args import JSON, Commands, event_types_option, orgs_option, uuid_arg
 from scim_service.cli.db import created, database
-from scim_service.cli.output import fmt, print_json, print_table
+from scim_service.cli.output import print_json, print_shown_once, print_table
 from scim_service.config import Settings
 from scim_service.store.credentials import SCOPES
 
@@ -29,12 +29,16 @@ async def cmd_credential(args: argparse.Namespace, settings: Settings) -> int:
             if args.json:
                 print_json({"token": new.token, "info": new.info})
             else:
-                print(f"Credential:    {new.token}")
-                print(f"Credential id: {new.info.id}")
-                print(f"Scope:         {new.info.scope} {' '.join(map(str, new.info.org_ids))}")
-                if new.info.expires_at:
-                    print(f"Expires:       {fmt(new.info.expires_at)}")
-                print("The credential is shown only this once; store it in the caller now.")
+                orgs = " ".join(map(str, new.info.org_ids))
+                print_shown_once(
+                    [
+                        ("Credential", new.token),
+                        ("Credential id", new.info.id),
+                        ("Scope", f"{new.info.scope} {orgs}"),
+                    ],
+                    new.info.expires_at,
+                    "The credential is shown only this once; store it in the caller now.",
+                )
             return 0
         if args.credential_cmd == "list":
             found = await credentials.list_all(conn)

@@ -8,7 +8,7 @@ import argparse
 from scim_service.cli import guard
 from scim_service.cli.args import JSON, Commands, uuid_arg
 from scim_service.cli.db import created, database
-from scim_service.cli.output import print_json, print_org, print_table
+from scim_service.cli.output import answer, print_json, print_orgs, print_table
 from scim_service.config import Settings
 from scim_service.provisioning import tenants
 
@@ -19,35 +19,25 @@ async def cmd_org_create(args: argparse.Namespace, settings: Settings) -> int:
             conn, args.name, org_id=args.id, scim_enabled=not args.scim_disabled
         )
         created(org.id, org.id)
-    print_json(org) if args.json else print_org(org)
-    return 0
+    return answer(args, org, lambda o: print_orgs([o]))
 
 
 async def cmd_org_list(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
         orgs = await tenants.list_orgs(conn)
-    if args.json:
-        print_json(orgs)
-    else:
-        print_table(
-            [[o.id, o.name, o.scim_enabled, o.active_tokens, o.created_at] for o in orgs],
-            ["id", "name", "scim", "active tokens", "created"],
-        )
-    return 0
+    return answer(args, orgs, print_orgs)
 
 
 async def cmd_org_show(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
         org = await tenants.get_org(conn, args.org_id)
-    print_json(org) if args.json else print_org(org)
-    return 0
+    return answer(args, org, lambda o: print_orgs([o]))
 
 
 async def cmd_org_scim(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
         org = await tenants.set_scim_enabled(conn, args.org_id, args.action == "enable")
-    print_json(org) if args.json else print_org(org)
-    return 0
+    return answer(args, org, lambda o: print_orgs([o]))
 
 
 async def cmd_org_status(args: argparse.Namespace, settings: Settings) -> int:

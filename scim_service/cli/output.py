@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -37,11 +38,29 @@ def print_json(value: Any) -> None:
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
 
 
-def print_org(org: Org) -> None:
+def print_orgs(orgs: Sequence[Org]) -> None:
     print_table(
-        [[org.id, org.name, org.scim_enabled, org.active_tokens, org.created_at]],
+        [[o.id, o.name, o.scim_enabled, o.active_tokens, o.created_at] for o in orgs],
         ["id", "name", "scim", "active tokens", "created"],
     )
+
+
+def answer(args: argparse.Namespace, value: Any, table: Callable[[Any], None]) -> int:
+    """The command's result: JSON with --json, else `table(value)`; exit status 0."""
+    print_json(value) if args.json else table(value)
+    return 0
+
+
+def print_shown_once(
+    fields: Sequence[tuple[str, Any]], expires_at: datetime | None, note: str
+) -> None:
+    """A new secret and what identifies it, printed the only time it is shown."""
+    if expires_at:
+        fields = [*fields, ("Expires", fmt(expires_at))]
+    width = max(len(name) for name, _ in fields) + 1
+    for name, value in fields:
+        print(f"{(name + ':').ljust(width)} {value}")
+    print(note)
 
 
 def print_tokens(tokens: Sequence[TokenInfo]) -> None:

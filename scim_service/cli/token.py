@@ -6,7 +6,7 @@ import argparse
 
 from scim_service.cli.args import JSON, Commands, uuid_arg
 from scim_service.cli.db import created, database
-from scim_service.cli.output import fmt, print_json, print_tokens
+from scim_service.cli.output import answer, print_json, print_shown_once, print_tokens
 from scim_service.config import Settings
 from scim_service.provisioning import tenants
 
@@ -20,27 +20,28 @@ async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json({"token": new.token, "scim_base_url": settings.scim_base_url, "info": new.info})
     else:
-        print(f"SCIM Base URL: {settings.scim_base_url}")
-        print(f"Token:         {new.token}")
-        print(f"Token id:      {new.info.id}")
-        if new.info.expires_at:
-            print(f"Expires:       {fmt(new.info.expires_at)}")
-        print("The token is shown only this once; store it in your identity provider now.")
+        print_shown_once(
+            [
+                ("SCIM Base URL", settings.scim_base_url),
+                ("Token", new.token),
+                ("Token id", new.info.id),
+            ],
+            new.info.expires_at,
+            "The token is shown only this once; store it in your identity provider now.",
+        )
     return 0
 
 
 async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
         tokens = await tenants.list_tokens(conn, args.org_id)
-    print_json(tokens) if args.json else print_tokens(tokens)
-    return 0
+    return answer(args, tokens, print_tokens)
 
 
 async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as conn:
         info = await tenants.revoke_token(conn, args.token_id)
-    print_json(info) if args.json else print_tokens([info])
-    return 0
+    return answer(args, info, lambda i: print_tokens([i]))
 
 
 def register(sub: Commands) -> None:

@@ -25,20 +25,14 @@ def _page(request: web.Request, default: int, high: int) -> tuple[uuid.UUID | No
 
 async def snapshot_users(request: web.Request) -> web.Response:
     """GET /admin/v1/orgs/{org_id}/users?page=&limit="""
-    org_id = path_uuid(request, "org_id", "Organization")
     after, limit = _page(request, SNAPSHOT_DEFAULT, SNAPSHOT_LIMIT)
-    async with connection(request) as conn:
-        body = await snapshot.users(conn, org_id, after, limit)
-    return admin_json(body)
+    return await of_org(request, lambda conn, org_id: snapshot.users(conn, org_id, after, limit))
 
 
 async def snapshot_groups(request: web.Request) -> web.Response:
     """GET /admin/v1/orgs/{org_id}/groups?page=&limit= (members: the members endpoint)"""
-    org_id = path_uuid(request, "org_id", "Organization")
     after, limit = _page(request, SNAPSHOT_DEFAULT, SNAPSHOT_LIMIT)
-    async with connection(request) as conn:
-        body = await snapshot.groups(conn, org_id, after, limit)
-    return admin_json(body)
+    return await of_org(request, lambda conn, org_id: snapshot.groups(conn, org_id, after, limit))
 
 
 async def snapshot_members(request: web.Request) -> web.Response:

@@ -13,13 +13,15 @@ from scim_service.provisioning import tenants
 
 async def cmd_user_setup_complete(args: argparse.Namespace, settings: Settings) -> int:
     from scim_service.events.emitter import Emitter
-    from scim_service.provisioning import users
+    from scim_service.provisioning import guard, users
     from scim_service.provisioning.scope import Scope
 
     async with database(settings) as conn:
         await tenants.get_org(conn, args.org_id)
         emitter = Emitter(settings.event_source, settings.sinks)
-        user = await users.complete_setup(conn, Scope(args.org_id, emitter), args.user_id)
+        # The configured guard policy, as the admin API's handler has it.
+        scope = Scope(args.org_id, emitter, guard.policy_of(settings))
+        user = await users.complete_setup(conn, scope, args.user_id)
     result = {
         "id": user.id,
         "userName": user.attrs.get("userName"),

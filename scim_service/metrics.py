@@ -109,143 +109,25 @@ REJECTIONS = (
     ("503", "pool_timeout"),
     ("503", "lock_timeout"),
 )
+_GaugeMode = Literal["mostrecent", "max", "livesum", "livemax"]
+_DB_MODE: _GaugeMode = "mostrecent"
 
 
 class Metrics:
+    """The service's metric families, one registry. Families are declared by group below
+    (`_http_families`, `_database_families`, ...): adding one is one entry in its group."""
+
     def __init__(self, sinks: tuple[str, ...] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
         self.shared_dir = multiprocess_dir()
         if self.shared_dir is None:
-            ProcessCollector(registry=r)
-            PlatformCollector(registry=r)
-        # Gauges across worker processes: what the database says is the same whoever read it
-        # (the most recent read wins); pool sizes add up over the live workers.
-        db_mode: Literal["mostrecent"] = "mostrecent"
-        self.requests = Counter(
-            "scim_http_requests", "HTTP requests", ["method", "route", "status"], registry=r
-        )
-        self.latency = Histogram(
-            "scim_http_request_duration_seconds",
-            "HTTP request latency",
-            ["method", "route"],
-            buckets=_BUCKETS,
-            registry=r,
-        )
-        self.operations = Counter(
-            "scim_operations", "SCIM operations", ["resource", "operation", "outcome"], registry=r
-        )
-        self.auth_failures = Counter(
-            "scim_auth_failures",
-            "Rejected credentials (missing, malformed, invalid, revoked, expired, disabled, admin)",
-            ["reason"],
-            registry=r,
-        )
-        self.rejections = Counter(
-            "scim_rejected_requests",
-            "Requests turned away to keep shares fair, by status and reason (429 org_concurrency,"
-            " 429 token_rate, 503 pool_timeout, 503 resource_busy, 503 lock_timeout; slow"
-            " clients: 408 head_timeout, 408 body_too_slow, 503 over_capacity)",
-            ["status", "reason"],
-            registry=r,
-        )
-        self.deliveries = Counter(
-            "scim_event_deliveries",
-            "Event delivery attempts by sink and outcome (delivered, failed, dead_lettered)",
-            ["sink", "outcome"],
-            registry=r,
-        )
-        self.outbox_pending = Gauge(
-            "scim_outbox_pending_events",
-            "Events not yet delivered (not dead-lettered)",
-            ["sink"],
-            registry=r,
-            multiprocess_mode=db_mode,
-        )
-        self.outbox_oldest = Gauge(
-            "scim_outbox_oldest_pending_age_seconds",
-            "Age of the oldest undelivered event",
-            ["sink"],
-            registry=r,
-            multiprocess_mode=db_mode,
-        )
-        self.outbox_unconfigured = Gauge(
-            "scim_outbox_unconfigured_sink_events",
-            "Events (pending and dead) queued for a sink this process is not configured with: "
-            "a sink removed from the settings; hand them on or discard them (events orphans)",
-            ["sink"],
-            registry=r,
-            multiprocess_mode=db_mode,
-        )
-        self.outbox_dead = Gauge(
-            "scim_outbox_dead_letters",
-            "Dead-lettered events waiting for an operator",
-            ["sink"],
-            registry=r,
-            multiprocess_mode=db_mode,
-        )
-        self.outbox_held = Gauge(
-            "scim_outbox_held_events",
-            "Deliveries held by the mass-deprovisioning guard until an administrator acts",
-            ["sink"],
-            registry=r,
-            multiprocess_mode=db_mode,
-        )
-        self.guard_tripped = Gauge(
-            "scim_deprovision_guard_tripped_organizations",
-            "Organizations whose mass-deprovisioning guard is tripped (deprovisions held)",
-            registry=r,
-            multiprocess_mode=db_mode,
-        )
-        self.tokens_expiring = Gauge(
-            "scim_tokens_expiring_soon",
-            "Active SCIM tokens (all organizations) that expire within 7 days",
-            registry=r,
-            multiprocess_mode=db_mode,
-        )
-        self.pool_size = Gauge(
-            "scim_db_pool_connections",
-            "Database pool size (summed over the worker processes)",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
-        self.pool_in_use = Gauge(
-            "scim_db_pool_connections_in_use",
-            "Pool connections in use",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
-        self.loop_lag = Gauge(
-            "scim_event_loop_lag_seconds",
-            "Worst lateness of the event loop since the previous scrape (a 0.1 s timer "
-            "sampled): how long one request's computation kept every other request waiting",
-            registry=r,
-            multiprocess_mode="livemax",
-        )
-        self.heartbeat_gauge = Gauge(
-            "scim_publisher_heartbeat_timestamp_seconds",
-            "Unix time at which a claim loop of this sink's publisher last went round (claimed,"
-            " found nothing, or waited for a free delivery slot); 0 before the first round",
-            ["sink"],
-            registry=r,
-            multiprocess_mode="max",
-        )
-        for sink in sinks:
-            for outcome in DELIVERY_OUTCOMES:
-                self.deliveries.labels(sink, outcome)
-            self.heartbeat_gauge.labels(sink)
-            for gauge in (
-                self.outbox_pending,
-                self.outbox_oldest,
-                self.outbox_dead,
-                self.outbox_unconfigured,
-                self.outbox_held,
-            ):
-                gauge.labels(sink)
-        for reason in AUTH_FAILURE_REASONS:
-            self.auth_failures.labels(reason)
-        for status_code, why in REJECTIONS:
-            self.rejections.labels(status_code, why)
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+        self._http_families()
+        self._delivery_families()
+        self._database_families()
+        self._process_families()
+        self._label_known(sinks)
         # In a supervised publisher process: a file whose mtime the supervisor watches.
         self._beat_file = os.environ.get(ENV_HEARTBEAT_FILE) or None
         self._beats: dict[str, float] = {}  # sink -> time.monotonic() of its last round
@@ -254,6 +136,127 @@ class Metrics:
         self._lag_blocks = (time.monotonic(), 0.0, 0.0)  # (block start, its worst, previous's)
         self._pool: asyncpg.Pool | None = None
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+
+    def _counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+        return Counter(name, doc, labels, registry=self.registry)
+
+    def _gauge(
+        self, name: str, doc: str, labels: tuple[str, ...] = (), *, mode: _GaugeMode = _DB_MODE
+    ) -> Gauge:
+        return Gauge(name, doc, labels, registry=self.registry, multiprocess_mode=mode)
+
+    def _http_families(self) -> None:
+        self.requests = self._counter(
+            "scim_http_requests", "HTTP requests", ("method", "route", "status")
+        )
+        self.latency = Histogram(
+            "scim_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.operations = self._counter(
+            "scim_operations", "SCIM operations", ("resource", "operation", "outcome")
+        )
+        self.auth_failures = self._counter(
+            "scim_auth_failures",
+            "Rejected credentials (missing, malformed, invalid, revoked, expired, disabled, admin)",
+            ("reason",),
+        )
+        self.rejections = self._counter(
+            "scim_rejected_requests",
+            "Requests turned away to keep shares fair, by status and reason (429 org_concurrency,"
+            " 429 token_rate, 503 pool_timeout, 503 resource_busy, 503 lock_timeout; slow"
+            " clients: 408 head_timeout, 408 body_too_slow, 503 over_capacity)",
+            ("status", "reason"),
+        )
+
+    def _delivery_families(self) -> None:
+        self.deliveries = self._counter(
+            "scim_event_deliveries",
+            "Event delivery attempts by sink and outcome (delivered, failed, dead_lettered)",
+            ("sink", "outcome"),
+        )
+        self.heartbeat_gauge = self._gauge(
+            "scim_publisher_heartbeat_timestamp_seconds",
+            "Unix time at which a claim loop of this sink's publisher last went round (claimed,"
+            " found nothing, or waited for a free delivery slot); 0 before the first round",
+            ("sink",),
+            mode="max",
+        )
+
+    def _database_families(self) -> None:
+        """Read from the database at scrape time: with workers, the most recent read wins
+        (what the database says is the same whoever read it)."""
+        sink = ("sink",)
+        g = self._gauge
+        self.outbox_pending = g(
+            "scim_outbox_pending_events", "Events not yet delivered (not dead-lettered)", sink
+        )
+        self.outbox_oldest = g(
+            "scim_outbox_oldest_pending_age_seconds", "Age of the oldest undelivered event", sink
+        )
+        self.outbox_unconfigured = g(
+            "scim_outbox_unconfigured_sink_events",
+            "Events (pending and dead) queued for a sink this process is not configured with: "
+            "a sink removed from the settings; hand them on or discard them (events orphans)",
+            sink,
+        )
+        self.outbox_dead = g(
+            "scim_outbox_dead_letters", "Dead-lettered events waiting for an operator", sink
+        )
+        self.outbox_held = g(
+            "scim_outbox_held_events",
+            "Deliveries held by the mass-deprovisioning guard until an administrator acts",
+            sink,
+        )
+        self.guard_tripped = g(
+            "scim_deprovision_guard_tripped_organizations",
+            "Organizations whose mass-deprovisioning guard is tripped (deprovisions held)",
+        )
+        self.tokens_expiring = g(
+            "scim_tokens_expiring_soon",
+            "Active SCIM tokens (all organizations) that expire within 7 days",
+        )
+
+    def _process_families(self) -> None:
+        """This process's own state: pool sizes add up over the live workers, the loop lag is
+        the worst of them."""
+        self.pool_size = self._gauge(
+            "scim_db_pool_connections",
+            "Database pool size (summed over the worker processes)",
+            mode="livesum",
+        )
+        self.pool_in_use = self._gauge(
+            "scim_db_pool_connections_in_use", "Pool connections in use", mode="livesum"
+        )
+        self.loop_lag = self._gauge(
+            "scim_event_loop_lag_seconds",
+            "Worst lateness of the event loop since the previous scrape (a 0.1 s timer "
+            "sampled): how long one request's computation kept every other request waiting",
+            mode="livemax",
+        )
+
+    def _label_known(self, sinks: tuple[str, ...]) -> None:
+        """Series that exist from the start (at 0), so a rate() sees their first increase."""
+        outbox_gauges = (
+            self.outbox_pending,
+            self.outbox_oldest,
+            self.outbox_dead,
+            self.outbox_unconfigured,
+            self.outbox_held,
+        )
+        for sink in sinks:
+            for outcome in DELIVERY_OUTCOMES:
+                self.deliveries.labels(sink, outcome)
+            self.heartbeat_gauge.labels(sink)
+            for gauge in outbox_gauges:
+                gauge.labels(sink)
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason)
+        for status_code, why in REJECTIONS:
+            self.rejections.labels(status_code, why)
 
     # --- HTTP ------------------------------------------------------------------------------
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:

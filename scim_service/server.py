@@ -22,6 +22,7 @@ from scim_service.app import create_app, create_metrics_app, create_publisher_ap
 from scim_service.config import Settings, StartupError
 from scim_service.http.connections import Watchdog, WatchedSite
 from scim_service.keys import LIFECYCLE, METRICS, POOL, PUBLISHER
+from scim_service.lifecycle import Lifecycle
 from scim_service.logs import get_logger
 from scim_service.provisioning import tenants
 
@@ -80,18 +81,10 @@ async def serve(
         else ("worker_started", "worker_stopping", "worker_stopped")
     )
     async with contextlib.AsyncExitStack() as stack:
-        embedded = False
-        if inherited is not None:
-            sock, metrics_sock = inherited.sock, inherited.metrics_sock
-        else:
-            sock = listen_socket(settings.host, settings.port, "SCIM_HOST/SCIM_PORT")
-            stack.callback(sock.close)
-            metrics_sock = bind_metrics_socket(settings)
-            if metrics_sock is not None:
-                stack.callback(metrics_sock.close)
-            embedded = settings.database_url is None
-            if embedded:
-                settings = await start_embedded(settings, stack)
+        embedded = inherited is None and settings.database_url is None
+        sock, metrics_sock = _sockets(settings, stack, inherited)
+        if embedded:
+            settings = await start_embedded(settings, stack)
 
         app = create_app(settings) if role == "serve" else create_publisher_app(settings)
         runner = make_runner(app, settings)
@@ -105,12 +98,7 @@ async def serve(
         if sock is not None:
             await api_site(runner, sock, settings).start()
         if metrics_sock is not None:
-            metrics_runner = web.AppRunner(
-                create_metrics_app(app), handle_signals=False, access_log=None
-            )
-            await metrics_runner.setup()
-            stack.push_async_callback(metrics_runner.cleanup)
-            await web.SockSite(metrics_runner, metrics_sock).start()
+            await _start_metrics_site(app, metrics_sock, stack)
         log.info(
             started,
             role=role,
@@ -119,23 +107,7 @@ async def serve(
             sinks=list(settings.sinks) if role == "publisher" or settings.publisher_enabled else [],
             metrics_port=settings.metrics_port,
         )
-        lifecycle = app[LIFECYCLE]
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lifecycle.begin_drain)
-        if inherited is not None:
-            # After the handlers: a worker the supervisor counts as ready drains on SIGTERM;
-            # one killed by it before this line had served nothing (supervisor._on_exit).
-            inherited.ready()
-        try:
-            await lifecycle.stop_event.wait()
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-                if inherited is not None:
-                    # A worker gets Ctrl-C from the terminal and SIGTERM from its supervisor:
-                    # the second must not cut its drain short (the supervisor escalates).
-                    signal.signal(sig, signal.SIG_IGN)
+        await _until_stopped(app[LIFECYCLE], inherited)
         # /readyz already answers 503 (draining); give load balancers a moment to notice before
         # the listener closes. Then in-flight requests get the grace period (runner.cleanup).
         log.info(
@@ -152,6 +124,50 @@ async def serve(
             publisher.begin_stop(settings.shutdown_grace)
     log.info(stopped)
     return 0
+
+
+def _sockets(
+    settings: Settings, stack: contextlib.AsyncExitStack, inherited: Inherited | None
+) -> tuple[socket.socket | None, socket.socket | None]:
+    """The API and metrics listeners: a worker's from its supervisor, else bound here (and
+    closed on leaving `stack`)."""
+    if inherited is not None:
+        return inherited.sock, inherited.metrics_sock
+    sock = listen_socket(settings.host, settings.port, "SCIM_HOST/SCIM_PORT")
+    stack.callback(sock.close)
+    metrics_sock = bind_metrics_socket(settings)
+    if metrics_sock is not None:
+        stack.callback(metrics_sock.close)
+    return sock, metrics_sock
+
+
+async def _start_metrics_site(
+    app: web.Application, sock: socket.socket, stack: contextlib.AsyncExitStack
+) -> None:
+    runner = web.AppRunner(create_metrics_app(app), handle_signals=False, access_log=None)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    await web.SockSite(runner, sock).start()
+
+
+async def _until_stopped(lifecycle: Lifecycle, inherited: Inherited | None) -> None:
+    """Wait for SIGINT/SIGTERM (which begin the drain) and the lifecycle's stop."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lifecycle.begin_drain)
+    if inherited is not None:
+        # After the handlers: a worker the supervisor counts as ready drains on SIGTERM;
+        # one killed by it before this line had served nothing (supervisor._on_exit).
+        inherited.ready()
+    try:
+        await lifecycle.stop_event.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+            if inherited is not None:
+                # A worker gets Ctrl-C from the terminal and SIGTERM from its supervisor:
+                # the second must not cut its drain short (the supervisor escalates).
+                signal.signal(sig, signal.SIG_IGN)
 
 
 def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:

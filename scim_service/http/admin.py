@@ -4,16 +4,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
+import asyncpg
 import msgspec
 from aiohttp import web
 
 from scim_service import errors
-from scim_service.http import query
-from scim_service.http.authz import visible_orgs
+from scim_service.http import answers, query
 from scim_service.http.responses import admin_json, connection, read_json
 from scim_service.http.scim_users import render as render_user
+from scim_service.http.visibility import visible_orgs
 from scim_service.keys import ADMIN_PRINCIPAL, AUTH, BASE_URL, EMITTER, GUARD, PUBLISHER, SETTINGS
 from scim_service.provisioning import guard, outbox, roles, status, tenants, users
 from scim_service.provisioning.scope import Scope
@@ -60,14 +63,25 @@ async def create_org(request: web.Request) -> web.Response:
 async def list_orgs(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         orgs = await tenants.list_orgs(conn)
-    return admin_json({"orgs": orgs})
+    return admin_json(answers.OrgList(orgs))
+
+
+OrgOperation = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[Any]]
+
+
+async def of_org(request: web.Request, run: OrgOperation, *, wake: bool = False) -> web.Response:
+    """An operation on the organization in the path, its answer as JSON; `wake`: it queued
+    deliveries, so the publisher of this process looks at once."""
+    org_id = path_uuid(request, "org_id", "Organization")
+    async with connection(request) as conn:
+        found = await run(conn, org_id)
+    if wake:
+        _wake_publisher(request)
+    return admin_json(found)
 
 
 async def get_org(request: web.Request) -> web.Response:
-    org_id = path_uuid(request, "org_id", "Organization")
-    async with connection(request) as conn:
-        org = await tenants.get_org(conn, org_id)
-    return admin_json(org)
+    return await of_org(request, tenants.get_org)
 
 
 async def enable_scim(request: web.Request) -> web.Response:
@@ -101,7 +115,7 @@ async def list_tokens(request: web.Request) -> web.Response:
     org_id = path_uuid(request, "org_id", "Organization")
     async with connection(request) as conn:
         tokens = await tenants.list_tokens(conn, org_id)
-    return admin_json({"tokens": tokens})
+    return admin_json(answers.TokenList(tokens))
 
 
 async def revoke_token(request: web.Request) -> web.Response:
@@ -143,14 +157,14 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
 async def event_stats(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         stats = await outbox.stats(conn, request.app[SETTINGS])
-    return admin_json({"sinks": stats})
+    return admin_json(answers.EventStats(stats))
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
     sink = request.query.get("sink")
     async with connection(request) as conn:
         found = await outbox.dead_letters(conn, request.app[SETTINGS], sink)
-    return admin_json({"dead_letters": found})
+    return admin_json(answers.DeadLetters(found))
 
 
 async def retry_dead_letters(request: web.Request) -> web.Response:
@@ -158,7 +172,7 @@ async def retry_dead_letters(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         ids = await outbox.retry(conn, request.app[SETTINGS], body.sink, body.event_ids)
     _wake_publisher(request)
-    return admin_json({"retried": ids})
+    return admin_json(answers.Retried(ids))
 
 
 async def replay_events(request: web.Request) -> web.Response:
@@ -173,7 +187,7 @@ async def replay_events(request: web.Request) -> web.Response:
             org_id=body.org_id,
         )
     _wake_publisher(request)
-    return admin_json({"queued": queued})
+    return admin_json(answers.Queued(queued))
 
 
 class MoveRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -184,7 +198,7 @@ async def discard_orphans(request: web.Request) -> web.Response:
     sink = request.match_info["sink"]
     async with connection(request) as conn:
         count = await outbox.discard_orphans(conn, request.app[SETTINGS], sink)
-    return admin_json({"sink": sink, "discarded": count})
+    return admin_json(answers.Discarded(sink, count))
 
 
 async def move_orphans(request: web.Request) -> web.Response:
@@ -193,13 +207,12 @@ async def move_orphans(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         count = await outbox.move_orphans(conn, request.app[SETTINGS], sink, body.to)
     _wake_publisher(request)
-    return admin_json({"sink": sink, "to": body.to, "moved": count})
+    return admin_json(answers.Moved(sink, body.to, count))
 
 
 async def signing_key(request: web.Request) -> web.Response:
-    return admin_json(
-        {"algorithm": "ed25519", "public_key": outbox.public_key(request.app[SETTINGS])}
-    )
+    key = outbox.public_key(request.app[SETTINGS])
+    return admin_json(answers.SigningKey("ed25519", key))
 
 
 def _wake_publisher(request: web.Request) -> None:
@@ -212,45 +225,36 @@ def _wake_publisher(request: web.Request) -> None:
 
 
 async def guard_state(request: web.Request) -> web.Response:
-    org_id = path_uuid(request, "org_id", "Organization")
-    async with connection(request) as conn:
-        found = await guard.state(conn, org_id, request.app[GUARD])
-    return admin_json(found)
+    return await of_org(request, lambda conn, org_id: guard.state(conn, org_id, request.app[GUARD]))
 
 
 async def configure_guard(request: web.Request) -> web.Response:
-    org_id = path_uuid(request, "org_id", "Organization")
+    path_uuid(request, "org_id", "Organization")  # 404 before reading the body
     body = await read_json(request, guard.GuardSettings)
-    async with connection(request) as conn:
-        found = await guard.configure(conn, org_id, body, request.app[GUARD])
-    return admin_json(found)
+    policy = request.app[GUARD]
+    return await of_org(request, lambda conn, org_id: guard.configure(conn, org_id, body, policy))
 
 
 async def release_guard(request: web.Request) -> web.Response:
-    org_id = path_uuid(request, "org_id", "Organization")
-    async with connection(request) as conn:
-        outcome = await guard.release(conn, org_id, request.app[EMITTER])
-    _wake_publisher(request)
-    return admin_json(outcome)
+    emitter = request.app[EMITTER]
+    return await of_org(
+        request, lambda conn, org_id: guard.release(conn, org_id, emitter), wake=True
+    )
 
 
 async def reject_guard(request: web.Request) -> web.Response:
     """Also served at .../guard/discard (the name before the rejection restored the store)."""
-    org_id = path_uuid(request, "org_id", "Organization")
-    async with connection(request) as conn:
-        outcome = await guard.reject(conn, org_id, request.app[EMITTER])
-    _wake_publisher(request)
-    return admin_json(outcome)
+    emitter = request.app[EMITTER]
+    return await of_org(
+        request, lambda conn, org_id: guard.reject(conn, org_id, emitter), wake=True
+    )
 
 
 # --- role mappings ---------------------------------------------------------------------------
 
 
 async def get_roles(request: web.Request) -> web.Response:
-    org_id = path_uuid(request, "org_id", "Organization")
-    async with connection(request) as conn:
-        found = await roles.get_roles(conn, org_id)
-    return admin_json(found)
+    return await of_org(request, roles.get_roles)
 
 
 async def set_roles(request: web.Request) -> web.Response:
@@ -277,13 +281,11 @@ async def list_activity(request: web.Request) -> web.Response:
         found = await status.activity(
             conn, org_id, errors_only=errors_only, after=after, limit=limit
         )
-    return admin_json({"entries": found})
+    return admin_json(answers.ActivityList(found))
 
 
 async def org_status(request: web.Request) -> web.Response:
     """The checklist for a failing "Test Connection": SCIM on/off, tokens, last success per
     IdP, the last hour's error rate, events per sink, the guard."""
-    org_id = path_uuid(request, "org_id", "Organization")
-    async with connection(request) as conn:
-        found = await status.org_status(conn, org_id, request.app[SETTINGS])
-    return admin_json(found)
+    settings = request.app[SETTINGS]
+    return await of_org(request, lambda conn, org_id: status.org_status(conn, org_id, settings))

@@ -10,36 +10,13 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from scim_service.http.operations import ACTIONS, ADMIN
 from scim_service.keys import ADMIN_PRINCIPAL, GATE, REQUEST_BODY, REQUEST_ID
 from scim_service.logs import get_logger
 from scim_service.provisioning import audit
 
 log = get_logger("scim_service.audit")
 
-ADMIN = "/admin/v1"
-# Route → action, as the audit trail names it (the CLI uses the same names).
-ACTIONS = {
-    f"POST {ADMIN}/orgs": "org.create",
-    f"POST {ADMIN}/orgs/{{org_id}}/scim/enable": "org.scim_enable",
-    f"POST {ADMIN}/orgs/{{org_id}}/scim/disable": "org.scim_disable",
-    f"POST {ADMIN}/orgs/{{org_id}}/tokens": "token.create",
-    f"DELETE {ADMIN}/tokens/{{token_id}}": "token.revoke",
-    f"POST {ADMIN}/orgs/{{org_id}}/users/{{user_id}}/setup-complete": "user.setup_complete",
-    f"PUT {ADMIN}/orgs/{{org_id}}/roles": "roles.set",
-    f"PATCH {ADMIN}/orgs/{{org_id}}/guard": "guard.configure",
-    f"POST {ADMIN}/orgs/{{org_id}}/guard/release": "guard.release",
-    f"POST {ADMIN}/orgs/{{org_id}}/guard/discard": "guard.discard",
-    f"POST {ADMIN}/events/dead-letters/retry": "events.retry",
-    f"POST {ADMIN}/events/replay": "events.replay",
-    f"POST {ADMIN}/events/orphans/{{sink}}/discard": "events.orphans_discard",
-    f"POST {ADMIN}/events/orphans/{{sink}}/move": "events.orphans_move",
-    f"POST {ADMIN}/credentials": "credential.create",
-    f"DELETE {ADMIN}/credentials/{{credential_id}}": "credential.revoke",
-    f"POST {ADMIN}/endpoints": "endpoint.create",
-    f"PATCH {ADMIN}/endpoints/{{endpoint_id}}": "endpoint.change",
-    f"DELETE {ADMIN}/endpoints/{{endpoint_id}}": "endpoint.delete",
-    f"POST {ADMIN}/endpoints/{{endpoint_id}}/dead-letters/retry": "endpoint.retry",
-}
 _READ_ONLY = frozenset(("GET", "HEAD", "OPTIONS"))
 
 

@@ -13,7 +13,7 @@ from aiohttp import web
 from scim_service import errors
 from scim_service.http import query
 from scim_service.http.admin import path_uuid
-from scim_service.http.audit import as_uuid
+from scim_service.http.answers import AuditList, CredentialList
 from scim_service.http.responses import admin_json, connection, read_json
 from scim_service.keys import ADMIN_PRINCIPAL
 from scim_service.provisioning import audit, credentials
@@ -52,7 +52,7 @@ async def create_credential(request: web.Request) -> web.Response:
 async def list_credentials(request: web.Request) -> web.Response:
     async with connection(request) as conn:
         found = await credentials.list_all(conn)
-    return admin_json({"credentials": found})
+    return admin_json(CredentialList(found))
 
 
 async def revoke_credential(request: web.Request) -> web.Response:
@@ -65,9 +65,7 @@ async def revoke_credential(request: web.Request) -> web.Response:
 async def list_audit(request: web.Request) -> web.Response:
     """GET /admin/v1/audit?org_id=&after=&limit= (oldest first; an org admin: its own)."""
     who = request[ADMIN_PRINCIPAL]
-    org_id = as_uuid(request.query.get("org_id")) if request.query.get("org_id") else None
-    if request.query.get("org_id") and org_id is None:
-        raise errors.InvalidValue("'org_id' must be a UUID")
+    org_id = query.uuid_of(request, "org_id")
     if who.scope != "operator":
         if org_id is not None and not who.sees(org_id):
             raise errors.NotFound(f"Organization {org_id} not found")
@@ -75,4 +73,4 @@ async def list_audit(request: web.Request) -> web.Response:
     after, limit = query.whole(request, "after", 0), query.whole(request, "limit", 100)
     async with connection(request) as conn:
         found = await audit.entries(conn, org_id=org_id, after=after, limit=limit)
-    return admin_json({"entries": found})
+    return admin_json(AuditList(found))

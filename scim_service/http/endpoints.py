@@ -9,8 +9,9 @@ import msgspec
 from aiohttp import web
 
 from scim_service.http.admin import path_uuid
-from scim_service.http.authz import visible_orgs
+from scim_service.http.answers import EndpointList, RetriedCount
 from scim_service.http.responses import admin_json, connection, read_json
+from scim_service.http.visibility import visible_orgs
 from scim_service.keys import ADMIN_PRINCIPAL, SETTINGS
 from scim_service.provisioning import endpoints
 from scim_service.provisioning.endpoints import ChangeEndpoint
@@ -47,7 +48,7 @@ async def list_endpoints(request: web.Request) -> web.Response:
     orgs = visible_orgs(request.get(ADMIN_PRINCIPAL))
     if orgs is not None:
         found = [e for e in found if e.org_ids is None or orgs & set(e.org_ids)]
-    return admin_json({"endpoints": found})
+    return admin_json(EndpointList(found))
 
 
 async def get_endpoint(request: web.Request) -> web.Response:
@@ -75,4 +76,4 @@ async def retry_endpoint_dead_letters(request: web.Request) -> web.Response:
     endpoint_id = path_uuid(request, "endpoint_id", "Endpoint")
     async with connection(request) as conn:
         count = await endpoints.retry_dead(conn, endpoint_id)
-    return admin_json({"retried": count})
+    return admin_json(RetriedCount(count))

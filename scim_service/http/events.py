@@ -13,8 +13,8 @@ from scim_service import errors
 from scim_service.events import envelope, schemas
 from scim_service.events import pull as events_pull
 from scim_service.http import query
-from scim_service.http.authz import event_filter
 from scim_service.http.responses import admin_json
+from scim_service.http.visibility import event_filter
 from scim_service.keys import ADMIN_PRINCIPAL, FEED, GATE
 
 EVENT_TYPES = envelope.EVENT_TYPES

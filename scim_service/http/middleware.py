@@ -18,6 +18,7 @@ from scim_service.activity import ActivityLog, Record, token_prefix_of
 from scim_service.http import audit, connections
 from scim_service.http.authz import authorize
 from scim_service.http.paths import SCIM_PREFIX, canonical_route
+from scim_service.http.responses import SCIM_CONTENT_TYPE
 from scim_service.keys import (
     ACTIVITY,
     ADMIN_DIGEST,
@@ -40,7 +41,6 @@ from scim_service.tokens import ADMIN_TOKEN_PREFIX, looks_like_token, matches_di
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-SCIM_CONTENT_TYPE = "application/scim+json"
 
 log = get_logger("scim_service.http")
 

@@ -11,17 +11,18 @@ import msgspec
 from aiohttp import web
 
 from scim_service import errors
-from scim_service.http.middleware import SCIM_CONTENT_TYPE
 from scim_service.keys import EMITTER, GATE, GUARD, PRINCIPAL, REQUEST_BODY, REQUEST_ID
 from scim_service.provisioning.scope import Scope
 from scim_service.scim.projection import Projection, parse_projection
 from scim_service.scim.query import list_response
 from scim_service.scim.schema import ResourceType
 
+SCIM_CONTENT_TYPE = "application/scim+json"
+
 T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
-_ACCEPTED_TYPES = ("application/scim+json", "application/json")
+_ACCEPTED_TYPES = (SCIM_CONTENT_TYPE, "application/json")
 
 
 def encode_in_worker(resource: Any) -> msgspec.Raw:

@@ -8,7 +8,6 @@ PATCH_MEMBERS_LIMIT members and when not excluded: an IdP adding one member to a
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -16,27 +15,23 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from scim_service.http import resources
 from scim_service.http.responses import (
     connection,
-    encode_in_worker,
     query_projection,
     read_scim_body,
-    scim_json,
     scim_list,
     scope,
 )
 from scim_service.keys import BASE_URL, SKIPPED_MEMBERS
 from scim_service.provisioning import groups
-from scim_service.provisioning.etags import matches_any
 from scim_service.provisioning.groups import StoredGroup
 from scim_service.provisioning.scope import Scope
 from scim_service.scim import schema as s
-from scim_service.scim.mapping import etag, group_location, group_resource
-from scim_service.scim.projection import Projection, apply_projection, parse_projection
+from scim_service.scim.mapping import group_location, group_resource
+from scim_service.scim.projection import Projection, apply_projection
 from scim_service.scim.query import (
     ListQuery,
-    query_from_params,
-    query_from_search_body,
 )
 
 PATCH_MEMBERS_LIMIT = 100
@@ -73,26 +68,20 @@ async def render_page(
 ) -> list[Any]:
     """Groups rendered for an answer; in a worker thread when they carry many members."""
     base_url = request.app[BASE_URL]
-
-    def work() -> list[Any]:
-        return [_render(base_url, g, projection) for g in page]
-
-    def work_encoded() -> list[Any]:
-        return [encode_in_worker(_render(base_url, g, projection)) for g in page]
-
-    if sum(len(g.members or ()) for g in page) > RENDER_IN_THREAD_MEMBERS:
-        return await asyncio.to_thread(work_encoded)
-    return work()
+    members = sum(len(g.members or ()) for g in page)
+    return await resources.render_all(
+        page,
+        lambda g: _render(base_url, g, projection),
+        in_thread=members > RENDER_IN_THREAD_MEMBERS,
+    )
 
 
 async def _one(
     request: web.Request, group: StoredGroup, projection: Projection, status: int = 200
 ) -> web.Response:
-    headers = {"ETag": etag(group.version)}
-    if status == 201:
-        headers["Location"] = group_location(request.app[BASE_URL], group.id)
+    location = group_location(request.app[BASE_URL], group.id) if status == 201 else None
     (body,) = await render_page(request, [group], projection)
-    return scim_json(body, status=status, headers=headers)
+    return resources.one(body, group.version, location=location)
 
 
 async def create_group(request: web.Request) -> web.Response:
@@ -112,9 +101,8 @@ async def get_group(request: web.Request) -> web.Response:
     projection = query_projection(request, s.GROUP_TYPE)
     async with connection(request) as conn:
         group = await groups.get_group(conn, scope(request), group_id)
-        inm = request.headers.get("If-None-Match")
-        if inm is not None and matches_any(inm, group.version):
-            return web.Response(status=304, headers={"ETag": etag(group.version)})
+        if (unchanged := resources.not_modified(request, group.version)) is not None:
+            return unchanged
         if not projection.excludes("members"):
             await groups.load_members(conn, scope(request), group)
     return await _one(request, group, projection)
@@ -149,22 +137,15 @@ async def patch_group(request: web.Request) -> web.Response:
 
 
 async def delete_group(request: web.Request) -> web.Response:
-    group_id = groups.parse_id(request.match_info["id"])
-    async with connection(request) as conn:
-        await groups.delete_group(conn, scope(request), group_id, request.headers.get("If-Match"))
-    return web.Response(status=204)
+    return await resources.delete(request, groups.parse_id, groups.delete_group)
 
 
 async def list_groups(request: web.Request) -> web.StreamResponse:
-    return await search(
-        request, query_from_params(request.query), query_projection(request, s.GROUP_TYPE)
-    )
+    return await search(request, *resources.list_request(request, s.GROUP_TYPE))
 
 
 async def search_groups(request: web.Request) -> web.StreamResponse:
-    query = query_from_search_body(await read_scim_body(request))
-    projection = parse_projection(s.GROUP_TYPE, query.attributes, query.excluded_attributes)
-    return await search(request, query, projection)
+    return await search(request, *await resources.search_request(request, s.GROUP_TYPE))
 
 
 async def search(
@@ -174,5 +155,5 @@ async def search(
         total, page = await groups.search_groups(
             conn, scope(request), query, with_members=not projection.excludes("members")
         )
-    resources = await render_page(request, page, projection)
-    return await scim_list(request, total, query.start_index, resources)
+    rendered = await render_page(request, page, projection)
+    return await scim_list(request, total, query.start_index, rendered)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -10,27 +9,23 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from scim_service.http import resources
 from scim_service.http.responses import (
     connection,
-    encode_in_worker,
     query_projection,
     read_scim_body,
-    scim_json,
     scim_list,
     scope,
 )
 from scim_service.keys import BASE_URL
 from scim_service.provisioning import users
-from scim_service.provisioning.etags import matches_any
 from scim_service.provisioning.scope import Scope
 from scim_service.provisioning.users import StoredUser
 from scim_service.scim import schema as s
-from scim_service.scim.mapping import etag, user_location, user_resource
-from scim_service.scim.projection import Projection, apply_projection, parse_projection
+from scim_service.scim.mapping import user_location, user_resource
+from scim_service.scim.projection import Projection, apply_projection
 from scim_service.scim.query import (
     ListQuery,
-    query_from_params,
-    query_from_search_body,
 )
 
 UserWrite = Callable[[asyncpg.Connection, Scope, uuid.UUID, Any, str | None], Awaitable[StoredUser]]
@@ -50,16 +45,11 @@ async def render_page(
 ) -> list[Any]:
     """Users rendered for a list answer; in a worker thread when the page is big."""
     base_url = request.app[BASE_URL]
-
-    def work() -> list[Any]:
-        return [_render(base_url, u, projection) for u in page]
-
-    def work_encoded() -> list[Any]:
-        return [encode_in_worker(_render(base_url, u, projection)) for u in page]
-
-    if len(page) > RENDER_IN_THREAD_USERS:
-        return await asyncio.to_thread(work_encoded)
-    return work()
+    return await resources.render_all(
+        page,
+        lambda u: _render(base_url, u, projection),
+        in_thread=len(page) > RENDER_IN_THREAD_USERS,
+    )
 
 
 def _render(base_url: str, user: StoredUser, projection: Projection) -> dict[str, Any]:
@@ -80,10 +70,9 @@ def _render(base_url: str, user: StoredUser, projection: Projection) -> dict[str
 def _one(
     request: web.Request, user: StoredUser, projection: Projection, status: int = 200
 ) -> web.Response:
-    headers = {"ETag": etag(user.version)}
-    if status == 201:
-        headers["Location"] = user_location(request.app[BASE_URL], user.id)
-    return scim_json(render(request, user, projection), status=status, headers=headers)
+    base_url = request.app[BASE_URL]
+    location = user_location(base_url, user.id) if status == 201 else None
+    return resources.one(_render(base_url, user, projection), user.version, location=location)
 
 
 async def create_user(request: web.Request) -> web.Response:
@@ -100,9 +89,8 @@ async def get_user(request: web.Request) -> web.Response:
         user = await users.get_user(
             conn, scope(request), user_id, with_groups=not projection.excludes("groups")
         )
-    inm = request.headers.get("If-None-Match")
-    if inm is not None and matches_any(inm, user.version):
-        return web.Response(status=304, headers={"ETag": etag(user.version)})
+    if (unchanged := resources.not_modified(request, user.version)) is not None:
+        return unchanged
     return _one(request, user, projection)
 
 
@@ -127,22 +115,15 @@ async def patch_user(request: web.Request) -> web.Response:
 
 
 async def delete_user(request: web.Request) -> web.Response:
-    user_id = users.parse_id(request.match_info["id"])
-    async with connection(request) as conn:
-        await users.delete_user(conn, scope(request), user_id, request.headers.get("If-Match"))
-    return web.Response(status=204)
+    return await resources.delete(request, users.parse_id, users.delete_user)
 
 
 async def list_users(request: web.Request) -> web.StreamResponse:
-    return await search(
-        request, query_from_params(request.query), query_projection(request, s.USER_TYPE)
-    )
+    return await search(request, *resources.list_request(request, s.USER_TYPE))
 
 
 async def search_users(request: web.Request) -> web.StreamResponse:
-    query = query_from_search_body(await read_scim_body(request))
-    projection = parse_projection(s.USER_TYPE, query.attributes, query.excluded_attributes)
-    return await search(request, query, projection)
+    return await search(request, *await resources.search_request(request, s.USER_TYPE))
 
 
 async def search(
@@ -152,5 +133,5 @@ async def search(
         total, page = await users.search_users(
             conn, scope(request), query, with_groups=not projection.excludes("groups")
         )
-    resources = await render_page(request, page, projection)
-    return await scim_list(request, total, query.start_index, resources)
+    rendered = await render_page(request, page, projection)
+    return await scim_list(request, total, query.start_index, rendered)

@@ -8,7 +8,7 @@ import uuid
 from aiohttp import web
 
 from scim_service.http import query
-from scim_service.http.admin import path_uuid
+from scim_service.http.admin import of_org, path_uuid
 from scim_service.http.responses import admin_json, connection
 from scim_service.provisioning import snapshot
 
@@ -25,20 +25,14 @@ def _page(request: web.Request, default: int, high: int) -> tuple[uuid.UUID | No
 
 async def snapshot_users(request: web.Request) -> web.Response:
     """GET /admin/v1/orgs/{org_id}/users?page=&limit="""
-    org_id = path_uuid(request, "org_id", "Organization")
     after, limit = _page(request, SNAPSHOT_DEFAULT, SNAPSHOT_LIMIT)
-    async with connection(request) as conn:
-        body = await snapshot.users(conn, org_id, after, limit)
-    return admin_json(body)
+    return await of_org(request, lambda conn, org_id: snapshot.users(conn, org_id, after, limit))
 
 
 async def snapshot_groups(request: web.Request) -> web.Response:
     """GET /admin/v1/orgs/{org_id}/groups?page=&limit= (members: the members endpoint)"""
-    org_id = path_uuid(request, "org_id", "Organization")
     after, limit = _page(request, SNAPSHOT_DEFAULT, SNAPSHOT_LIMIT)
-    async with connection(request) as conn:
-        body = await snapshot.groups(conn, org_id, after, limit)
-    return admin_json(body)
+    return await of_org(request, lambda conn, org_id: snapshot.groups(conn, org_id, after, limit))
 
 
 async def snapshot_members(request: web.Request) -> web.Response:
@@ -53,7 +47,4 @@ async def snapshot_members(request: web.Request) -> web.Response:
 
 async def org_digest(request: web.Request) -> web.Response:
     """GET /admin/v1/orgs/{org_id}/digest"""
-    org_id = path_uuid(request, "org_id", "Organization")
-    async with connection(request) as conn:
-        body = await snapshot.digest(conn, org_id)
-    return admin_json(body)
+    return await of_org(request, snapshot.digest)

@@ -19,7 +19,8 @@ from typing import Any
 
 import msgspec
 
-from scim_service.http.authz import SCOPES, scopes_of
+from scim_service.http.authz import scopes_of
+from scim_service.http.operations import OPEN_TO_MORE
 from scim_service.openapi.admin_paths import admin_ops, plain_ops
 from scim_service.openapi.bodies import (
     Error,
@@ -107,7 +108,7 @@ def build() -> dict[str, Any]:
                         "activity, guard, snapshots and events), events:read (the pull API and "
                         "snapshots of its organizations, optionally some event types). Outside "
                         "its scope: 403; an organization it may not see: 404. "
-                        f"{len(SCOPES)} operations are open to more than operator."
+                        f"{OPEN_TO_MORE} operations are open to more than operator."
                     ),
                 },
                 "metricsBearerAuth": {

@@ -10,46 +10,21 @@ ListResponse) from the structs below, which describe what `errors.ScimError.to_b
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from scim_service.activity import Entry
-from scim_service.http.admin import (
-    CreatedToken,
-    CreateOrg,
-    CreateToken,
-    MoveRequest,
-    ReplayRequest,
-    RetryRequest,
-)
-from scim_service.http.credentials import CreateCredential, CreatedCredential
-from scim_service.http.endpoints import CreateEndpoint
-from scim_service.http.events import EventSchemas, EventsPage
-from scim_service.provisioning.audit import AuditEntry
-from scim_service.provisioning.endpoints import ChangeEndpoint, Endpoint, NewEndpoint
-from scim_service.provisioning.guard import GuardOutcome, GuardSettings, GuardState
-from scim_service.provisioning.roles import RoleConfig, RoleState
-from scim_service.provisioning.snapshot import (
-    Digest,
-    GroupsSnapshot,
-    MembersSnapshot,
-    UsersSnapshot,
-)
-from scim_service.provisioning.status import OrgStatus
+from scim_service.http.operations import OPERATIONS
+from scim_service.http.responses import SCIM_CONTENT_TYPE
 from scim_service.scim import schema as s
 from scim_service.scim.discovery import MAX_RESULTS
 from scim_service.scim.patch import MAX_OPERATIONS
 from scim_service.scim.resource import MAX_INDEXED, MAX_STRING
-from scim_service.store.credentials import CredentialInfo
-from scim_service.store.outbox import DeadLetter, SinkStats
-from scim_service.store.tenants import Org, TokenInfo
 
 SCIM = "/scim/v2"
 ADMIN = "/admin/v1"
-SCIM_JSON = "application/scim+json"
+SCIM_JSON = SCIM_CONTENT_TYPE
 JSON = "application/json"
 REF = "#/components/schemas/{name}"
 
@@ -124,118 +99,20 @@ class ListResponse(msgspec.Struct, kw_only=True):
 # --- admin answers (the shapes `http/admin.py` encodes) -------------------------------------
 
 
-class OrgList(msgspec.Struct):
-    orgs: list[Org]
-
-
-class TokenList(msgspec.Struct):
-    tokens: list[TokenInfo]
-
-
-class EventStats(msgspec.Struct):
-    sinks: list[SinkStats]
-
-
-class DeadLetters(msgspec.Struct):
-    dead_letters: list[DeadLetter]
-
-
-class Retried(msgspec.Struct):
-    retried: list[uuid.UUID]
-
-
-class Queued(msgspec.Struct):
-    queued: int
-
-
-class Discarded(msgspec.Struct):
-    sink: str
-    discarded: int
-
-
-class Moved(msgspec.Struct):
-    sink: str
-    to: str
-    moved: int
-
-
-class SigningKey(msgspec.Struct):
-    algorithm: Literal["ed25519"]
-    public_key: str
-
-
 class Health(msgspec.Struct):
     status: str
     pending: list[str] | UnsetType = UNSET
 
 
-class ActivityList(msgspec.Struct):
-    entries: list[Entry]
-
-
-class CredentialList(msgspec.Struct):
-    credentials: list[CredentialInfo]
-
-
-class RetriedCount(msgspec.Struct):
-    retried: int
-
-
-class EndpointList(msgspec.Struct):
-    endpoints: list[Endpoint]
-
-
-class AuditList(msgspec.Struct):
-    entries: list[AuditEntry]
-
-
+# The SCIM messages above, the probes' answer, and every request and answer type an admin
+# operation declares (http/operations.py); msgspec adds the types they contain.
 _STRUCTS: tuple[type[Any], ...] = (
     Error,
     PatchOp,
     SearchRequest,
     ListResponse,
-    CreateOrg,
-    Org,
-    OrgList,
-    CreateToken,
-    CreatedToken,
-    TokenInfo,
-    TokenList,
-    RetryRequest,
-    Retried,
-    ReplayRequest,
-    Queued,
-    MoveRequest,
-    Moved,
-    Discarded,
-    EventStats,
-    DeadLetters,
-    SigningKey,
     Health,
-    ActivityList,
-    OrgStatus,
-    GuardState,
-    GuardSettings,
-    GuardOutcome,
-    RoleConfig,
-    RoleState,
-    EventsPage,
-    EventSchemas,
-    UsersSnapshot,
-    GroupsSnapshot,
-    MembersSnapshot,
-    Digest,
-    CreateCredential,
-    CreatedCredential,
-    CredentialInfo,
-    CredentialList,
-    AuditList,
-    CreateEndpoint,
-    NewEndpoint,
-    Endpoint,
-    EndpointList,
-    ChangeEndpoint,
-    RetriedCount,
+    *dict.fromkeys(t for o in OPERATIONS for t in (o.body, o.answer) if isinstance(t, type)),
 )
 
 # JSON Schema types of RFC 7643 §2.3 attribute types.

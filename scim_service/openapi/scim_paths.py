@@ -100,41 +100,30 @@ def resource_ops(kind: str, endpoint: str) -> dict[str, dict[str, Any]]:
 
 
 def discovery_ops() -> dict[str, dict[str, Any]]:
-    doc = "DiscoveryDocument"
+    def get(summary: str, schema: str, text: str, op_id: str, what: str = "") -> dict[str, Any]:
+        """A discovery GET; `what` describes the {id} of one item."""
+        params = [param("id", "path", what)] if what else None
+        answer = ok("200", schema, text, scim=True)
+        errors = ("404",) if what else ()
+        return op(summary, answer, tag="Discovery", op_id=op_id, params=params, errors=errors)
+
+    doc, listed = "DiscoveryDocument", "ListResponse"
     return {
-        f"GET {SCIM}/ServiceProviderConfig": op(
+        f"GET {SCIM}/ServiceProviderConfig": get(
             "What this service supports (RFC 7644 §4)",
-            ok("200", doc, "The ServiceProviderConfig", scim=True),
-            tag="Discovery",
-            op_id="getServiceProviderConfig",
+            doc,
+            "The ServiceProviderConfig",
+            "getServiceProviderConfig",
         ),
-        f"GET {SCIM}/ResourceTypes": op(
-            "Resource types (RFC 7644 §4)",
-            ok("200", "ListResponse", "User and Group", scim=True),
-            tag="Discovery",
-            op_id="listResourceTypes",
+        f"GET {SCIM}/ResourceTypes": get(
+            "Resource types (RFC 7644 §4)", listed, "User and Group", "listResourceTypes"
         ),
-        f"GET {SCIM}/ResourceTypes/{{id}}": op(
-            "One resource type",
-            ok("200", doc, "The ResourceType", scim=True),
-            tag="Discovery",
-            op_id="getResourceType",
-            params=[param("id", "path", "User or Group")],
-            errors=("404",),
+        f"GET {SCIM}/ResourceTypes/{{id}}": get(
+            "One resource type", doc, "The ResourceType", "getResourceType", "User or Group"
         ),
-        f"GET {SCIM}/Schemas": op(
-            "Schemas (RFC 7644 §4)",
-            ok("200", "ListResponse", "Every schema", scim=True),
-            tag="Discovery",
-            op_id="listSchemas",
-        ),
-        f"GET {SCIM}/Schemas/{{id}}": op(
-            "One schema, by URN",
-            ok("200", doc, "The Schema", scim=True),
-            tag="Discovery",
-            op_id="getSchema",
-            params=[param("id", "path", "The schema URN")],
-            errors=("404",),
+        f"GET {SCIM}/Schemas": get("Schemas (RFC 7644 §4)", listed, "Every schema", "listSchemas"),
+        f"GET {SCIM}/Schemas/{{id}}": get(
+            "One schema, by URN", doc, "The Schema", "getSchema", "The schema URN"
         ),
         f"POST {SCIM}/.search": op(
             "Search Users then Groups (RFC 7644 §3.4.3)",

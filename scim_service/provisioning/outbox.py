@@ -16,7 +16,8 @@ from scim_service import errors
 from scim_service.config import Settings
 from scim_service.logs import get_logger
 from scim_service.store import outbox
-from scim_service.store.outbox import DeadLetter, SinkStats
+from scim_service.store.outbox import DeadLetter as DeadLetter
+from scim_service.store.outbox import SinkStats as SinkStats
 
 log = get_logger("scim_service.events.admin")  # the name log pipelines know it by
 

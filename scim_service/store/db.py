@@ -293,6 +293,18 @@ def translate_errors() -> Iterator[None]:
         raise unavailable from exc
 
 
+async def fetch_row(
+    conn: asyncpg.Connection, query: str, *args: Any, missing: str
+) -> asyncpg.Record:
+    """The row a locking or writing statement returns (driver errors translated); no row:
+    NotFound with the `missing` detail (the resource is not, or no longer, there)."""
+    with translate_errors():
+        row = await conn.fetchrow(query, *args)
+    if row is None:
+        raise errors.NotFound(missing)
+    return row
+
+
 def driver_error(exc: BaseException) -> errors.ScimError | None:
     """What a driver or socket error means to a client (400 for a rejected value, 503 for a
     database away or a bound hit), or None for anything else: the HTTP middleware's last

@@ -15,6 +15,7 @@ from scim_service.scim.query import ListQuery
 from scim_service.store.db import QUERIES as Q
 from scim_service.store.db import (
     fetch_batched,
+    fetch_row,
     register_foreign_key,
     register_unique_constraint,
     translate_errors,
@@ -104,6 +105,10 @@ def _uuids(values: tuple[str, ...], *, lenient: bool = False) -> list[uuid.UUID]
     return out
 
 
+def _missing(group_id: uuid.UUID) -> str:
+    return f"Group {group_id} not found"
+
+
 async def insert_group(
     conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID, attrs: dict[str, Any]
 ) -> StoredGroup:
@@ -123,9 +128,7 @@ async def get_group(
 async def lock_group(
     conn: asyncpg.Connection, org_id: uuid.UUID, group_id: uuid.UUID
 ) -> StoredGroup:
-    row = await conn.fetchrow(Q["lock_group"], org_id, group_id)
-    if row is None:
-        raise errors.NotFound(f"Group {group_id} not found")
+    row = await fetch_row(conn, Q["lock_group"], org_id, group_id, missing=_missing(group_id))
     return _group(row)
 
 
@@ -139,19 +142,8 @@ async def update_group(
     events: EventRows,
 ) -> StoredGroup:
     """A new version of the group (attrs None: kept) and its events, in one statement."""
-    with translate_errors():
-        row = await conn.fetchrow(
-            Q["update_group"],
-            org_id,
-            group_id,
-            attrs,
-            member_delta,
-            events.count,
-            *events.params(),
-        )
-    if row is None:
-        raise errors.NotFound(f"Group {group_id} not found")
-    return _group(row)
+    args = (org_id, group_id, attrs, member_delta, events.count, *events.params())
+    return _group(await fetch_row(conn, Q["update_group"], *args, missing=_missing(group_id)))
 
 
 async def finish_new_group(

@@ -9,12 +9,11 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from scim_service import errors
 from scim_service.scim import schema as s
 from scim_service.scim.filter import Expr
 from scim_service.scim.query import ListQuery
 from scim_service.store.db import QUERIES as Q
-from scim_service.store.db import register_unique_constraint, translate_errors
+from scim_service.store.db import fetch_row, register_unique_constraint, translate_errors
 from scim_service.store.filters import (
     Column,
     ElementSub,
@@ -88,6 +87,10 @@ def _user(row: asyncpg.Record) -> StoredUser:
     return StoredUser(**dict(row))
 
 
+def _missing(user_id: uuid.UUID) -> str:
+    return f"User {user_id} not found"
+
+
 async def insert_user(
     conn: asyncpg.Connection,
     org_id: uuid.UUID,
@@ -132,10 +135,7 @@ async def attach_groups(
 
 
 async def lock_user(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID) -> StoredUser:
-    row = await conn.fetchrow(Q["lock_user"], org_id, user_id)
-    if row is None:
-        raise errors.NotFound(f"User {user_id} not found")
-    return _user(row)
+    return _user(await fetch_row(conn, Q["lock_user"], org_id, user_id, missing=_missing(user_id)))
 
 
 async def update_user_attrs(
@@ -147,13 +147,9 @@ async def update_user_attrs(
 ) -> StoredUser:
     """Store new attributes and the change's events (numbered after the user's counter), in
     one statement."""
-    with translate_errors():
-        row = await conn.fetchrow(
-            Q["update_user_attrs"], org_id, user_id, attrs, events.count, *events.params()
-        )
-    if row is None:
-        raise errors.NotFound(f"User {user_id} not found")
-    return _user(row)
+    query = Q["update_user_attrs"]
+    args = (org_id, user_id, attrs, events.count, *events.params())
+    return _user(await fetch_row(conn, query, *args, missing=_missing(user_id)))
 
 
 async def delete_user(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uuid.UUID) -> bool:

@@ -982,7 +982,12 @@ def test_dockerignore_sends_what_the_build_copies() -> None:
         if word == "COPY" and "--from" not in args:
             sources += args.split()[:-1]
     assert sources
-    for src in [*sources, "README.md", "scim_service/cli.py", "sql/migrations/0001_init.sql"]:
+    for src in [
+        *sources,
+        "README.md",
+        "scim_service/cli/__init__.py",
+        "sql/migrations/0001_init.sql",
+    ]:
         assert dockerignore_includes(src.rstrip("/")), src
     for local in (
         ".git/config",

@@ -45,21 +45,29 @@ def _module_file(module: str) -> Path:
     return PACKAGE.parent / (module.replace(".", "/") + ".py")
 
 
+def _handler_arg(node: ast.AST) -> ast.expr | None:
+    """The handler of a route registration (`add_get(path, handler)`) or of an admin operation
+    declaration (`Operation(method, path, handler, ...)` in http/operations.py)."""
+    if not isinstance(node, ast.Call):
+        return None
+    if isinstance(node.func, ast.Attribute) and node.func.attr in ROUTE_METHODS:
+        return node.args[-1] if len(node.args) >= 2 else None
+    if isinstance(node.func, ast.Name) and node.func.id == "Operation" and len(node.args) >= 3:
+        return node.args[2]
+    return None
+
+
 def registered_handlers() -> set[tuple[Path, str]]:
-    """(file, function) of every handler the route table (and the app factory) registers."""
+    """(file, function) of every handler the route table, the admin operations' table and the
+    app factory register."""
     found: set[tuple[Path, str]] = set()
-    for source in (PACKAGE / "routes.py", PACKAGE / "app.py"):
+    for source in (PACKAGE / "routes.py", HTTP / "operations.py", PACKAGE / "app.py"):
         tree = _parse(source)
         names = _imported_names(tree)
         for node in ast.walk(tree):
-            if not (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in ROUTE_METHODS
-                and len(node.args) >= 2
-            ):
+            handler = _handler_arg(node)
+            if handler is None:
                 continue
-            handler = node.args[-1]
             if isinstance(handler, ast.Attribute) and isinstance(handler.value, ast.Name):
                 module, attr = names[handler.value.id]
                 assert attr is None, f"{source.name}: {ast.unparse(handler)} is not module.func"

@@ -37,7 +37,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from scim_service import errors
+from scim_service import errors, restarts
 from scim_service.provisioning import guard, status
 from scim_service.store import outbox
 
@@ -120,6 +120,7 @@ class Metrics:
     def __init__(self, sinks: tuple[str, ...] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.shared_dir = multiprocess_dir()
+        restarts.register(r, self.shared_dir)
         if self.shared_dir is None:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
@@ -378,6 +379,7 @@ class Metrics:
             return generate_latest(self.registry)
         merged = CollectorRegistry()
         multiprocess.MultiProcessCollector(merged, self.shared_dir)  # type: ignore[no-untyped-call]
+        restarts.register(merged, self.shared_dir)
         return generate_latest(merged)
 
 

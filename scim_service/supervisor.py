@@ -47,6 +47,7 @@ import msgspec
 from scim_service.config import Settings, StartupError
 from scim_service.logs import get_logger
 from scim_service.metrics import ENV_HEARTBEAT_FILE
+from scim_service.restarts import Restarts
 from scim_service.server import (
     announce_first_run,
     bind_metrics_socket,
@@ -120,6 +121,7 @@ class _Child:
     proc: subprocess.Popen[bytes] | None = None
     ready_at: float | None = None
     failures: int = 0
+    stalled: bool = False  # killed by watch_publisher (its heartbeat stopped)
     fds: list[int] = field(default_factory=list)  # this incarnation's pipe and pidfd
     relays: list[_Relay] = field(default_factory=list)
 
@@ -142,6 +144,7 @@ class Supervisor:
         self.started_logged = False
         self.loop = asyncio.get_running_loop()
         self._waiters: set[asyncio.Task[None]] = set()
+        self.restarts = Restarts(env.get(ENV_METRICS_DIR))
 
     # --- children ------------------------------------------------------------------------
     def spawn(self, child: _Child) -> None:
@@ -185,6 +188,7 @@ class Supervisor:
             self.loop.add_reader(relay.fd, self._on_output, relay)
         child.proc = proc
         child.ready_at = None
+        child.stalled = False
         self.loop.add_reader(ready_r, self._on_ready, child, ready_r)
         child.fds = [ready_r]
         try:
@@ -231,6 +235,7 @@ class Supervisor:
                 with contextlib.suppress(OSError):
                     child.proc.kill()  # SIGKILL: a stopped process cannot handle SIGTERM
                 child.ready_at = None  # killed once; the replacement starts the clock again
+                child.stalled = True
 
     @staticmethod
     def _popen(child: _Child, env: dict[str, str], passed: list[int]) -> subprocess.Popen[bytes]:
@@ -307,6 +312,9 @@ class Supervisor:
             failed_starts=child.failures + 1 if failed else 0,
             **how,
         )
+        kind = "publisher" if child.slot == PUBLISHER_SLOT else "worker"
+        reason = "stalled" if child.stalled else "failed_start" if failed else "exited"
+        self.restarts.count(kind, reason)
         if failed:  # it never served, or died right after it started to
             self._failed_start(child)
         else:

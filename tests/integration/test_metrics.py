@@ -176,6 +176,8 @@ FRESH_SERIES: tuple[tuple[str, dict[str, str]], ...] = (
     ("scim_tokens_expiring_soon", {}),
     ("scim_event_loop_lag_seconds", {}),
     ("scim_publisher_heartbeat_timestamp_seconds", {"sink": "log"}),
+    ("scim_worker_restarts_total", {"slot_kind": "worker", "reason": "exited"}),
+    ("scim_worker_restarts_total", {"slot_kind": "publisher", "reason": "stalled"}),
 )
 
 

@@ -174,3 +174,60 @@ async def test_a_migration_that_never_gets_its_locks_fails_cleanly(empty_db: str
     finally:
         await conn.close()
         await reader.close()
+
+
+async def test_a_migration_in_steps_resumes_after_its_last_done_step(empty_db: str) -> None:
+    """Steps done are recorded: after a failure in step 3 a rerun starts at step 3 (step 1's
+    insert is not repeated), and the migration is recorded, its step rows gone, with the
+    last step."""
+    table = migrate.Migration(1, "table", "CREATE TABLE t (x int)")
+    steps = migrate.Migration(
+        2,
+        "steps",
+        "-- a header comment is no step\n"
+        "-- migrate:step in-transaction\nINSERT INTO t VALUES (1);\n"
+        "-- migrate:step no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_x ON t (x);\n"
+        "-- migrate:step in-transaction\nSELECT 1 / (SELECT count(*) - 1 FROM t)::int;\n",
+    )
+    assert [s.transactional for s in steps.steps()] == [True, False, True]
+    assert steps.steps()[1].concurrent_index == "t_x"
+    conn = await connect(empty_db)
+    try:
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            await migrate.migrate(conn, [table, steps])
+        assert await migrate.pending(conn, [table, steps]) == [2]
+        done = await conn.fetch("SELECT step FROM schema_migration_steps WHERE version = 2")
+        assert sorted(r["step"] for r in done) == [1, 2]
+        await conn.execute("INSERT INTO t VALUES (2)")
+        assert await migrate.migrate(conn, [table, steps]) == [2]
+        assert await conn.fetchval("SELECT count(*) FROM t") == 2
+        assert await conn.fetchval("SELECT count(*) FROM schema_migration_steps") == 0
+    finally:
+        await conn.close()
+
+
+async def test_a_failed_concurrent_index_build_is_rebuilt_on_rerun(empty_db: str) -> None:
+    """CREATE INDEX CONCURRENTLY waits for older snapshots under the 1 s lock_timeout; one that
+    times out leaves an INVALID index (which IF NOT EXISTS would keep): the rerun drops it and
+    builds it again, valid."""
+    table = migrate.Migration(1, "table", "CREATE TABLE t (x int); INSERT INTO t VALUES (1)")
+    index = migrate.Migration(
+        2,
+        "index",
+        "-- migrate:step no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS t_x ON t (x);\n",
+    )
+    valid = "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('t_x')"
+    conn = await connect(empty_db)
+    reader = await asyncpg.connect(empty_db)
+    try:
+        await migrate.migrate(conn, [table])
+        async with reader.transaction(isolation="repeatable_read"):
+            await reader.fetchval("SELECT count(*) FROM t")  # a snapshot the build waits for
+            with pytest.raises(migrate.MigrationLockTimeout, match="0002_index"):
+                await migrate.migrate(conn, [table, index], pauses=())
+            assert await conn.fetchval(valid) is False
+        assert await migrate.migrate(conn, [table, index]) == [2]
+        assert await conn.fetchval(valid) is True
+    finally:
+        await conn.close()
+        await reader.close()

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 
 ROUTE = {"name": "scim_http_requests_total", "method": "GET", "route": "/scim/v2/Users"}
 ROUTE |= {"status": "200"}
+RESTARTS = "scim_worker_restarts_total"
 
 
 class Service:
@@ -129,6 +130,14 @@ def counter(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
+def restarts(text: str, slot_kind: str) -> float:
+    """scim_worker_restarts_total of one slot kind, summed over the reasons."""
+    return sum(
+        counter(text, RESTARTS, slot_kind=slot_kind, reason=r)
+        for r in ("exited", "failed_start", "stalled")
+    )
+
+
 async def test_one_port_many_workers_one_sum(service: Service, tenant: Tenant) -> None:
     """Requests on 60 new connections are served by both workers; every scrape, whichever
     worker answers it, counts all 60; the publisher runs in its own process and delivers."""
@@ -183,7 +192,9 @@ async def test_a_killed_worker_is_replaced_and_nothing_is_refused(
 ) -> None:
     url = f"{service.base}/scim/v2/Users"
     assert await asyncio.gather(*(fresh_get(url, tenant.headers) for _ in range(20))) == [200] * 20
-    before = counter(await scrape(service.base), **ROUTE)
+    first = await scrape(service.base)
+    before = counter(first, **ROUTE)
+    assert restarts(first, "worker") == 0
     victim = service.children()["1"]
     os.kill(victim, signal.SIGKILL)
     # While slot 1 is replaced, connections the kernel gives its socket wait for the new worker.
@@ -198,8 +209,11 @@ async def test_a_killed_worker_is_replaced_and_nothing_is_refused(
     )
     died = service.events("worker_died", slot="1")
     assert died and died[0]["signal"] == "SIGKILL" and died[0]["pid"] == victim
-    after = counter(await scrape(service.base), **ROUTE)
+    text = await scrape(service.base)
+    after = counter(text, **ROUTE)
     assert after == before + 40, "the dead worker's counts stay in the sum"
+    # Killed within SCIM's start-up window (10 s after it was ready): counted as failed_start.
+    assert restarts(text, "worker") == 1 and restarts(text, "publisher") == 0
     assert await service.stop() == 0
 
 
@@ -441,6 +455,9 @@ async def test_a_stopped_publisher_is_reported_and_replaced(database_url: str) -
             assert time.monotonic() < deadline, "the new publisher does not beat"
             await asyncio.sleep(0.2)
         assert reported < 5, reported
+        text = await scrape(service.base)
+        assert counter(text, RESTARTS, slot_kind="publisher", reason="stalled") == 1
+        assert restarts(text, "publisher") == 1 and restarts(text, "worker") == 0
         code = await service.stop()
         exits = [
             e

@@ -47,6 +47,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "scim_service.activity",
             "scim_service.fairness",
             "scim_service.metrics",
+            "scim_service.restarts",
         ),
     ),
     # HTTP: middleware, handlers, and the typed app state they read.

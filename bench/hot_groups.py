@@ -27,7 +27,8 @@ import asyncpg
 from aiohttp import web
 
 from scim_service.config import Settings
-from scim_service.events.publisher import Publisher, build_sinks
+from scim_service.events.publisher import Publisher
+from scim_service.events.sinks.factory import build_sinks
 from scim_service.provisioning import tenants
 from scim_service.signing import generate_secret
 from scim_service.store import migrate

@@ -54,7 +54,7 @@ import asyncpg
 from scim_service.config import Settings
 from scim_service.events.endpoints import EndpointDelivery
 from scim_service.events.retention import Retention
-from scim_service.events.retry import RetryPolicy
+from scim_service.events.retry import Decision, RetryPolicy
 from scim_service.events.sinks.base import OPEN_ERRORS, Outcome, Sink
 from scim_service.logs import get_logger
 from scim_service.store import guard as guard_store
@@ -106,6 +106,8 @@ class _Lane:
         self.sink = sink
         self.unit = max(1, min(batch_size, sink.max_batch))  # events per deliver() call
         self.capacity = self.unit * max(1, sink.concurrency)  # events in flight at most
+        # Batch mode: each call is one resource's run of versions; claims count resources.
+        self.per_resource = self.unit if sink.per_resource > 1 else 1
         self.in_flight = 0
         self.slot_freed = asyncio.Event()
         self.wake = [asyncio.Event() for _ in range(workers)]
@@ -305,8 +307,13 @@ class Publisher:
                     lane.slot_freed.clear()
                     await self._wait(lane.slot_freed)
                     continue
-                limit = min(settings.publisher_batch_size, free)
-                lane.in_flight += limit  # reserved while the claim runs (other workers see it)
+                limit = min(settings.publisher_batch_size, free // lane.per_resource)
+                if limit <= 0:  # batch mode: not room for a whole run yet
+                    lane.slot_freed.clear()
+                    await self._wait(lane.slot_freed)
+                    continue
+                reserved = limit * lane.per_resource
+                lane.in_flight += reserved  # while the claim runs (other workers see it)
                 try:
                     async with self._acquire() as conn:
                         claimed = await outbox.claim(
@@ -317,10 +324,11 @@ class Publisher:
                             lease_seconds=settings.publisher_lease_seconds,
                             max_attempts=settings.events_max_attempts,
                             start=lane.start,
+                            per_resource=lane.per_resource,
                         )
                     lane.start = outbox.next_start(claimed)
                 finally:
-                    lane.in_flight -= limit
+                    lane.in_flight -= reserved
                 delay = _BACKOFF_FIRST
                 if not claimed:
                     lane.wake[worker].clear()
@@ -355,8 +363,14 @@ class Publisher:
                 event_ids=[c.event.id for c in dead[:20]],
             )
         live = [c for c in claimed if not c.dead]
-        for i in range(0, len(live), lane.unit):
-            unit = live[i : i + lane.unit]
+        if lane.per_resource > 1:  # batch mode: one call per resource, its run in order
+            runs: dict[str, list[Claimed]] = {}
+            for c in live:
+                runs.setdefault(c.event.subject, []).append(c)
+            units = list(runs.values())
+        else:
+            units = [live[i : i + lane.unit] for i in range(0, len(live), lane.unit)]
+        for unit in units:
             lane.in_flight += len(unit)
             task = asyncio.create_task(self._deliver(lane, unit), name=f"deliver:{lane.name}")
             lane.deliveries[task] = unit
@@ -414,14 +428,21 @@ class Publisher:
             self._report(lane.name, items, delivered, failures)
 
     def _judge(self, items: Sequence[tuple[Claimed, Outcome]]) -> tuple[list[int], list[Failure]]:
+        """Delivered seqs and failures to record. One failed outcome shared by a resource's
+        events (a batch-mode run: one request) gets one decision, its first (oldest) event's,
+        so the run stays together: retried after the same delay, or dead-lettered together."""
         now = datetime.now(UTC)
         delivered: list[int] = []
         failures: list[Failure] = []
+        decided: dict[tuple[str, int], Decision] = {}
         for c, o in items:
             if o.ok:
                 delivered.append(c.seq)
                 continue
-            decision = self.policy.decide(o, c.attempts, c.created_at, now)
+            key = (c.event.subject, id(o))
+            decision = decided.get(key)
+            if decision is None:
+                decision = decided[key] = self.policy.decide(o, c.attempts, c.created_at, now)
             failures.append(Failure(c.seq, decision.delay, o.error or "failed", decision.dead))
         return delivered, failures
 

@@ -34,6 +34,7 @@ def build_sinks(settings: Settings) -> dict[str, Sink]:
                 signer,
                 timeout=settings.webhook_timeout,
                 concurrency=settings.webhook_concurrency,
+                batch_max=settings.webhook_batch_max,
             )
         elif name == "nats":
             assert settings.nats_url is not None

@@ -30,6 +30,7 @@ class LogSink:
 
     name = "log"
     max_batch = 5000
+    per_resource = 1
 
     def __init__(self, stream: TextIO | None = None, *, concurrency: int = 2) -> None:
         self._stream = stream

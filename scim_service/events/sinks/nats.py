@@ -87,6 +87,7 @@ class NatsSink:
 
     name = "nats"
     max_batch = 5000
+    per_resource = 1
 
     def __init__(
         self,

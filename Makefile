@@ -47,6 +47,7 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/hot_groups.py
 
 ## bench-hot: claim time and drain rate of a backlog on two hot groups (bench/hot_groups.py)
 bench-hot: $(STAMP)

@@ -272,6 +272,7 @@ def _literal_claim(sink: str) -> str:
         "$4": repr(float(CLAIM_EXTRA[1])),
         "$5": str(CLAIM_EXTRA[2]),
         "$6": "'00000000-0000-0000-0000-000000000000'::uuid",
+        "$7": "1",
     }
     sql = Q["claim"]
     for key in sorted(literals, reverse=True):
@@ -377,7 +378,9 @@ async def claim_loop(dsn: str, org_id: uuid.UUID, *, events: int, source: str) -
         while time.monotonic() < deadline and batches <= events // BATCH + 10:
             t0 = time.perf_counter()
             async with conn.transaction():
-                rows = await conn.fetch(Q["claim"], sink, BATCH, *CLAIM_EXTRA, outbox.FIRST_SUBJECT)
+                rows = await conn.fetch(
+                    Q["claim"], sink, BATCH, *CLAIM_EXTRA, outbox.FIRST_SUBJECT, 1
+                )
                 if not rows:
                     break
                 await conn.execute(Q["delivered"], sink, [r["event_seq"] for r in rows])

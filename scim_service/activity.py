@@ -36,18 +36,13 @@ from scim_service.logs import get_logger
 from scim_service.redact import mask_json
 from scim_service.store import activity as store
 from scim_service.store import audit as audit_store
+from scim_service.store.db import DB_ERRORS
 from scim_service.tokens import TOKEN_PREFIX, display_prefix
 
 log = get_logger("scim_service.activity")
 # Writing the log is bookkeeping: a database error (a connection left in a bad state by a
 # cancelled query or a dying server included) drops the batch, never the writer.
-_DB_ERRORS = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-)
+_DB_ERRORS = DB_ERRORS
 
 Capture = Literal["off", "errors", "all"]
 

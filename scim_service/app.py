@@ -16,8 +16,9 @@ from scim_service.activity import ActivityLog
 from scim_service.auth import Authenticator
 from scim_service.config import ConfigError, Settings, StartupError, describe_dsn
 from scim_service.events.emitter import Emitter
-from scim_service.events.publisher import Publisher, build_sinks
+from scim_service.events.publisher import Publisher
 from scim_service.events.pull import Feed
+from scim_service.events.sinks.factory import build_sinks
 from scim_service.fairness import Gate
 from scim_service.http.metrics import metrics as metrics_handler
 from scim_service.http.middleware import request_middleware

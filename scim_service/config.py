@@ -556,6 +556,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "answering in `t` seconds, delivery keeps up with up to `64 / t` events per second",
         ),
     ] = 64
+    webhook_batch_max: Annotated[
+        int,
+        _e(
+            "SCIM_WEBHOOK_BATCH_MAX",
+            ints(1, 1000),
+            "CloudEvents batch mode for `SCIM_WEBHOOK_URL`: up to this many consecutive versions "
+            "of one resource in one request (`application/cloudevents-batch+json`, a JSON array "
+            "in version order); 1: one event per request",
+        ),
+    ] = 1
     webhook_endpoint_key: Annotated[
         str | None,
         _e(

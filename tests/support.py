@@ -206,11 +206,17 @@ EMITTER = Emitter("http://scim.test/scim/v2", ("log",))
 
 
 async def write_event(
-    conn: asyncpg.Connection, org_id: uuid.UUID, subject: uuid.UUID, version: int
+    conn: asyncpg.Connection,
+    org_id: uuid.UUID,
+    subject: uuid.UUID,
+    version: int,
+    sinks: tuple[str, ...] = ("log",),
 ) -> None:
-    """One event of `subject` at `version`, written on `conn` (in its transaction, if any)."""
+    """One event of `subject` at `version` for `sinks`, written on `conn` (in its transaction,
+    if any)."""
     event = envelope.user_provisioned(org_id, subject, {"userName": f"u-{subject}-{version}"})
-    await outbox.insert_events(conn, EMITTER.rows(org_id, [event], [version]))
+    emitter = EMITTER if sinks == ("log",) else Emitter("http://scim.test/scim/v2", sinks)
+    await outbox.insert_events(conn, emitter.rows(org_id, [event], [version]))
 
 
 # --- waiting ----------------------------------------------------------------------------------

@@ -31,20 +31,21 @@ import hashlib
 import hmac
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
 
 from scim_service.config import Settings
 from scim_service.events import ssrf
+from scim_service.events.retry import RetryPolicy
 from scim_service.events.sinks.base import Outcome
 from scim_service.events.sinks.webhook import WebhookSink
 from scim_service.logs import get_logger
 from scim_service.signing import SECRET_PREFIX, Signer
 from scim_service.store import endpoints as store
-from scim_service.store.db import create_pool, session_settings
+from scim_service.store.db import DB_ERRORS, create_pool, session_settings
 from scim_service.store.endpoints import Event, Failed, Leased, Owed
 from scim_service.store.outbox import Outbound
 
@@ -52,7 +53,7 @@ log = get_logger("scim_service.endpoints")
 
 PAGE = 100  # events read per round, and owed events attempted per round at most
 REFRESH = 0.5  # seconds between looks for new, paused and deleted endpoints
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_DB_ERRORS = DB_ERRORS
 
 
 def endpoint_secret(key: str, endpoint_id: uuid.UUID) -> str:
@@ -82,19 +83,14 @@ class Metrics(Protocol):
     def dead_lettered(self, sink: str, count: int) -> None: ...
 
 
-RetryDelay = Callable[[Sequence[float], int, float | None], float]
-
-
 class EndpointDelivery:
     """Every endpoint's delivery in this publisher process."""
 
-    def __init__(
-        self, settings: Settings, owner: str, metrics: Metrics, retry_delay: RetryDelay
-    ) -> None:
+    def __init__(self, settings: Settings, owner: str, metrics: Metrics) -> None:
         self.settings = settings
         self.owner = owner
         self.metrics = metrics
-        self.retry_delay = retry_delay
+        self.policy = RetryPolicy.of(settings)
         self.allowed = ssrf.networks(settings.webhook_allowed_networks)
         self._pool: asyncpg.Pool | None = None
         self._stopping = asyncio.Event()
@@ -244,17 +240,8 @@ class EndpointDelivery:
         self, outcome: Outcome, attempts: int, created: datetime | None
     ) -> tuple[bool, float]:
         """(dead, seconds to the next attempt) after `attempts` failed attempts."""
-        s = self.settings
-        old = created is not None and datetime.now(UTC) - created > timedelta(
-            hours=s.events_max_age_hours
-        )
-        dead = outcome.permanent or attempts >= s.events_max_attempts or old
-        delay = (
-            0.0
-            if dead
-            else self.retry_delay(s.events_retry_schedule, attempts, outcome.retry_after)
-        )
-        return dead, delay
+        decision = self.policy.decide(outcome, attempts, created, datetime.now(UTC))
+        return decision.dead, decision.delay
 
     async def _round(self, pool: asyncpg.Pool, ep: Leased, sink: WebhookSink) -> bool:
         """One round (module docstring); True when it found anything to do."""

@@ -10,9 +10,10 @@ Per sink, a *lane*: claim loops, delivery tasks and one recorder, sharing a smal
    resources. In-flight events per sink are bounded (`SCIM_WEBHOOK_CONCURRENCY` for webhooks).
 3. **Record** (a second short transaction, by the lane's recorder): outcomes that arrived
    meanwhile are written together: delivered rows are deleted; failures get their next attempt
-   (exponential backoff with jitter, honouring Retry-After) or are dead-lettered (attempts or
-   age used up, or a permanent refusal such as HTTP 410). Then the claim loops are woken: the
-   next versions of the delivered resources have become claimable.
+   (the retry policy, events/retry.py: exponential backoff with jitter, honouring Retry-After)
+   or are dead-lettered (attempts or age used up, or a permanent refusal such as HTTP 410).
+   Then the claim loops are woken: the next versions of the delivered resources have become
+   claimable.
 
 Order per resource holds because a row exists until its event is delivered: leased, retrying
 or dead, it keeps its resource's later versions from being claimed (the argument is in
@@ -23,6 +24,12 @@ written once it answers again (until then their leases may run out and the event
 with the same ids). A dedicated LISTEN connection wakes the claim loops the moment a write
 commits; polling covers a lost notification and due retries. Any number of publishers (in `serve`
 replicas or `scim-service publisher` processes) may run against one database.
+
+Owned beside the lanes: the LISTEN connection, retention (events/retention.py), the guard's
+staged holds, and the webhook endpoints (events/endpoints.py). The sinks come from
+events/sinks/factory.py. The loops retry only the errors they expect (the database's, a sink
+that cannot open); anything else stops the publisher, logged, so its heartbeat stops and the
+supervisor replaces the process.
 
 Stopping: claim loops stop at once; deliveries in flight get the deadline to finish and their
 outcomes are recorded; past it they are cancelled and their leases handed back (so another
@@ -35,39 +42,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
 
 from scim_service.config import Settings
 from scim_service.events.endpoints import EndpointDelivery
-from scim_service.events.sinks.base import MAX_RETRY_AFTER, Outcome, Sink
+from scim_service.events.retention import Retention
+from scim_service.events.retry import Decision, RetryPolicy
+from scim_service.events.sinks.base import OPEN_ERRORS, Outcome, Sink
 from scim_service.logs import get_logger
 from scim_service.store import guard as guard_store
 from scim_service.store import outbox
-from scim_service.store.db import create_pool, session_settings
+from scim_service.store.db import DB_ERRORS, create_pool, session_settings
 from scim_service.store.listen import listen
 from scim_service.store.outbox import CHANNEL, Claimed, Failure
 
 log = get_logger("scim_service.publisher")
 
-RETENTION_EVERY = 600.0  # seconds between retention passes
 STAGING_EVERY = 1.0  # seconds between looks for the guard's staged holds that are due
 _BACKOFF_FIRST = 0.25
 _BACKOFF_MAX = 5.0
-_DB_ERRORS = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,  # a connection left in a bad state by a dying server
-)
 
 
 class PublisherMetrics(Protocol):
@@ -93,24 +93,21 @@ class _NoMetrics:
         pass
 
 
-def retry_delay(schedule: Sequence[float], attempts: int, retry_after: float | None) -> float:
-    """Seconds before the next attempt after `attempts` failed ones (1 = the first failed):
-    the schedule's entry, ±20% jitter, and never sooner than the receiver's Retry-After."""
-    base = schedule[min(max(attempts - 1, 0), len(schedule) - 1)]
-    delay = base * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
-    return delay
-
-
 class _Lane:
-    """One sink's delivery state in this process."""
+    """One sink's delivery state in this process: its claim loops' wake-ups, the deliveries in
+    flight, and the outcomes waiting for its recorder.
 
-    def __init__(self, name: str, sink: Sink, capacity: int, unit: int, workers: int) -> None:
+    The sink's shape is applied here, once: `unit` events per `deliver` call (the sink's
+    `max_batch`, at most SCIM_PUBLISHER_BATCH_SIZE) and `capacity` events in flight at most
+    (`unit` times the sink's `concurrency`); claims never ask for more than is free."""
+
+    def __init__(self, name: str, sink: Sink, batch_size: int, workers: int) -> None:
         self.name = name
         self.sink = sink
-        self.capacity = capacity  # events in flight at most
-        self.unit = unit  # events per deliver() call
+        self.unit = max(1, min(batch_size, sink.max_batch))  # events per deliver() call
+        self.capacity = self.unit * max(1, sink.concurrency)  # events in flight at most
+        # Batch mode: each call is one resource's run of versions; claims count resources.
+        self.per_resource = self.unit if sink.per_resource > 1 else 1
         self.in_flight = 0
         self.slot_freed = asyncio.Event()
         self.wake = [asyncio.Event() for _ in range(workers)]
@@ -141,9 +138,10 @@ class Publisher:
         # Who holds a lease: visible in the outbox, unique per process start.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.workers = max(1, settings.publisher_workers)
+        self.policy = RetryPolicy.of(settings)
+        batch = settings.publisher_batch_size
         self.lanes = {
-            name: _Lane(name, sink, *self._shape(name, sink), self.workers)
-            for name, sink in self.sinks.items()
+            name: _Lane(name, sink, batch, self.workers) for name, sink in self.sinks.items()
         }
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
@@ -153,26 +151,19 @@ class Publisher:
         self._recorders: list[asyncio.Task[None]] = []
         self._stop_task: asyncio.Future[None] | None = None
         # Webhook endpoints managed at run time (issue 26): their own tasks, positions, pool.
-        self.endpoints = EndpointDelivery(settings, self.owner, self.metrics, retry_delay)
-
-    def _shape(self, name: str, sink: Sink) -> tuple[int, int]:
-        """(events in flight at most, events per deliver call) for a sink."""
-        batch = self.settings.publisher_batch_size
-        unit = max(1, min(batch, getattr(sink, "max_batch", batch)))
-        if unit == 1:  # one request per event (webhooks): bounded by the sink's concurrency
-            return max(1, getattr(sink, "concurrency", batch)), 1
-        return batch * self.workers, unit
+        self.endpoints = EndpointDelivery(settings, self.owner, self.metrics)
+        self.retention = Retention(settings, self.sinks, self._acquire, self._stopping)
+        self.failure: BaseException | None = None
+        """The unexpected error that stopped this publisher, if one did (see `_watch`)."""
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         for name, lane in self.lanes.items():
             for i in range(self.workers):
-                self._loops.append(
-                    asyncio.create_task(self._claim_loop(lane, i), name=f"publisher:{name}:{i}")
-                )
-            self._recorders.append(
-                asyncio.create_task(self._record_loop(lane), name=f"publisher:{name}:record")
-            )
+                self._loops.append(self._task(self._claim_loop(lane, i), f"publisher:{name}:{i}"))
+            self._recorders.append(self._task(self._record_loop(lane), f"publisher:{name}:record"))
+        self._loops.append(self._task(self.retention.run(), "publisher:retention"))
+        self._loops.append(self._task(self._staging_loop(), "publisher:staging"))
         self._listener = asyncio.create_task(
             listen(
                 self.settings.database_url or "",
@@ -183,8 +174,6 @@ class Publisher:
             ),
             name="publisher:listen",
         )
-        self._loops.append(asyncio.create_task(self._retention_loop(), name="publisher:retention"))
-        self._loops.append(asyncio.create_task(self._staging_loop(), name="publisher:staging"))
         self.endpoints.start()
         log.info(
             "publisher_started",
@@ -193,6 +182,25 @@ class Publisher:
             in_flight={n: lane.capacity for n, lane in self.lanes.items()},
             lease_seconds=self.settings.publisher_lease_seconds,
         )
+
+    def _task(self, coro: Any, name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._watch)
+        return task
+
+    def _watch(self, task: asyncio.Task[None]) -> None:
+        """A loop that ended with an error it does not expect (only database and sink-open
+        errors are retried): logged with its traceback, and the whole publisher stops, so its
+        heartbeat stops too and the supervisor (or the liveness probe) replaces the process
+        instead of leaving a lane half-running. Its events stay pending: nothing is lost."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        log.error("publisher_task_failed", task=task.get_name(), exc_info=exc)
+        if self.failure is None:
+            self.failure = exc
+            self._stopping.set()
+            self.wake()
 
     async def stop(self, deadline: float) -> None:
         """Finish the deliveries in hand within `deadline` seconds, else hand them back (they
@@ -245,7 +253,7 @@ class Publisher:
             async with self._acquire(timeout=2.0) as conn:
                 for name, seqs in abandoned.items():
                     await outbox.release_leases(conn, name, self.owner, seqs)
-        except _DB_ERRORS as exc:  # the leases run out by themselves
+        except DB_ERRORS as exc:  # the leases run out by themselves
             log.warning("publisher_release_failed", error=type(exc).__name__)
 
     def wake(self) -> None:
@@ -293,14 +301,19 @@ class Publisher:
         while not self._stopping.is_set():
             self.metrics.heartbeat(lane.name)  # a hung loop (or process) stops beating
             try:
-                await self._open_sink(lane)
+                await self._open_sink(lane)  # before the claim: OPEN_ERRORS are the sink's
                 free = lane.capacity - lane.in_flight
                 if free <= 0:
                     lane.slot_freed.clear()
                     await self._wait(lane.slot_freed)
                     continue
-                limit = min(settings.publisher_batch_size, free)
-                lane.in_flight += limit  # reserved while the claim runs (other workers see it)
+                limit = min(settings.publisher_batch_size, free // lane.per_resource)
+                if limit <= 0:  # batch mode: not room for a whole run yet
+                    lane.slot_freed.clear()
+                    await self._wait(lane.slot_freed)
+                    continue
+                reserved = limit * lane.per_resource
+                lane.in_flight += reserved  # while the claim runs (other workers see it)
                 try:
                     async with self._acquire() as conn:
                         claimed = await outbox.claim(
@@ -311,17 +324,18 @@ class Publisher:
                             lease_seconds=settings.publisher_lease_seconds,
                             max_attempts=settings.events_max_attempts,
                             start=lane.start,
+                            per_resource=lane.per_resource,
                         )
                     lane.start = outbox.next_start(claimed)
                 finally:
-                    lane.in_flight -= limit
+                    lane.in_flight -= reserved
                 delay = _BACKOFF_FIRST
                 if not claimed:
                     lane.wake[worker].clear()
                     await self._wait(lane.wake[worker], settings.publisher_poll_interval)
                     continue
                 self._dispatch(lane, claimed)
-            except _DB_ERRORS as exc:
+            except DB_ERRORS as exc:
                 log.warning(
                     "publisher_claim_failed",
                     sink=lane.name,
@@ -330,7 +344,7 @@ class Publisher:
                 )
                 await self._sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MAX)
-            except Exception as exc:  # a sink that cannot open (bad config, NATS down, ...)
+            except OPEN_ERRORS as exc:  # a sink that cannot open (bad config, NATS down, ...)
                 log.error(
                     "publisher_sink_error", sink=lane.name, error=type(exc).__name__, retry_in=delay
                 )
@@ -349,8 +363,14 @@ class Publisher:
                 event_ids=[c.event.id for c in dead[:20]],
             )
         live = [c for c in claimed if not c.dead]
-        for i in range(0, len(live), lane.unit):
-            unit = live[i : i + lane.unit]
+        if lane.per_resource > 1:  # batch mode: one call per resource, its run in order
+            runs: dict[str, list[Claimed]] = {}
+            for c in live:
+                runs.setdefault(c.event.subject, []).append(c)
+            units = list(runs.values())
+        else:
+            units = [live[i : i + lane.unit] for i in range(0, len(live), lane.unit)]
+        for unit in units:
             lane.in_flight += len(unit)
             task = asyncio.create_task(self._deliver(lane, unit), name=f"deliver:{lane.name}")
             lane.deliveries[task] = unit
@@ -388,9 +408,9 @@ class Publisher:
             try:
                 async with self._acquire() as conn:
                     await outbox.record(conn, lane.name, self.owner, delivered, failures)
-            except Exception as exc:  # the recorder must outlive any failure, or its lane stops
+            except DB_ERRORS as exc:
                 lane.outcomes[:0] = items  # keep them: written once the database answers
-                (log.warning if isinstance(exc, _DB_ERRORS) else log.error)(
+                log.warning(
                     "publisher_record_failed",
                     sink=lane.name,
                     error=type(exc).__name__,
@@ -408,26 +428,22 @@ class Publisher:
             self._report(lane.name, items, delivered, failures)
 
     def _judge(self, items: Sequence[tuple[Claimed, Outcome]]) -> tuple[list[int], list[Failure]]:
-        settings = self.settings
+        """Delivered seqs and failures to record. One failed outcome shared by a resource's
+        events (a batch-mode run: one request) gets one decision, its first (oldest) event's,
+        so the run stays together: retried after the same delay, or dead-lettered together."""
         now = datetime.now(UTC)
-        max_age = timedelta(hours=settings.events_max_age_hours)
         delivered: list[int] = []
         failures: list[Failure] = []
+        decided: dict[tuple[str, int], Decision] = {}
         for c, o in items:
             if o.ok:
                 delivered.append(c.seq)
                 continue
-            dead = (
-                o.permanent
-                or c.attempts >= settings.events_max_attempts
-                or now - c.created_at > max_age
-            )
-            delay = (
-                0.0
-                if dead
-                else retry_delay(settings.events_retry_schedule, c.attempts, o.retry_after)
-            )
-            failures.append(Failure(c.seq, delay, o.error or "failed", dead))
+            key = (c.event.subject, id(o))
+            decision = decided.get(key)
+            if decision is None:
+                decision = decided[key] = self.policy.decide(o, c.attempts, c.created_at, now)
+            failures.append(Failure(c.seq, decision.delay, o.error or "failed", decision.dead))
         return delivered, failures
 
     def _report(
@@ -473,18 +489,7 @@ class Publisher:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
-    # --- retention ----------------------------------------------------------------------------
-    async def _retention_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.purge_once()
-                await self._warn_orphans()
-            except _DB_ERRORS as exc:
-                log.warning("publisher_retention_failed", error=type(exc).__name__)
-                await self._sleep(10.0)
-                continue
-            await self._sleep(RETENTION_EVERY)
-
+    # --- the guard's staged holds ----------------------------------------------------------
     async def _staging_loop(self) -> None:
         """The guard's staged holds (SCIM_DEPROVISION_GUARD_STAGING_SECONDS): released once due,
         unless their organization's guard tripped meanwhile (provisioning/guard.py)."""
@@ -492,7 +497,7 @@ class Publisher:
             try:
                 async with self._acquire() as conn:
                     released = await guard_store.release_due(conn)
-            except _DB_ERRORS as exc:
+            except DB_ERRORS as exc:
                 log.warning("publisher_staging_failed", error=type(exc).__name__)
                 await self._sleep(5.0)
                 continue
@@ -501,38 +506,9 @@ class Publisher:
                 self.wake()
             await self._sleep(STAGING_EVERY)
 
-    async def _warn_orphans(self) -> None:
-        """Events waiting for a sink this publisher does not serve: a sink removed from the
-        configuration, or API replicas and publishers given different sink settings."""
-        async with self._acquire() as conn:
-            found = await outbox.stats(conn)
-        for s in found:
-            if s.sink not in self.sinks and (s.pending or s.dead):
-                log.warning(
-                    "outbox_sink_not_served",
-                    sink=s.sink,
-                    pending=s.pending,
-                    dead=s.dead,
-                    hint=(
-                        "configure the sink again, or hand its events to a configured sink or "
-                        "discard them: scim-service events orphans --help"
-                    ),
-                )
-
     async def purge_once(self) -> int:
-        """Delete delivered events older than the retention horizon; return how many."""
-        horizon = datetime.now(UTC) - timedelta(days=self.settings.events_retention_days)
-        total = 0
-        async with self._acquire() as conn:
-            while not self._stopping.is_set():
-                n = await outbox.purge_delivered(conn, horizon)
-                total += n
-                if n == 0:
-                    break
-            await guard_store.prune_reductions(conn)
-        if total:
-            log.info("events_purged", count=total, older_than=horizon.isoformat())
-        return total
+        """One retention pass now (events/retention.py); how many events were deleted."""
+        return await self.retention.purge_once()
 
 
 async def _finish(
@@ -553,37 +529,3 @@ async def _finish(
         if not task.cancelled() and task.exception() is not None:
             log.error("publisher_task_failed", task=task.get_name(), error=repr(task.exception()))
     return set(pending)
-
-
-def build_sinks(settings: Settings) -> dict[str, Sink]:
-    """The sinks the settings name (`Settings.sinks`), ready to open."""
-    from scim_service.events.sinks.log import LogSink
-    from scim_service.events.sinks.nats import NatsSink
-    from scim_service.events.sinks.webhook import WebhookSink
-    from scim_service.signing import Signer
-
-    sinks: dict[str, Any] = {}
-    for name in settings.sinks:
-        if name == "webhook":
-            assert settings.webhook_url is not None
-            signer = (
-                Signer(list(settings.webhook_secrets), settings.webhook_signing_key)
-                if settings.webhook_secrets or settings.webhook_signing_key
-                else None
-            )
-            sinks[name] = WebhookSink(
-                settings.webhook_url,
-                signer,
-                timeout=settings.webhook_timeout,
-                concurrency=settings.webhook_concurrency,
-            )
-        elif name == "nats":
-            assert settings.nats_url is not None
-            sinks[name] = NatsSink(
-                settings.nats_url,
-                subject_prefix=settings.nats_subject_prefix,
-                stream=settings.nats_stream,
-            )
-        else:
-            sinks[name] = LogSink()
-    return sinks

@@ -249,6 +249,16 @@ _DATA_ERRORS: tuple[tuple[type[Exception], str], ...] = (
 # asyncpg's client-side DataError (an argument it cannot encode, e.g. an int beyond int4) is
 # an InterfaceError + ValueError not exported at the top level.
 _ClientDataError: type[Exception] = asyncpg.exceptions._base.DataError
+DB_ERRORS: tuple[type[Exception], ...] = (
+    OSError,  # TimeoutError and ConnectionError included
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection left in a bad state by a dying server
+)
+"""What talking to the database may raise when it is away, restarting or refusing: background
+loops (publisher, retention, activity log) catch these, wait and try again; anything else is a
+bug and ends the loop."""
+
 DATA_ERRORS = (asyncpg.DataError, asyncpg.ProgramLimitExceededError, _ClientDataError)
 
 

@@ -179,17 +179,28 @@ async def claim(
     lease_seconds: float,
     max_attempts: int,
     start: uuid.UUID = FIRST_SUBJECT,
+    per_resource: int = 1,
 ) -> list[Claimed]:
     """Lease up to `limit` claimable events of `sink` for `owner`: the heads of the resources'
     queues from subject `start` on, then (if that found fewer) from the first subject; one
     short statement each. The caller moves `start` on (`next_start`) so every resource's turn
-    comes."""
+    comes.
+
+    With `per_resource` > 1 (batch mode), `limit` counts resources, and each claimed head
+    brings the versions right behind it that could be claimed, up to `per_resource` events of
+    the resource in all (a run: see `claim` in outbox.sql); the result is in event order, so a
+    resource's run is in version order."""
     args = (sink, limit, owner, lease_seconds, max_attempts)
-    rows = await conn.fetch(Q["claim"], *args, start)
-    if len(rows) < limit and start != FIRST_SUBJECT:
-        more = await conn.fetch(Q["claim"], sink, limit - len(rows), *args[2:], FIRST_SUBJECT)
+    rows = await conn.fetch(Q["claim"], *args, start, per_resource)
+    heads = len({r["subject"] for r in rows})
+    if heads < limit and start != FIRST_SUBJECT:
+        more = await conn.fetch(
+            Q["claim"], sink, limit - heads, *args[2:], FIRST_SUBJECT, per_resource
+        )
         seen = {r["event_seq"] for r in rows}
-        rows = [*rows, *(r for r in more if r["event_seq"] not in seen)]
+        rows = sorted(
+            [*rows, *(r for r in more if r["event_seq"] not in seen)], key=lambda r: r["event_seq"]
+        )
     return [
         Claimed(
             event=Outbound(

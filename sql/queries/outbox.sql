@@ -41,9 +41,18 @@ SELECT count(*) FROM e;
 -- found. Only a head can be claimable (any earlier version pending, retrying, dead, leased or
 -- held blocks the later ones), so what waits behind a head is never read: claim time depends on
 -- the number of pending subjects, not on how deep their queues are (measured in bench/).
+-- Batch mode ($7 > 1, a webhook sink with SCIM_WEBHOOK_BATCH_MAX): with each claimed head come
+-- the versions right behind it, up to $7 in all, as long as each of them could be claimed on
+-- its own the moment the one before it is delivered (not dead, not held by the guard, due, not
+-- leased, attempts left) and the head itself is not dead-lettered by this claim: the first one
+-- that could not stops the run, so a run is exactly the next $7 (or fewer) versions in order,
+-- what $7 claims one after the other would have handed out. They are read by the same index
+-- (one probe and $7 - 1 rows per head, still nothing further behind). A follower locked by
+-- another transaction (SKIP LOCKED) ends its run there too (`k = n`): never a gap.
 -- Then only the claimed rows are joined to events (MATERIALIZED): driven from events, the
 -- planner would sometimes walk the whole retained history probing the outbox.
--- $1 sink, $2 limit, $3 lease owner, $4 lease seconds, $5 max attempts, $6 first subject.
+-- $1 sink, $2 limit (heads), $3 lease owner, $4 lease seconds, $5 max attempts, $6 first
+-- subject, $7 versions per resource at most (1: heads only).
 WITH RECURSIVE heads AS (
     (SELECT o.subject, o.event_seq
      FROM outbox o
@@ -61,7 +70,7 @@ WITH RECURSIVE heads AS (
         LIMIT 1
     ) n
 ), c AS MATERIALIZED (
-    SELECT o.event_seq
+    SELECT o.event_seq, o.subject, o.resource_version, o.attempts
     FROM heads h
     JOIN outbox o ON o.sink = $1 AND o.event_seq = h.event_seq
     WHERE NOT o.dead
@@ -70,6 +79,37 @@ WITH RECURSIVE heads AS (
       AND (o.lease_until IS NULL OR o.lease_until < now())
     LIMIT $2
     FOR UPDATE OF o SKIP LOCKED
+), behind AS (
+    SELECT b.event_seq, c.subject, b.n
+    FROM c CROSS JOIN LATERAL (
+        SELECT f.event_seq,
+               row_number() OVER (ORDER BY f.resource_version) AS n,
+               bool_and(f.ready) OVER (ORDER BY f.resource_version) AS run
+        FROM (
+            SELECT o.event_seq, o.resource_version,
+                   (NOT o.dead AND NOT o.held AND o.next_attempt_at <= now()
+                    AND (o.lease_until IS NULL OR o.lease_until < now())
+                    AND o.attempts < $5) AS ready
+            FROM outbox o
+            WHERE o.sink = $1 AND o.subject = c.subject
+              AND o.resource_version > c.resource_version
+            ORDER BY o.resource_version
+            LIMIT greatest($7::int - 1, 0)
+        ) f
+    ) b
+    WHERE $7::int > 1 AND c.attempts < $5 AND b.run
+), locked AS MATERIALIZED (
+    SELECT o.event_seq, behind.subject, behind.n
+    FROM behind
+    JOIN outbox o ON o.sink = $1 AND o.event_seq = behind.event_seq
+    FOR UPDATE OF o SKIP LOCKED
+), taken AS (
+    SELECT event_seq FROM c
+    UNION ALL
+    SELECT event_seq
+    FROM (SELECT event_seq, n, row_number() OVER (PARTITION BY subject ORDER BY n) AS k
+          FROM locked) l
+    WHERE l.k = l.n
 ), u AS (
     UPDATE outbox o
     SET attempts = o.attempts + 1,
@@ -82,8 +122,8 @@ WITH RECURSIVE heads AS (
                           THEN 'no outcome recorded after ' || o.attempts || ' attempts'
                                || ' (the publisher stopped mid-delivery each time)'
                           ELSE o.last_error END
-    FROM c
-    WHERE o.sink = $1 AND o.event_seq = c.event_seq
+    FROM taken
+    WHERE o.sink = $1 AND o.event_seq = taken.event_seq
     RETURNING o.event_seq, o.attempts, o.created_at, o.dead
 )
 SELECT u.event_seq, u.attempts, u.created_at, u.dead, e.id, e.type, e.org_id, e.subject, e.payload

@@ -16,7 +16,8 @@ from standardwebhooks import Webhook
 
 from scim_service.app import create_app
 from scim_service.config import Settings
-from scim_service.events.publisher import Publisher, build_sinks
+from scim_service.events.publisher import Publisher
+from scim_service.events.sinks.factory import build_sinks
 from scim_service.signing import verify_v1a
 from scim_service.store.outbox import CHANNEL
 from tests.conftest import Tenant

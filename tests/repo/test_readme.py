@@ -13,7 +13,7 @@ from aiohttp import web
 
 from scim_service.cli import build_parser
 from scim_service.config import Settings, rewrite_readme
-from scim_service.events.publisher import retry_delay
+from scim_service.events.retry import retry_delay
 from scim_service.events.sinks.base import Outbound
 from scim_service.events.sinks.webhook import WebhookSink
 from scim_service.signing import Signer, generate_secret, generate_signing_key

@@ -30,9 +30,12 @@ class LogSink:
 
     name = "log"
     max_batch = 5000
+    per_resource = 1
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, concurrency: int = 2) -> None:
         self._stream = stream
+        self.concurrency = max(1, concurrency)
+        """Batches in flight at most (the factory gives one per claim loop)."""
 
     async def open(self) -> None:
         return None

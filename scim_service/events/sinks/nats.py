@@ -87,6 +87,7 @@ class NatsSink:
 
     name = "nats"
     max_batch = 5000
+    per_resource = 1
 
     def __init__(
         self,
@@ -96,6 +97,7 @@ class NatsSink:
         stream: str = "SCIM_EVENTS",
         connect_timeout: float = 5.0,
         publish_timeout: float = 5.0,
+        concurrency: int = 2,
     ) -> None:
         servers = [part.strip() for part in url.split(",") if part.strip()]
         if not servers:
@@ -109,6 +111,8 @@ class NatsSink:
             raise ValueError("NATS stream name must not contain '.', '*', '>', slashes or spaces")
         if not connect_timeout > 0 or not publish_timeout > 0:
             raise ValueError("NATS timeouts must be positive")
+        self.concurrency = max(1, concurrency)
+        """Batches in flight at most (the factory gives one per claim loop)."""
         self._servers = servers
         self._origins = _origins(url)
         self._prefix = subject_prefix

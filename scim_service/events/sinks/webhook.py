@@ -22,6 +22,7 @@ import email.utils
 import errno
 import math
 import time
+import uuid
 from collections.abc import Sequence
 from datetime import UTC
 
@@ -33,9 +34,18 @@ from scim_service.events.sinks.base import MAX_RETRY_AFTER, OK, Outbound, Outcom
 from scim_service.logs import get_logger
 from scim_service.signing import Signer
 
-__all__ = ["CONTENT_TYPE", "MAX_RETRY_AFTER", "WebhookSink", "parse_retry_after"]
+__all__ = [
+    "BATCH_CONTENT_TYPE",
+    "CONTENT_TYPE",
+    "MAX_RETRY_AFTER",
+    "WebhookSink",
+    "parse_retry_after",
+]
 
 CONTENT_TYPE = "application/cloudevents+json"
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+"""CloudEvents JSON batch mode (JSON event format §4): a JSON array of structured events."""
+_BATCH_IDS = uuid.UUID("5d0f3a52-7c1e-4e8e-9b0a-3f1d2c6b8e41")  # namespace of batch webhook-ids
 
 # Servers close idle keep-alive connections (Node.js after 5 s by default); dropping ours a
 # little earlier avoids reusing one the server is closing, which would fail a POST.
@@ -85,7 +95,10 @@ class WebhookSink:
     name = "webhook"
     max_batch = 1
     """The publisher hands over one event per call: each request is its own task, so a slow
-    receiver answer holds up no other event (see events/publisher.py)."""
+    receiver answer holds up no other event (see events/publisher.py). In batch mode
+    (`batch_max` > 1) up to `batch_max` consecutive versions of one resource per call, sent as
+    one CloudEvents batch request."""
+    per_resource = 1
 
     def __init__(
         self,
@@ -96,6 +109,7 @@ class WebhookSink:
         concurrency: int = 32,
         user_agent: str = "scim-service",
         resolver: aiohttp.abc.AbstractResolver | None = None,
+        batch_max: int = 1,
     ) -> None:
         parsed = URL(url)
         if parsed.scheme not in ("http", "https") or not parsed.host:
@@ -104,6 +118,10 @@ class WebhookSink:
             raise ValueError("webhook timeout must be positive")
         if concurrency < 1:
             raise ValueError("webhook concurrency must be at least 1")
+        if batch_max < 1:
+            raise ValueError("webhook batch size must be at least 1")
+        if batch_max > 1:
+            self.max_batch = self.per_resource = batch_max
         self._url = parsed
         self._signer = signer
         self._timeout = float(timeout)
@@ -155,28 +173,43 @@ class WebhookSink:
         session, semaphore = self._session, self._semaphore
         if session is None or semaphore is None or session.closed:
             return [Outcome(ok=False, error="sink not open")] * len(batch)
-        posts = (self._post(session, semaphore, event) for event in batch)
+        if self.per_resource > 1:  # batch mode: one request, one outcome for all
+            body = b"[" + b",".join(event.payload for event in batch) + b"]"
+            msg_id = str(uuid.uuid5(_BATCH_IDS, ",".join(event.id for event in batch)))
+            outcome = await self._post(session, semaphore, msg_id, body, BATCH_CONTENT_TYPE)
+            return [outcome] * len(batch)
+        posts = (
+            self._post(session, semaphore, event.id, event.payload, CONTENT_TYPE) for event in batch
+        )
         return list(await asyncio.gather(*posts))
 
-    def _headers(self, event: Outbound) -> dict[str, str]:
+    def _headers(self, msg_id: str, body: bytes, content_type: str) -> dict[str, str]:
         if self._signer is not None:
-            headers = self._signer.headers(event.id, event.payload)
+            headers = self._signer.headers(msg_id, body)
         else:
-            headers = {"webhook-id": event.id, "webhook-timestamp": str(int(time.time()))}
-        headers["Content-Type"] = CONTENT_TYPE
+            headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(time.time()))}
+        headers["Content-Type"] = content_type
         return headers
 
     async def _post(
-        self, session: aiohttp.ClientSession, semaphore: asyncio.Semaphore, event: Outbound
+        self,
+        session: aiohttp.ClientSession,
+        semaphore: asyncio.Semaphore,
+        msg_id: str,
+        body: bytes,
+        content_type: str,
     ) -> Outcome:
+        """One request: an event's payload with its id as `webhook-id`, or a batch (a JSON
+        array of payloads) with an id derived from its events' ids (the same events, the same
+        id); signed over exactly the bytes sent."""
         async with semaphore:
-            try:
-                headers = self._headers(event)  # signed now: the timestamp is the attempt's
+            try:  # signed now: the timestamp is the attempt's
+                headers = self._headers(msg_id, body, content_type)
             except ValueError:
                 return Outcome(ok=False, permanent=True, error="event id unusable as webhook-id")
             try:
                 async with session.post(
-                    self._url, data=event.payload, headers=headers, allow_redirects=False
+                    self._url, data=body, headers=headers, allow_redirects=False
                 ) as response:
                     status = response.status
                     retry_after = response.headers.get("Retry-After")

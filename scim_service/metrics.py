@@ -120,7 +120,7 @@ class Metrics:
     def __init__(self, sinks: tuple[str, ...] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.shared_dir = multiprocess_dir()
-        restarts.register(r, self.shared_dir)
+        restarts.register(self.registry, self.shared_dir)
         if self.shared_dir is None:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)

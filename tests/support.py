@@ -22,14 +22,15 @@ import asyncpg
 import msgspec
 import pytest
 from aiohttp import web
+from standardwebhooks import Webhook
 
 from scim_service.config import Settings
 from scim_service.events import envelope
 from scim_service.events.emitter import Emitter
-from scim_service.signing import generate_secret, generate_signing_key
+from scim_service.signing import generate_secret, generate_signing_key, verify_v1a
 from scim_service.store import outbox
 from scim_service.store.db import connect
-from tests.conftest import REPO, Tenant
+from tests.conftest import REPO, Tenant, with_database
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 # The documented shape of every event type, one JSON file each (README "Consuming events").
@@ -273,6 +274,22 @@ SECRET = generate_secret()
 SIGNING_KEY, PUBLIC_KEY = generate_signing_key()
 
 
+def verified(
+    body: bytes, headers: dict[str, str], secret: str = SECRET, public_key: str = PUBLIC_KEY
+) -> Any:
+    """The delivered JSON once both signatures check: v1 (HMAC) with the standardwebhooks
+    library (raises when invalid), v1a (Ed25519) with the public key."""
+    payload = Webhook(secret).verify(body, headers)
+    assert verify_v1a(
+        public_key,
+        headers["webhook-id"],
+        headers["webhook-timestamp"],
+        body,
+        headers["webhook-signature"],
+    ), "the v1a signature does not verify"
+    return payload
+
+
 class Receiver:
     """A webhook endpoint that records deliveries; `respond` decides each answer."""
 
@@ -509,3 +526,18 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[str, web.Applicatio
         yield f"http://127.0.0.1:{port}", app
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def empty_database(pg_server: str, name: str) -> AsyncIterator[str]:
+    """A database `name` of its own with no schema at all (not from the template): its DSN;
+    dropped on the way out."""
+    conn = await asyncpg.connect(pg_server)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    try:
+        yield with_database(pg_server, name)
+    finally:
+        conn = await asyncpg.connect(pg_server)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()

@@ -12,20 +12,16 @@ from scim_service.app import create_app
 from scim_service.config import Settings
 from scim_service.store import migrate
 from scim_service.store.db import connect
-from tests.conftest import _SESSION, with_database
+from tests.conftest import _SESSION
+from tests.support import empty_database
 
 
 @pytest.fixture(name="empty_db")
 async def fixture_empty_db(pg_server: str) -> AsyncIterator[str]:
     """A database with no schema at all (not from the template)."""
     name = f"scim_empty_{_SESSION}_{id(asyncio.current_task())}"
-    conn = await asyncpg.connect(pg_server)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    yield with_database(pg_server, name)
-    conn = await asyncpg.connect(pg_server)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await conn.close()
+    async with empty_database(pg_server, name) as dsn:
+        yield dsn
 
 
 async def test_migrate_is_idempotent(empty_db: str) -> None:

@@ -16,7 +16,8 @@ import pytest
 from scim_service.store import migrate
 from scim_service.store.db import QUERIES as Q
 from scim_service.store.db import connect
-from tests.conftest import _SESSION, with_database
+from tests.conftest import _SESSION
+from tests.support import empty_database
 
 EVENTS = 1_000_000
 MAX_WAIT = 2.0
@@ -36,14 +37,8 @@ SELECT 'log', seq, subject, resource_version FROM e
 async def fixture_big_db(pg_server: str) -> AsyncIterator[str]:
     """A database of its own at version 7 with one organization, one token and a million
     events."""
-    name = f"scim_online_{_SESSION}"
-    admin = await asyncpg.connect(pg_server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    yield with_database(pg_server, name)
-    admin = await asyncpg.connect(pg_server)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async with empty_database(pg_server, f"scim_online_{_SESSION}") as dsn:
+        yield dsn
 
 
 @pytest.mark.slow

@@ -183,6 +183,11 @@ class TooManyRequests(ScimError):
         self.retry_after = retry_after
 
 
+# Unavailable.reason of a lock another transaction held past the lock timeout: contention on one
+# resource, logged and counted apart from the database being away (http/middleware.py).
+LOCK_TIMEOUT = "lock_timeout"
+
+
 class Unavailable(ScimError):
     """503: the database (or another dependency) cannot serve now. IdPs retry on a 503 that
     carries `Retry-After` (RFC 9110 §15.6.4), so it always does."""

@@ -127,7 +127,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         await authenticate(request)
         resp = await handler(request)
     except errors.ScimError as exc:
-        if isinstance(exc, errors.Unavailable) and exc.reason == LOCK_TIMEOUT:
+        if isinstance(exc, errors.Unavailable) and exc.reason == errors.LOCK_TIMEOUT:
             _lock_timed_out(request)
         resp = error_response(request, exc)
     except web.HTTPException as exc:
@@ -147,7 +147,9 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         if translated is None:
             log.exception("unhandled_error", method=request.method, route=_route_template(request))
             translated = errors.InternalError(f"Internal server error (request id {rid})")
-        elif isinstance(translated, errors.Unavailable) and translated.reason == LOCK_TIMEOUT:
+        elif (
+            isinstance(translated, errors.Unavailable) and translated.reason == errors.LOCK_TIMEOUT
+        ):
             _lock_timed_out(request)
         elif isinstance(translated, errors.Unavailable):
             log.warning("database_unavailable", reason=translated.reason, error=type(exc).__name__)
@@ -157,17 +159,14 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     return await _finish(request, resp, rid, started)
 
 
-LOCK_TIMEOUT = "lock_timeout"
-
-
 def _lock_timed_out(request: web.Request) -> None:
     """A row lock another transaction held past SCIM_DB_REQUEST_LOCK_TIMEOUT: contention on one
     resource (503 with Retry-After), not the database going away, so it is logged and counted
     as such (`scim_rejected_requests_total{status="503",reason="lock_timeout"}`)."""
-    log.info("resource_busy", reason=LOCK_TIMEOUT, route=_route_template(request))
+    log.info("resource_busy", reason=errors.LOCK_TIMEOUT, route=_route_template(request))
     metrics = request.app.get(METRICS)
     if metrics is not None:
-        metrics.rejected(503, LOCK_TIMEOUT)
+        metrics.rejected(503, errors.LOCK_TIMEOUT)
 
 
 def _client_gone(request: web.Request, exc: Exception) -> bool:

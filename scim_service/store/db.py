@@ -336,7 +336,7 @@ def as_unavailable(exc: BaseException) -> errors.Unavailable | None:
         )
     if isinstance(exc, asyncpg.LockNotAvailableError):  # 55P03: lock_timeout
         return errors.Unavailable(
-            "The resource is busy; retry later", retry_after=1, reason="lock_timeout"
+            "The resource is busy; retry later", retry_after=1, reason=errors.LOCK_TIMEOUT
         )
     if isinstance(exc, asyncpg.IdleInTransactionSessionTimeoutError):
         return errors.Unavailable(
